@@ -1,0 +1,25 @@
+# `make test` creates .venv on a fresh machine and runs the test suite.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: venv test test-fast clean
+
+venv: $(VENV)/.installed
+
+# torch and torchvision are pinned: these two releases are served from local
+# files here, any other downloads gigabytes. basicsr 1.4.2 ships only an sdist
+# whose setup.py wants torch at build time, hence --no-build-isolation after torch.
+$(VENV)/.installed: setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q --no-build-isolation basicsr==1.4.2
+	$(PY) -m pip install -q --no-build-isolation -e '.[test]'
+	touch $@
+
+test: venv
+	$(PY) -m pytest -q tests
+
+clean:
+	rm -rf $(VENV) build *.egg-info

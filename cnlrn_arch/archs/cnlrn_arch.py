@@ -1,0 +1,73 @@
+"""CNLRN: cascaded non-local residual network (Bai et al., CVPRW 2021).
+
+Blurry LR image -> :class:`DeblurNet` (sharp LR features) ->
+:class:`NonLocalResidualNet` (x4 image). Attribute names (``DeblurNet``,
+``SRNet``) match the authors' release, whose weights load strictly.
+"""
+import math
+
+from torch import nn
+
+from basicsr.utils.registry import ARCH_REGISTRY
+from .arch_util import check_positive, pad_to_multiple
+from .deblur_arch import DeblurNet
+from .nlrn_arch import NonLocalResidualNet
+from .nonlocal_attention import ATTN_IMPLS
+
+# the encoder of DeblurNet halves the resolution twice
+DEBLUR_MULTIPLE = 4
+
+
+@ARCH_REGISTRY.register()
+class CNLRN(nn.Module):
+    """Restore a sharp 4x HR image from a blurry LR one.
+
+    Args:
+        n_colors: image channels (3 for RGB in [0, 1]).
+        n_deblur_blocks: residual blocks in the deblurring bottleneck.
+        n_nlrgs_body: non-local residual groups of the LR reconstruction stage.
+        n_nlrgs_up1: groups refining at LR before the first x2 upsampling.
+        n_nlrgs_up2: groups refining at 2x before the second x2 upsampling.
+        n_subgroups: sub-groups (non-local block + RCABs) per group.
+        n_rcabs: residual channel attention blocks per sub-group.
+        n_feats: feature channels; divisible by the number of attention heads
+            and at least 16 (channel attention reduces by 16).
+        nonlocal_psize: patch size of each attention head; its length is the
+            number of heads.
+        scale: upscaling factor; the architecture is built for 4 only.
+        attn_impl: 'sdpa' (fused ``scaled_dot_product_attention``, default) or
+            'naive' (explicit score matrix, as released; for comparisons).
+
+    Any input size works: sides that are not multiples of 4 (and of every
+    patch size) are reflect-padded and the output is cropped to 4H x 4W.
+    """
+
+    def __init__(self, n_colors=3, n_deblur_blocks=20, n_nlrgs_body=6, n_nlrgs_up1=2, n_nlrgs_up2=2, n_subgroups=2,
+                 n_rcabs=4, n_feats=64, nonlocal_psize=(4, 4, 4, 4), scale=4, attn_impl='sdpa'):
+        super().__init__()
+        check_positive(
+            n_colors=n_colors, n_deblur_blocks=n_deblur_blocks, n_nlrgs_body=n_nlrgs_body, n_nlrgs_up1=n_nlrgs_up1,
+            n_nlrgs_up2=n_nlrgs_up2, n_subgroups=n_subgroups, n_rcabs=n_rcabs, n_feats=n_feats)
+        if scale != 4:
+            raise ValueError(f'CNLRN upsamples x4 only (two x2 stages), got scale={scale!r}')
+        patch_sizes = tuple(nonlocal_psize)
+        if not patch_sizes:
+            raise ValueError('nonlocal_psize needs at least one patch size (one per attention head)')
+        check_positive(**{f'nonlocal_psize[{i}]': p for i, p in enumerate(patch_sizes)})
+        if n_feats % len(patch_sizes):
+            raise ValueError(f'n_feats={n_feats} must be divisible by the number of attention heads '
+                             f'len(nonlocal_psize)={len(patch_sizes)}')
+        if n_feats < 16:
+            raise ValueError(f'n_feats={n_feats} must be at least 16 (channel attention reduces channels by 16)')
+        if attn_impl not in ATTN_IMPLS:
+            raise ValueError(f'attn_impl must be one of {ATTN_IMPLS}, got {attn_impl!r}')
+        self.scale = scale
+        self.size_multiple = math.lcm(DEBLUR_MULTIPLE, *patch_sizes)
+        self.DeblurNet = DeblurNet(n_colors, n_feats, n_deblur_blocks)
+        self.SRNet = NonLocalResidualNet(n_colors, n_feats, n_nlrgs_body, n_nlrgs_up1, n_nlrgs_up2, n_subgroups,
+                                         n_rcabs, patch_sizes, attn_impl)
+
+    def forward(self, x):
+        height, width = x.shape[-2:]
+        out = self.SRNet(self.DeblurNet(pad_to_multiple(x, self.size_multiple)))
+        return out[..., :height * self.scale, :width * self.scale]

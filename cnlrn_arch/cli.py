@@ -1,0 +1,40 @@
+"""The ``cnlrn`` command: this project's own tools (data preparation, demo,
+inference, benchmarks), one subcommand each."""
+import argparse
+import importlib
+import sys
+
+from .utils.errors import UserError
+from .version import __version__
+
+# modules under cnlrn_arch/tools, each with add_parser(subparsers) that sets ``func``
+TOOLS = ()
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog='cnlrn',
+        description='Tools of the CNLRN BasicSR plugin. Training and testing run through '
+        "BasicSR's runner: 'basicsr train -opt options/joint.yml'.")
+    parser.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
+    subparsers = parser.add_subparsers(dest='command', metavar='COMMAND')
+    for name in TOOLS:
+        importlib.import_module(f'{__package__}.tools.{name}').add_parser(subparsers)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return args.func(args)
+    except UserError as err:
+        print(f'cnlrn {args.command}: error: {err}', file=sys.stderr)
+        return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,6 @@
+"""Losses: importing a ``*_loss.py`` module here registers it in LOSS_REGISTRY."""
+from os import path as osp
+
+from ..autoimport import import_modules
+
+import_modules(__name__, osp.dirname(osp.abspath(__file__)), '_loss')

@@ -1,0 +1,6 @@
+"""Models: importing a ``*_model.py`` module here registers it in MODEL_REGISTRY."""
+from os import path as osp
+
+from ..autoimport import import_modules
+
+import_modules(__name__, osp.dirname(osp.abspath(__file__)), '_model')

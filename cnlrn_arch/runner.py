@@ -1,0 +1,78 @@
+"""The ``basicsr`` command: BasicSR's own train/test pipelines, plugins loaded.
+
+``basicsr train -opt X.yml [--launcher ...] [--auto_resume] [--debug]
+[--force_yml ...]`` runs ``basicsr.train.train_pipeline`` with the current
+directory as root, so ``experiments/``, ``results/`` and ``tb_logger/`` appear
+where the user stands. Before that it imports every package that declares
+itself in the ``basicsr.plugins`` entry-point group (this one first), so any
+BasicSR plugin's networks, data sets, losses and models are available.
+"""
+import argparse
+import importlib
+import os
+import sys
+from importlib.metadata import entry_points
+
+from .utils.errors import UserError
+
+PLUGIN_GROUP = 'basicsr.plugins'
+OWN_PLUGIN = 'cnlrn_arch'
+
+
+def load_plugins():
+    """Import this project, then every other registered BasicSR plugin."""
+    importlib.import_module(OWN_PLUGIN)
+    for entry in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
+        if entry.value != OWN_PLUGIN:
+            importlib.import_module(entry.value)
+
+
+def run_pipeline(phase, argv, prog):
+    """Run BasicSR's ``phase`` pipeline ('train' or 'test') on BasicSR-style ``argv``."""
+    load_plugins()
+    from basicsr.test import test_pipeline
+    from basicsr.train import train_pipeline
+
+    from .utils.option_check import check_options
+
+    if not any(a in ('-h', '--help') for a in argv):
+        check_options(_option_path(argv, prog), is_train=phase == 'train')
+    # BasicSR's parse_options reads sys.argv itself
+    sys.argv = [prog] + list(argv)
+    pipeline = train_pipeline if phase == 'train' else test_pipeline
+    pipeline(os.getcwd())
+
+
+def _option_path(argv, prog):
+    parser = argparse.ArgumentParser(prog=prog, add_help=False)
+    parser.add_argument('-opt', required=True, help='Path to option YAML file.')
+    known, _ = parser.parse_known_args(argv)
+    return known.opt
+
+
+def run_entry_point(phase, argv, prog):
+    """Run a pipeline; user errors become one line on stderr and exit code 2."""
+    try:
+        run_pipeline(phase, argv, prog)
+    except UserError as err:
+        print(f'{prog}: error: {err}', file=sys.stderr)
+        sys.exit(2)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(
+        prog='basicsr',
+        description='Run BasicSR training or testing from an option YAML, with all installed plugins loaded.',
+        epilog="Run 'basicsr train --help' or 'basicsr test --help' for the pipeline's own options.")
+    parser.add_argument('phase', choices=['train', 'test'], help='which BasicSR pipeline to run')
+    parser.add_argument('args', nargs=argparse.REMAINDER, help='arguments for that pipeline (-opt FILE ...)')
+    if not argv or argv[0] in ('-h', '--help'):
+        parser.print_help()
+        sys.exit(0 if argv else 2)
+    ns = parser.parse_args(argv[:1])
+    run_entry_point(ns.phase, argv[1:], f'basicsr {ns.phase}')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,42 @@
+"""CNLRN for BasicSR: install with ``make venv`` (pins torch; see README)."""
+import os
+
+from setuptools import find_packages, setup
+
+here = os.path.dirname(os.path.abspath(__file__))
+version = {}
+with open(os.path.join(here, 'cnlrn_arch', 'version.py'), encoding='utf-8') as f:
+    exec(f.read(), version)
+with open(os.path.join(here, 'README.md'), encoding='utf-8') as f:
+    long_description = f.read()
+
+setup(
+    name='cnlrn_arch',
+    version=version['__version__'],
+    description='CNLRN (cascaded non-local residual network for super-resolving blurry images) as a BasicSR plugin',
+    long_description=long_description,
+    long_description_content_type='text/markdown',
+    packages=find_packages(include=['cnlrn_arch', 'cnlrn_arch.*']),
+    python_requires='>=3.9',
+    install_requires=[
+        'torch',
+        'torchvision',
+        'basicsr==1.4.2',
+        'numpy',
+        'opencv-python',
+        'lmdb',
+        'pyyaml',
+        'tensorboard',
+        'tqdm',
+        'scikit-image',
+    ],
+    extras_require={'test': ['pytest']},
+    entry_points={
+        'console_scripts': [
+            'basicsr=cnlrn_arch.runner:main',
+            'cnlrn=cnlrn_arch.cli:main',
+        ],
+        # the basicsr runner imports every package listed in this group
+        'basicsr.plugins': ['cnlrn=cnlrn_arch'],
+    },
+)

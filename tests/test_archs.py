@@ -1,0 +1,108 @@
+"""Unit tests of the networks: released keys, released outputs, sizes, errors."""
+import os
+
+import pytest
+import torch
+
+import cnlrn_arch  # noqa: F401  registers the networks
+from basicsr.utils.registry import ARCH_REGISTRY
+from cnlrn_arch.archs.cnlrn_arch import CNLRN
+from cnlrn_arch.archs.deblur_arch import CNLRNPreDeblur
+from conftest import DATA_DIR
+
+SMALL = dict(n_deblur_blocks=1, n_nlrgs_body=1, n_nlrgs_up1=1, n_nlrgs_up2=1, n_subgroups=1, n_rcabs=1, n_feats=16)
+
+
+def reference_keys(name):
+    with open(os.path.join(DATA_DIR, name), encoding='utf-8') as f:
+        rows = f.read().splitlines()[1:]
+    return [tuple(row.split('\t')) for row in rows]
+
+
+def key_shapes(net):
+    return [(k, 'x'.join(str(d) for d in v.shape)) for k, v in net.state_dict().items()]
+
+
+@pytest.mark.parametrize('arch, tsv', [('CNLRN', 'cnlrn_default_keys.tsv'),
+                                       ('CNLRNPreDeblur', 'predeblur_default_keys.tsv')])
+def test_default_keys_match_release(arch, tsv):
+    net = ARCH_REGISTRY.get(arch)()
+    assert key_shapes(net) == reference_keys(tsv)
+
+
+def test_default_parameter_count():
+    net = CNLRN()
+    assert sum(p.numel() for p in net.parameters()) == 83_063_491
+    assert sum(p.numel() for p in net.DeblurNet.parameters()) == 73_090_624
+
+
+@pytest.fixture(scope='module')
+def fixture():
+    return torch.load(os.path.join(DATA_DIR, 'cnlrn_small_fixture.pt'), weights_only=True)
+
+
+@pytest.mark.parametrize('attn_impl', ['sdpa', 'naive'])
+def test_small_fixture_reproduces_release(fixture, attn_impl):
+    net = CNLRN(**fixture['config'], attn_impl=attn_impl).eval()
+    net.load_state_dict(fixture['state_dict'], strict=True)
+    with torch.inference_mode():
+        out = net(fixture['input'])
+    assert out.shape == fixture['output'].shape
+    assert (out - fixture['output']).abs().max().item() < 1e-5
+
+
+@pytest.mark.parametrize('size, expected', [((1, 3, 17, 23), (1, 3, 68, 92)), ((2, 3, 5, 3), (2, 3, 20, 12)),
+                                            ((1, 3, 16, 24), (1, 3, 64, 96))])
+def test_any_input_size(size, expected):
+    net = CNLRN(**SMALL).eval()
+    with torch.inference_mode():
+        assert tuple(net(torch.rand(size)).shape) == expected
+
+
+def test_multiple_of_four_is_not_padded(fixture):
+    """Multiples of 4 reach the deblurring module as they are; others are padded."""
+    net = CNLRN(**fixture['config']).eval()
+    net.load_state_dict(fixture['state_dict'])
+    calls = []
+    net.DeblurNet.register_forward_pre_hook(lambda module, args: calls.append(tuple(args[0].shape)))
+    with torch.inference_mode():
+        net(fixture['input'])
+        net(torch.rand(1, 3, 17, 23))
+    assert calls == [(2, 3, 16, 24), (1, 3, 20, 24)]
+
+
+def test_predeblur_keeps_size():
+    net = CNLRNPreDeblur(n_feats=8, n_deblur_blocks=1).eval()
+    with torch.inference_mode():
+        assert net(torch.rand(1, 3, 10, 13)).shape == (1, 3, 10, 13)
+
+
+def test_sdpa_and_naive_attention_agree():
+    torch.manual_seed(0)
+    config = dict(SMALL, nonlocal_psize=(2, 4, 2, 4))
+    sdpa = CNLRN(**config, attn_impl='sdpa').eval()
+    naive = CNLRN(**config, attn_impl='naive').eval()
+    naive.load_state_dict(sdpa.state_dict())
+    x = torch.rand(2, 3, 16, 24)
+    with torch.inference_mode():
+        assert (sdpa(x) - naive(x)).abs().max().item() < 1e-5
+
+
+def test_mixed_patch_sizes_pad_to_common_multiple():
+    net = CNLRN(**dict(SMALL, nonlocal_psize=(8, 8, 2, 2))).eval()
+    with torch.inference_mode():
+        assert net(torch.rand(1, 3, 12, 20)).shape == (1, 3, 48, 80)
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(n_feats=30), 'divisible by the number of attention heads'),
+    (dict(scale=2), 'x4 only'),
+    (dict(n_feats=8, nonlocal_psize=(4, 4)), 'at least 16'),
+    (dict(n_rcabs=0), 'n_rcabs must be a positive integer'),
+    (dict(nonlocal_psize=()), 'at least one patch size'),
+    (dict(nonlocal_psize=(4, 0, 4, 4)), r'nonlocal_psize\[1\]'),
+    (dict(attn_impl='flash'), 'attn_impl must be one of'),
+])
+def test_constructor_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        CNLRN(**kwargs)

@@ -1,0 +1,66 @@
+"""The ``basicsr`` and ``cnlrn`` commands: usage, plugin loading and option errors."""
+import subprocess
+
+import pytest
+
+from conftest import command
+
+
+def run(*args, cwd=None):
+    return subprocess.run(list(args), capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+@pytest.mark.parametrize('argv', [('basicsr', '--help'), ('basicsr', 'train', '--help'), ('basicsr', 'test', '--help'),
+                                  ('cnlrn', '--help')])
+def test_help_prints_usage(argv):
+    result = run(command(argv[0]), *argv[1:])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith('usage:')
+    if argv[1:2] in (('train', ), ('test', )):
+        assert '-opt OPT' in result.stdout and '--auto_resume' in result.stdout
+
+
+def test_cnlrn_version():
+    result = run(command('cnlrn'), '--version')
+    assert result.returncode == 0 and result.stdout.strip() == 'cnlrn 0.1.0'
+
+
+def test_plugin_entry_point_is_declared():
+    from importlib.metadata import entry_points
+    assert 'cnlrn_arch' in [e.value for e in entry_points(group='basicsr.plugins')]
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert 'Traceback' not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_missing_option_file(tmp_path):
+    result = run(command('basicsr'), 'train', '-opt', str(tmp_path / 'absent.yml'))
+    assert_one_line_error(result, 'option file not found', 'absent.yml')
+
+
+def test_yaml_syntax_error_names_line(tmp_path):
+    opt = tmp_path / 'broken.yml'
+    opt.write_text('name: x\nmodel_type: SRModel\n  oops: [\n')
+    result = run(command('basicsr'), 'test', '-opt', str(opt))
+    assert_one_line_error(result, 'broken.yml:3:', 'invalid YAML')
+
+
+def test_unregistered_arch_lists_registered_ones(tmp_path):
+    opt = tmp_path / 'arch.yml'
+    opt.write_text('name: x\nmodel_type: SRModel\nnum_gpu: 0\nnetwork_g:\n  type: CNLRNN\n'
+                   'datasets:\n  test_1:\n    type: PairedImageDataset\npath: {}\n')
+    result = run(command('basicsr'), 'test', '-opt', str(opt))
+    assert_one_line_error(result, "network 'CNLRNN' is not registered", 'CNLRN, CNLRNPreDeblur', 'RCAN')
+
+
+def test_missing_required_key(tmp_path):
+    opt = tmp_path / 'nodata.yml'
+    opt.write_text('name: x\nmodel_type: SRModel\nnetwork_g:\n  type: CNLRN\n')
+    result = run(command('basicsr'), 'test', '-opt', str(opt))
+    assert_one_line_error(result, 'missing required option datasets')
