@@ -33,7 +33,10 @@ def run_pipeline(phase, argv, prog):
     from basicsr.test import test_pipeline
     from basicsr.train import train_pipeline
 
+    from .utils import basicsr_patches
     from .utils.option_check import check_options
+
+    basicsr_patches.apply()
 
     if not any(a in ('-h', '--help') for a in argv):
         check_options(_option_path(argv, prog), is_train=phase == 'train')

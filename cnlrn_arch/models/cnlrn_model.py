@@ -1,0 +1,161 @@
+"""Two-stage training of CNLRN on BasicSR's SRModel.
+
+``train: {stage: pretrain}``: network ``CNLRNPreDeblur``, input ``lq``,
+target ``gt_lr`` (the sharp LR frame), L1.
+``train: {stage: joint}``: network ``CNLRN``, target ``gt``, L1 + Sobel
+gradient loss; ``path: {pretrain_network_deblur: ...}`` initialises the
+deblurring module from a pre-training checkpoint; ``optim_g: {lr_deblur: ...}``
+gives that module its own learning rate.
+"""
+from collections import OrderedDict
+
+import torch
+from torch.nn.parallel import DataParallel, DistributedDataParallel
+
+from basicsr.losses import build_loss
+from basicsr.models.sr_model import SRModel
+from basicsr.utils import get_root_logger
+from basicsr.utils.registry import MODEL_REGISTRY
+from ..utils.errors import UserError
+from ..utils.self_ensemble import self_ensemble
+from ..utils.weights import load_into, read_state_dict
+
+STAGES = ('pretrain', 'joint')
+DEBLUR_PREFIX = 'DeblurNet.'
+
+
+@MODEL_REGISTRY.register()
+class CNLRNModel(SRModel):
+    """SRModel with CNLRN's two training stages.
+
+    Options beyond SRModel's:
+        train.stage: 'pretrain' or 'joint' (default 'joint').
+        train.grad_opt: optional second loss (``GradientLoss``) added to pixel_opt.
+        train.optim_g.lr_deblur: learning rate of ``DeblurNet`` in joint training
+            (default: the same as ``lr``).
+        path.pretrain_network_deblur / path.param_key_deblur: pre-training
+            checkpoint loaded into ``DeblurNet`` only (image head dropped).
+        val.self_ensemble: average over the 8 flips/rotations when testing.
+    """
+
+    def __init__(self, opt):
+        self.stage = self._stage(opt)
+        # the pre-training network outputs the sharp LR image
+        self.target_key = 'gt_lr' if self.stage == 'pretrain' else 'gt'
+        super().__init__(opt)
+        deblur_path = self.opt['path'].get('pretrain_network_deblur')
+        if deblur_path is not None:
+            self.load_deblur_network(deblur_path, self.opt['path'].get('param_key_deblur', 'params'))
+
+    @staticmethod
+    def _stage(opt):
+        train_opt = opt.get('train') or {}
+        stage = train_opt.get('stage')
+        if stage is None:
+            stage = 'pretrain' if opt['network_g'].get('type') == 'CNLRNPreDeblur' else 'joint'
+        if stage not in STAGES:
+            raise UserError(f'train:stage must be one of {STAGES}, got {stage!r}')
+        expected = 'CNLRNPreDeblur' if stage == 'pretrain' else None
+        net_type = opt['network_g'].get('type')
+        if (expected is not None) != (net_type == 'CNLRNPreDeblur'):
+            need = 'CNLRNPreDeblur' if expected else 'a super-resolution network (e.g. CNLRN)'
+            raise UserError(f'train:stage {stage!r} needs network_g:type {need}, got {net_type!r}')
+        return stage
+
+    # -- network placement and loading ---------------------------------------------------------
+
+    def model_to_device(self, net):
+        """Like BaseModel's, but DistributedDataParallel also works on CPU (gloo)."""
+        net = net.to(self.device)
+        if self.opt['dist']:
+            device_ids = [torch.cuda.current_device()] if self.device.type == 'cuda' else None
+            net = DistributedDataParallel(
+                net, device_ids=device_ids, find_unused_parameters=self.opt.get('find_unused_parameters', False))
+        elif self.opt['num_gpu'] > 1:
+            net = DataParallel(net)
+        return net
+
+    def load_network(self, net, load_path, strict=True, param_key='params'):
+        """BaseModel.load_network with ``weights_only=True`` and one-line errors."""
+        state_dict = read_state_dict(load_path, param_key)
+        net = self.get_bare_model(net)
+        mismatch = load_into(net, state_dict, load_path, strict)
+        logger = get_root_logger()
+        logger.info(f'Loaded {type(net).__name__} from {load_path} (param key {param_key!r}).')
+        if mismatch:
+            logger.warning(f'Non-strict load, skipped: {mismatch}')
+
+    def load_deblur_network(self, path, param_key):
+        """Load the ``DeblurNet`` weights of a pre-training checkpoint; drop the rest."""
+        deblur = getattr(self.get_bare_model(self.net_g), 'DeblurNet', None)
+        if deblur is None:
+            raise UserError(f'path:pretrain_network_deblur needs a network with a DeblurNet module, '
+                            f"got {self.opt['network_g']['type']}")
+        loaded = read_state_dict(path, param_key)
+        wanted = deblur.state_dict()
+        state = {k[len(DEBLUR_PREFIX):]: v for k, v in loaded.items() if k.startswith(DEBLUR_PREFIX)}
+        used = {k: v for k, v in state.items() if k in wanted}
+        dropped = sorted(set(loaded) - {DEBLUR_PREFIX + k for k in used})
+        missing = [k for k in wanted if k not in used]
+        if missing:
+            raise UserError(f'{path}: deblurring weights missing: {", ".join(DEBLUR_PREFIX + k for k in missing[:5])}'
+                            f'{f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""}')
+        load_into(deblur, used, path)
+        if getattr(self, 'net_g_ema', None) is not None:
+            self.net_g_ema.DeblurNet.load_state_dict(used)
+        logger = get_root_logger()
+        logger.info(f'Loaded {len(used)} DeblurNet tensors from {path}: {", ".join(DEBLUR_PREFIX + k for k in used)}')
+        logger.info(f'Dropped {len(dropped)} tensors not in DeblurNet: {", ".join(dropped) or "none"}')
+
+    # -- training ---------------------------------------------------------------------------------
+
+    def init_training_settings(self):
+        train_opt = self.opt['train']
+        self.cri_grad = build_loss(train_opt['grad_opt']).to(self.device) if train_opt.get('grad_opt') else None
+        super().init_training_settings()
+
+    def setup_optimizers(self):
+        """One Adam, two parameter groups when ``lr_deblur`` is set: DeblurNet and the rest."""
+        optim_opt = dict(self.opt['train']['optim_g'])
+        optim_type = optim_opt.pop('type')
+        lr_deblur = optim_opt.pop('lr_deblur', None)
+        named = [(k, v) for k, v in self.get_bare_model(self.net_g).named_parameters() if v.requires_grad]
+        if lr_deblur is None:
+            groups = [{'params': [v for _, v in named]}]
+        else:
+            if not any(k.startswith(DEBLUR_PREFIX) for k, _ in named):
+                raise UserError('train:optim_g:lr_deblur is set but the network has no trainable DeblurNet')
+            groups = [{'params': [v for k, v in named if k.startswith(DEBLUR_PREFIX)], 'lr': lr_deblur},
+                      {'params': [v for k, v in named if not k.startswith(DEBLUR_PREFIX)]}]
+        self.optimizer_g = self.get_optimizer(optim_type, groups, **optim_opt)
+        self.optimizers.append(self.optimizer_g)
+
+    def feed_data(self, data):
+        self.lq = data['lq'].to(self.device)
+        if self.target_key in data:
+            self.gt = data[self.target_key].to(self.device)
+
+    def optimize_parameters(self, current_iter):
+        self.optimizer_g.zero_grad()
+        self.output = self.net_g(self.lq)
+        loss_dict = OrderedDict()
+        loss_dict['l_pix'] = self.cri_pix(self.output, self.gt)
+        if self.cri_grad is not None:
+            loss_dict['l_grad'] = self.cri_grad(self.output, self.gt)
+        l_total = sum(loss_dict.values())
+        l_total.backward()
+        self.optimizer_g.step()
+        self.log_dict = self.reduce_loss_dict(loss_dict)
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
+
+    # -- testing ----------------------------------------------------------------------------------
+
+    def test(self):
+        net = getattr(self, 'net_g_ema', None) or self.net_g
+        use_ensemble = self.opt.get('val', {}).get('self_ensemble', False)
+        was_training = net.training
+        net.eval()
+        with torch.no_grad():
+            self.output = self_ensemble(net, self.lq) if use_ensemble else net(self.lq)
+        net.train(was_training)

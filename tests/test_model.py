@@ -1,0 +1,141 @@
+"""CNLRNModel without the pipeline: stages, parameter groups, deblur loading, overfitting."""
+import copy
+import logging
+
+import pytest
+import torch
+
+import cnlrn_arch  # noqa: F401
+from basicsr.models import build_model
+from cnlrn_arch.archs.deblur_arch import CNLRNPreDeblur
+from cnlrn_arch.utils.errors import UserError
+from cnlrn_arch.utils.self_ensemble import self_ensemble
+
+TINY = dict(n_deblur_blocks=1, n_nlrgs_body=1, n_nlrgs_up1=1, n_nlrgs_up2=1, n_subgroups=1, n_rcabs=1, n_feats=16)
+
+
+def make_opt(stage='joint', **path):
+    network = dict(type='CNLRN', **TINY) if stage == 'joint' else dict(
+        type='CNLRNPreDeblur', n_feats=16, n_deblur_blocks=1)
+    train = dict(
+        stage=stage,
+        optim_g=dict(type='Adam', lr=2e-3, betas=[0.9, 0.99]),
+        scheduler=dict(type='CosineAnnealingRestartLR', periods=[100], restart_weights=[1], eta_min=1e-7),
+        pixel_opt=dict(type='L1Loss', loss_weight=1.0))
+    if stage == 'joint':
+        train['optim_g']['lr_deblur'] = 1e-4
+        train['grad_opt'] = dict(type='GradientLoss', loss_weight=0.1)
+    return dict(name='unit', model_type='CNLRNModel', is_train=True, dist=False, num_gpu=0, rank=0, world_size=1,
+                scale=4, network_g=network, path=dict(path), train=train, val=dict())
+
+
+def test_joint_stage_has_two_learning_rates():
+    model = build_model(make_opt('joint'))
+    assert model.get_current_learning_rate() == [1e-4, 2e-3]
+    deblur_params = {id(p) for p in model.net_g.DeblurNet.parameters()}
+    first, second = model.optimizer_g.param_groups
+    assert {id(p) for p in first['params']} == deblur_params
+    assert not deblur_params & {id(p) for p in second['params']}
+    model.update_learning_rate(51)
+    low, high = model.get_current_learning_rate()
+    assert 0 < low < 1e-4 and 0 < high < 2e-3 and high / low == pytest.approx(20, rel=1e-3)
+
+
+def test_stage_and_network_must_agree():
+    opt = make_opt('pretrain')
+    opt['network_g'] = dict(type='CNLRN', **TINY)
+    with pytest.raises(UserError, match="stage 'pretrain' needs network_g:type CNLRNPreDeblur"):
+        build_model(opt)
+
+
+def test_pretrain_targets_sharp_lr():
+    model = build_model(make_opt('pretrain'))
+    batch = dict(lq=torch.rand(1, 3, 8, 8), gt=torch.rand(1, 3, 32, 32), gt_lr=torch.rand(1, 3, 8, 8))
+    model.feed_data(batch)
+    assert model.gt is batch['gt_lr']
+
+
+@pytest.fixture
+def pretrain_checkpoint(tmp_path):
+    net = CNLRNPreDeblur(n_feats=16, n_deblur_blocks=1)
+    path = tmp_path / 'net_g_10.pth'
+    torch.save({'params': net.state_dict()}, path)
+    return path, net
+
+
+def test_joint_loads_pretrained_deblur_and_drops_head(pretrain_checkpoint):
+    path, pre = pretrain_checkpoint
+    records = []
+    handler = logging.Handler()
+    handler.emit = lambda record: records.append(record.getMessage())
+    logger = logging.getLogger('basicsr')
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        model = build_model(make_opt('joint', pretrain_network_deblur=str(path)))
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    expected = {k: v for k, v in pre.DeblurNet.state_dict().items() if not k.startswith('outBlock.3')}
+    loaded = model.net_g.DeblurNet.state_dict()
+    assert loaded.keys() == expected.keys()
+    assert all(torch.equal(loaded[k], expected[k]) for k in expected)
+    log = '\n'.join(records)
+    assert 'Dropped 2 tensors not in DeblurNet: DeblurNet.outBlock.3.body.0.bias, DeblurNet.outBlock.3.body.0.weight' \
+        in log
+    assert f'Loaded {len(expected)} DeblurNet tensors' in log
+
+
+def test_missing_deblur_weight_is_an_error(pretrain_checkpoint, tmp_path):
+    _, pre = pretrain_checkpoint
+    state = pre.state_dict()
+    del state['DeblurNet.body.0.body.0.body.0.weight']
+    path = tmp_path / 'partial.pth'
+    torch.save({'params': state}, path)
+    with pytest.raises(UserError, match=r'partial.pth: deblurring weights missing: DeblurNet.body.0.body.0.body.0.weight'):
+        build_model(make_opt('joint', pretrain_network_deblur=str(path)))
+
+
+def test_overfits_one_batch():
+    torch.manual_seed(0)
+    model = build_model(make_opt('joint'))
+    gt = torch.rand(2, 3, 32, 32)
+    batch = dict(lq=torch.nn.functional.avg_pool2d(gt, 4), gt=gt)
+    losses = []
+    for it in range(1, 61):
+        model.feed_data(batch)
+        model.optimize_parameters(it)
+        losses.append(model.get_current_log()['l_pix'])
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_self_ensemble_undoes_each_transform():
+    x = torch.rand(1, 3, 6, 10)
+    assert torch.allclose(self_ensemble(lambda t: 2 * t, x), 2 * x)
+    # a net that is not rotation-equivariant: the ensemble averages 8 distinct outputs
+    weight = torch.rand(3, 3, 3, 3)
+    net = lambda t: torch.nn.functional.conv2d(t, weight, padding=1)  # noqa: E731
+    manual = []
+    for flip in (False, True):
+        for rot in range(4):
+            t = x.flip(-1) if flip else x
+            out = torch.rot90(net(torch.rot90(t, rot, (2, 3))), -rot, (2, 3))
+            manual.append(out.flip(-1) if flip else out)
+    assert torch.allclose(self_ensemble(net, x), torch.stack(manual).mean(0), atol=1e-6)
+    assert not torch.allclose(self_ensemble(net, x), net(x), atol=1e-3)
+
+
+def test_self_ensemble_option_is_used_in_test():
+    opt = make_opt('joint')
+    model = build_model(copy.deepcopy(opt))
+    opt['val'] = dict(self_ensemble=True)
+    ensemble_model = build_model(opt)
+    ensemble_model.net_g.load_state_dict(model.net_g.state_dict())
+    lq = torch.rand(1, 3, 8, 12)
+    for m in (model, ensemble_model):
+        m.feed_data(dict(lq=lq))
+        m.test()
+    expected = self_ensemble(model.net_g.eval(), lq)
+    assert torch.allclose(ensemble_model.output, expected.detach(), atol=1e-5)
+    assert not torch.allclose(model.output, ensemble_model.output, atol=1e-4)
