@@ -13,7 +13,7 @@ import os
 import sys
 from importlib.metadata import entry_points
 
-from .utils.errors import UserError
+from .utils.errors import UserError, user_message
 
 PLUGIN_GROUP = 'basicsr.plugins'
 OWN_PLUGIN = 'cnlrn_arch'
@@ -58,7 +58,7 @@ def run_entry_point(phase, argv, prog):
     try:
         run_pipeline(phase, argv, prog)
     except UserError as err:
-        print(f'{prog}: error: {err}', file=sys.stderr)
+        print(f'{prog}: error: {user_message(err)}', file=sys.stderr)
         sys.exit(2)
 
 

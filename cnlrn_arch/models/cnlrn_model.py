@@ -7,15 +7,20 @@ gradient loss; ``path: {pretrain_network_deblur: ...}`` initialises the
 deblurring module from a pre-training checkpoint; ``optim_g: {lr_deblur: ...}``
 gives that module its own learning rate.
 """
+import hashlib
+import os
 from collections import OrderedDict
 
 import torch
+import torch.distributed as dist
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 
 from basicsr.losses import build_loss
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
+from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import MODEL_REGISTRY
+from ..utils.checkpoint import atomic_torch_save
 from ..utils.errors import UserError
 from ..utils.self_ensemble import self_ensemble
 from ..utils.weights import load_into, read_state_dict
@@ -148,6 +153,46 @@ class CNLRNModel(SRModel):
         self.log_dict = self.reduce_loss_dict(loss_dict)
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
+
+    def save(self, epoch, current_iter):
+        """Save as SRModel does; in distributed runs first check every rank holds the same weights."""
+        if self.opt['dist']:
+            self.check_ranks_in_sync(current_iter)
+        super().save(epoch, current_iter)
+
+    @master_only
+    def save_network(self, net, net_label, current_iter, param_key='params'):
+        """BaseModel.save_network, written atomically; a failure is raised, not ignored."""
+        nets = net if isinstance(net, list) else [net]
+        param_keys = param_key if isinstance(param_key, list) else [param_key]
+        save_dict = {key: {k: v.cpu() for k, v in self.get_bare_model(n).state_dict().items()}
+                     for n, key in zip(nets, param_keys)}
+        label = 'latest' if current_iter == -1 else current_iter
+        atomic_torch_save(save_dict, os.path.join(self.opt['path']['models'], f'{net_label}_{label}.pth'))
+
+    @master_only
+    def save_training_state(self, epoch, current_iter):
+        """BaseModel.save_training_state, written atomically after the network checkpoint."""
+        if current_iter == -1:
+            return
+        state = {'epoch': epoch, 'iter': current_iter,
+                 'optimizers': [o.state_dict() for o in self.optimizers],
+                 'schedulers': [s.state_dict() for s in self.schedulers]}
+        atomic_torch_save(state, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+
+    def check_ranks_in_sync(self, current_iter):
+        """Compare a hash of this rank's parameters with every other rank's; raise if they differ."""
+        digest = hashlib.sha256()
+        for tensor in self.get_bare_model(self.net_g).state_dict().values():
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        local = torch.tensor(list(digest.digest()[:8]), dtype=torch.int64, device=self.device)
+        gathered = [torch.empty_like(local) for _ in range(dist.get_world_size())]
+        dist.all_gather(gathered, local)
+        hashes = [bytes(t.tolist()).hex() for t in gathered]
+        if len(set(hashes)) != 1:
+            raise RuntimeError(f'iter {current_iter}: ranks hold different weights (hashes {hashes})')
+        get_root_logger().info(f'iter {current_iter}: weights identical on all {len(hashes)} ranks '
+                               f'(sha256 prefix {hashes[0]})')
 
     # -- testing ----------------------------------------------------------------------------------
 

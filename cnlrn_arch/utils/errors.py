@@ -7,3 +7,17 @@ anything else is a bug and keeps its traceback.
 
 class UserError(Exception):
     """A problem the user can fix; the message names the culprit."""
+
+
+def user_message(err):
+    """The one-line message of a UserError, also when a DataLoader worker re-raised it.
+
+    torch re-raises a worker's exception as the same type whose message is
+    the worker's whole traceback; its last line holds the original message.
+    """
+    text = str(err).strip()
+    if '\nOriginal Traceback' not in text:
+        return text
+    last = text.splitlines()[-1]
+    prefix = f'{UserError.__module__}.{UserError.__qualname__}: '
+    return last[len(prefix):] if last.startswith(prefix) else last

@@ -1,0 +1,119 @@
+"""The real ``basicsr`` runner on tiny REDS-shaped data, CPU only.
+
+Pre-training, joint training from that checkpoint, ``basicsr test`` and
+``--auto_resume`` after a killed run, all driven by the project's own option
+files with only paths, sizes and iteration counts changed.
+"""
+import glob
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import torch
+
+from conftest import TINY_CNLRN, TINY_PREDEBLUR, command, derive_options
+from tiny_reds import make_tiny_reds
+
+FAST = dict(num_gpu=0, logger=dict(print_freq=1, save_checkpoint_freq=2, use_tb_logger=False))
+ENV = dict(os.environ, OMP_NUM_THREADS='1')
+
+
+def train_changes(data, total_iter, lr_patch=8):
+    loader = dict(num_worker_per_gpu=0, batch_size_per_gpu=2, gt_size=4 * lr_patch, dataroot_gt=data['train_sharp'],
+                  dataroot_lq=data['train_blur_bicubic_X4'])
+    val = dict(dataroot_gt=data['val_sharp'], dataroot_lq=data['val_blur_bicubic_X4'])
+    scheduler = dict(periods=[total_iter], restart_weights=[1])
+    return dict(FAST, datasets=dict(train=loader, val=val), val=dict(val_freq=total_iter),
+                train=dict(total_iter=total_iter, scheduler=scheduler))
+
+
+def run(args, cwd, timeout=600):
+    result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=ENV)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout + result.stderr
+
+
+@pytest.fixture(scope='module')
+def workdir(tmp_path_factory):
+    root = tmp_path_factory.mktemp('pipeline')
+    return root, make_tiny_reds(str(root / 'data'))
+
+
+def test_pretrain_then_joint_then_test(workdir):
+    root, data = workdir
+    pretrain = train_changes(data, total_iter=4)
+    pretrain['datasets']['train']['dataroot_gt_lr'] = data['train_sharp_bicubic_X4']
+    pretrain['datasets']['val']['dataroot_gt_lr'] = data['val_sharp_bicubic_X4']
+    pretrain['network_g'] = TINY_PREDEBLUR
+    out = run([command('basicsr'), 'train', '-opt', derive_options('options/pretrain.yml', root / 'pre.yml', pretrain)],
+              root)
+    assert 'Validation Val300' in out and '# psnr:' in out
+    pre_ckpt = root / 'experiments/CNLRN_pretrain_deblur_REDS/models/net_g_latest.pth'
+    assert pre_ckpt.is_file()
+
+    joint = train_changes(data, total_iter=4)
+    joint['network_g'] = TINY_CNLRN
+    out = run([command('basicsr'), 'train', '-opt', derive_options('options/joint.yml', root / 'joint.yml', joint)],
+              root)
+    assert 'Loaded 90 DeblurNet tensors from experiments/CNLRN_pretrain_deblur_REDS/models/net_g_latest.pth' in out
+    assert 'Dropped 2 tensors not in DeblurNet: DeblurNet.outBlock.3.body.0.bias' in out
+    assert "l_grad:" in out and 'End of training' in out
+    joint_ckpt = root / 'experiments/CNLRN_joint_REDS/models/net_g_latest.pth'
+    pre_state = torch.load(pre_ckpt, weights_only=True)['params']
+    joint_state = torch.load(joint_ckpt, weights_only=True)['params']
+    # trained jointly at lr_deblur, the deblurring weights moved, but only a little
+    key = 'DeblurNet.inBlock.0.body.0.weight'
+    assert not torch.equal(pre_state[key], joint_state[key])
+    assert (pre_state[key] - joint_state[key]).abs().max() < 0.01
+
+    test = dict(num_gpu=0, network_g=TINY_CNLRN,
+                datasets=dict(test_1=dict(dataroot_gt=data['val_sharp'], dataroot_lq=data['val_blur_bicubic_X4'])),
+                path=dict(pretrain_network_g=str(joint_ckpt), param_key_g='params'), val=dict(pbar=False))
+    out = run([command('basicsr'), 'test', '-opt', derive_options('options/test_val300.yml', root / 't.yml', test)],
+              root)
+    assert 'Validation Val300' in out and '# psnr:' in out and '# ssim:' in out
+    assert len(glob.glob(str(root / 'results/CNLRN_Val300/visualization/Val300/*.png'))) == 2
+
+    out = run([command('basicsr'), 'test', '-opt', derive_options('options/test_val300_x8.yml', root / 't8.yml', test)],
+              root)
+    assert 'Validation Val300' in out and '# psnr:' in out
+
+
+def test_auto_resume_after_kill(workdir):
+    root, data = workdir
+    changes = train_changes(data, total_iter=10_000)
+    changes.update(name='resume_after_kill', network_g=TINY_CNLRN, val=None, path=dict(pretrain_network_deblur=None))
+    changes['datasets'].pop('val')
+    opt = derive_options('options/joint.yml', root / 'resume.yml', changes)
+    states = root / 'experiments/resume_after_kill/training_states'
+    proc = subprocess.Popen([command('basicsr'), 'train', '-opt', opt], cwd=root, env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (states / '6.state').exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    saved = max(int(p.stem) for p in states.glob('*.state'))
+    assert saved >= 6
+    out = run([command('basicsr'), 'train', '-opt', opt, '--auto_resume', '--force_yml',
+               f'train:total_iter={saved + 4}'], root)
+    assert f'Resuming training from epoch: ' in out and f'iter: {saved}.' in out
+    assert f'iter:{saved + 1:8,d}' in out and 'End of training' in out
+    assert (root / 'experiments/resume_after_kill/models/net_g_latest.pth').is_file()
+
+
+def test_distributed_joint_training_on_cpu(workdir):
+    root, data = workdir
+    changes = train_changes(data, total_iter=4)
+    changes.update(name='ddp_cpu', network_g=TINY_CNLRN, val=None, path=dict(pretrain_network_deblur=None))
+    changes['datasets'].pop('val')
+    changes['datasets']['train']['batch_size_per_gpu'] = 1
+    opt = derive_options('options/joint.yml', root / 'ddp.yml', changes)
+    out = run([os.path.join(os.path.dirname(command('basicsr')), 'torchrun'), '--nproc_per_node=2',
+               '--master_port=29731', '-m', 'cnlrn_arch.train', '-opt', opt, '--launcher', 'pytorch'], root)
+    assert 'World size (gpu number): 2' in out
+    for it in (2, 4):
+        assert f'iter {it}: weights identical on all 2 ranks' in out
+    assert 'End of training' in out
