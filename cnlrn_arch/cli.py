@@ -4,11 +4,11 @@ import argparse
 import importlib
 import sys
 
-from .utils.errors import UserError
+from .utils.errors import UserError, user_message
 from .version import __version__
 
 # modules under cnlrn_arch/tools, each with add_parser(subparsers) that sets ``func``
-TOOLS = ()
+TOOLS = ('prepare_reds', 'prepare_dvd', 'make_demo_data', 'infer')
 
 
 def build_parser():
@@ -32,7 +32,7 @@ def main(argv=None):
     try:
         return args.func(args)
     except UserError as err:
-        print(f'cnlrn {args.command}: error: {err}', file=sys.stderr)
+        print(f'cnlrn {args.command}: error: {user_message(err)}', file=sys.stderr)
         return 2
 
 

@@ -1,0 +1,1 @@
+"""Subcommands of the ``cnlrn`` command, one module each (see ``cnlrn_arch/cli.py``)."""

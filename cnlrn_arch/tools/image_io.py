@@ -1,0 +1,118 @@
+"""Helpers of the data preparation tools.
+
+Outputs only ever appear complete: PNGs are written to a temporary file and
+renamed, LMDBs are built under a temporary name and renamed, so a tool that
+was interrupted can be run again and redoes only what is missing.
+"""
+import argparse
+import os
+import shutil
+from multiprocessing import Pool
+from os import path as osp
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from basicsr.data.transforms import mod_crop
+from basicsr.utils import scandir
+from basicsr.utils.lmdb_util import make_lmdb_from_imgs
+from basicsr.utils.matlab_functions import imresize
+from ..data.paired_blur_sr_dataset import IMG_EXTENSIONS
+from ..utils.errors import UserError
+
+SCALE = 4
+# LMDB map space beyond 10x the source images (bookkeeping pages of small sets)
+LMDB_MAP_MARGIN = 64 * 2**20
+
+
+def add_workers_argument(parser):
+    parser.add_argument(
+        '--workers', type=_positive_int, default=os.cpu_count() or 1, metavar='N',
+        help='processes for reading, resizing and writing images (default: number of CPUs)')
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'must be at least 1, got {value}')
+    return value
+
+
+def require_dir(path):
+    if not osp.isdir(path):
+        raise UserError(f'folder not found: {path}')
+    return path
+
+
+def paired_images(first, second):
+    """Sorted relative image paths, checked to be the same under both folders."""
+    first_names, second_names = (
+        sorted(scandir(require_dir(root), suffix=IMG_EXTENSIONS, recursive=True)) for root in (first, second))
+    if not first_names:
+        raise UserError(f'no images found in {first}')
+    unpaired = sorted(set(first_names).symmetric_difference(second_names))
+    if unpaired:
+        has, lacks = (first, second) if unpaired[0] in first_names else (second, first)
+        raise UserError(f'{unpaired[0]} is in {has} but not in {lacks}')
+    return first_names
+
+
+def bicubic_downscale(img):
+    """MATLAB-compatible bicubic 1/SCALE of a uint8 image, rounded to uint8."""
+    out = imresize(img.astype(np.float32) / 255., 1 / SCALE)
+    return np.clip(np.round(out * 255.), 0, 255).astype(np.uint8)
+
+
+def convert_image(job):
+    """Read ``src``; crop its sides to multiples of SCALE and downscale it if asked; write PNG ``dst``."""
+    src, dst, crop, downscale = job
+    img = cv2.imread(src, cv2.IMREAD_COLOR)
+    if img is None:
+        raise UserError(f'cannot read image {src}')
+    if crop:
+        img = mod_crop(img, SCALE)
+    if downscale:
+        img = bicubic_downscale(img)
+    ok, png = cv2.imencode('.png', img)
+    if not ok:
+        raise UserError(f'cannot encode {dst}')
+    os.makedirs(osp.dirname(dst), exist_ok=True)
+    tmp = f'{dst}.tmp'
+    with open(tmp, 'wb') as f:
+        f.write(png.tobytes())
+    os.replace(tmp, dst)
+
+
+def convert_images(jobs, workers, desc):
+    """Run :func:`convert_image` on each ``(src, dst, crop, downscale)`` whose ``dst`` is missing."""
+    todo = [job for job in jobs if not osp.exists(job[1])]
+    print(f'{desc}: {len(jobs) - len(todo)} of {len(jobs)} images already written')
+    if not todo:
+        return
+    with tqdm(total=len(todo), desc=desc, unit='image') as pbar:
+        if workers == 1:
+            for job in todo:
+                convert_image(job)
+                pbar.update()
+        else:
+            # one torch thread per process: the processes already use every core
+            with Pool(min(workers, len(todo)), initializer=torch.set_num_threads, initargs=(1, )) as pool:
+                for _ in pool.imap_unordered(convert_image, todo, chunksize=4):
+                    pbar.update()
+
+
+def build_lmdb(src_root, lmdb_path, rel_paths):
+    """BasicSR LMDB of the images ``rel_paths`` under ``src_root``, keyed by path without extension."""
+    if osp.exists(lmdb_path):
+        print(f'{lmdb_path}: already complete')
+        return
+    # ends in .lmdb as make_lmdb_from_imgs requires; renamed only once complete
+    tmp = osp.join(osp.dirname(lmdb_path), f'.incomplete-{osp.basename(lmdb_path)}')
+    if osp.exists(tmp):
+        shutil.rmtree(tmp)
+    # BasicSR sizes the map from the first image alone, too small when images differ or are tiny
+    map_size = 10 * sum(osp.getsize(osp.join(src_root, p)) for p in rel_paths) + LMDB_MAP_MARGIN
+    make_lmdb_from_imgs(src_root, tmp, rel_paths, [osp.splitext(p)[0] for p in rel_paths], map_size=map_size)
+    os.rename(tmp, lmdb_path)

@@ -1,0 +1,213 @@
+"""``cnlrn make-demo-data``: a small REDS-like set made from the photographs shipped inside scikit-image.
+
+Training crops and validation tiles of sharp photos are blurred with random,
+spatially varying camera-shake kernels plus mild noise, then downscaled x4
+with MATLAB-compatible bicubic, as REDS' blurry LR frames were. Nothing is
+downloaded, and the same seed gives byte-identical files.
+
+Output under OUT (clip = photo, frame = crop, as in REDS):
+  train_sharp.lmdb, train_blur_bicubic_X4.lmdb, train_sharp_bicubic_X4.lmdb
+      BasicSR LMDBs of 128x128 HR, blurry 32x32 LR and sharp 32x32 LR, keys <clip>/<frame>
+  val/{sharp,blur_bicubic_X4,sharp_bicubic_X4}/<clip>_<frame>.png
+      256x256 HR tiles of photos never used for training, and their LR
+  README.txt  seed, counts and the bicubic baseline PSNR; written last
+"""
+import argparse
+import os
+import shutil
+import time
+from os import path as osp
+
+import cv2
+import numpy as np
+import skimage.data
+import torch
+from tqdm import tqdm
+
+from basicsr.metrics.psnr_ssim import calculate_psnr
+from basicsr.utils.lmdb_util import LmdbMaker
+from basicsr.utils.matlab_functions import imresize
+from ..data.motion_blur import blur, shake_kernels
+from ..utils.errors import UserError
+from .image_io import SCALE, _positive_int, bicubic_downscale
+
+# skimage.data names; grayscale ones become 3 equal channels
+TRAIN_PHOTOS = ('rocket', 'motorcycle', 'hubble_deep_field', 'retina', 'immunohistochemistry', 'colorwheel', 'camera',
+                'brick', 'grass', 'gravel', 'coins', 'moon', 'page')
+VAL_PHOTOS = ('astronaut', 'coffee', 'chelsea')
+TRAIN_SIZE, VAL_SIZE = 128, 256  # HR sides, multiples of 16
+MIN_ZOOM = 0.4  # training crops see their photo downscaled by a random factor in [MIN_ZOOM, 1]
+MIN_STD = 8  # a training crop flatter than this (in 0-255) is drawn again, up to 10 times
+# path length range in HR pixels, tuned so that bicubic x4 of the blurry validation LR
+# scores about 23.5 dB PSNR against the sharp HR, as on REDS Val300 (23.85 dB)
+BLUR_LENGTH = (4, 24)
+NOISE_SIGMA = (1 / 255, 2 / 255)
+# (LMDB / validation folder suffix) of each image of a (sharp HR, blurry LR, sharp LR) triple
+SETS = ('sharp', 'blur_bicubic_X4', 'sharp_bicubic_X4')
+PNG_LEVEL = 1  # the compression BasicSR's LMDB makers use and record in meta_info.txt
+HEADER = 'CNLRN demo data'
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser(
+        'make-demo-data', help='make a small REDS-like set from the photographs shipped with scikit-image',
+        description=__doc__.split('\n', 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--out', default=osp.join('datasets', 'demo'), help='output folder (default: %(default)s)')
+    parser.add_argument('--seed', type=int, default=0, help='random seed (default: %(default)s)')
+    parser.add_argument('--crops-per-photo', type=_positive_int, default=24, metavar='N',
+                        help=f'training crops per photo, {len(TRAIN_PHOTOS)} photos (default: %(default)s)')
+    parser.add_argument('--force', action='store_true', help='remake OUT even if it already holds demo data')
+    parser.set_defaults(func=make_demo_data)
+
+
+def load_photo(name):
+    """BGR uint8 photo from skimage.data."""
+    img = skimage.data.stereo_motorcycle()[0] if name == 'motorcycle' else getattr(skimage.data, name)()
+    return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR if img.ndim == 2 else cv2.COLOR_RGB2BGR)
+
+
+def degrade(photo, top, left, size, rng):
+    """(sharp HR, blurry LR, sharp LR) uint8 of the ``size`` square at ``top``, ``left`` of ``photo``.
+
+    The blur sees the photo around the square (reflected only past the
+    photo's edges), so crops get no artificial borders.
+    """
+    kernels = shake_kernels(rng, BLUR_LENGTH)
+    m = max(k.shape[0] for k in kernels) // 2
+    padded = cv2.copyMakeBorder(photo, m, m, m, m, cv2.BORDER_REFLECT_101)
+    window = padded[top:top + size + 2 * m, left:left + size + 2 * m]
+    blurry = blur(window.astype(np.float32) / 255, kernels, rng)[m:m + size, m:m + size]
+    blurry += rng.normal(0, rng.uniform(*NOISE_SIGMA), blurry.shape)
+    # quantised before downscaling, as REDS' blurry HR frames were
+    blurry = np.clip(np.round(blurry * 255), 0, 255).astype(np.uint8)
+    sharp = photo[top:top + size, left:left + size]
+    return sharp, bicubic_downscale(blurry), bicubic_downscale(sharp)
+
+
+def train_crops(photo, n, rng):
+    """``n`` triples of :func:`degrade` at random places and zooms of ``photo``."""
+    for _ in range(n):
+        zoom = rng.uniform(max(MIN_ZOOM, TRAIN_SIZE / min(photo.shape[:2])), 1)
+        scaled = cv2.resize(photo, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_AREA)
+        for _ in range(10):  # skip flat crops (black sky, background)
+            top, left = (int(rng.integers(0, side - TRAIN_SIZE + 1)) for side in scaled.shape[:2])
+            if scaled[top:top + TRAIN_SIZE, left:left + TRAIN_SIZE].std() >= MIN_STD:
+                break
+        yield degrade(scaled, top, left, TRAIN_SIZE, rng)
+
+
+def val_tiles(photo, rng):
+    """Triples of :func:`degrade` for the central VAL_SIZE tiles of ``photo``, as many as fit."""
+    h, w = photo.shape[:2]
+    rows, cols = h // VAL_SIZE, w // VAL_SIZE
+    top, left = (h - rows * VAL_SIZE) // 2, (w - cols * VAL_SIZE) // 2
+    for r in range(rows):
+        for c in range(cols):
+            yield degrade(photo, top + r * VAL_SIZE, left + c * VAL_SIZE, VAL_SIZE, rng)
+
+
+def cut(photos, crops, pbar):
+    """(clip, frame, triple) for each triple that ``crops(photo)`` yields, photo after photo."""
+    items = []
+    for clip, name in enumerate(photos):
+        items += [(clip, frame, triple) for frame, triple in enumerate(crops(load_photo(name)))]
+        pbar.update()
+    return items
+
+
+def png(img):
+    return cv2.imencode('.png', img, [cv2.IMWRITE_PNG_COMPRESSION, PNG_LEVEL])[1].tobytes()
+
+
+def write_lmdb(path, keys, imgs):
+    data = [png(img) for img in imgs]
+    # sized as basicsr's make_lmdb_from_imgs sizes it
+    maker = LmdbMaker(path, map_size=10 * sum(map(len, data)) + 2**20, compress_level=PNG_LEVEL)
+    for key, img, img_bytes in zip(keys, imgs, data):
+        maker.put(img_bytes, key, img.shape)
+    maker.close()
+
+
+def bicubic_psnr(sharp, blurry_lr):
+    """PSNR of MATLAB bicubic x SCALE of ``blurry_lr`` against ``sharp``, the baseline REDS papers quote."""
+    up = np.clip(np.round(imresize(blurry_lr / 255., SCALE) * 255), 0, 255).astype(np.uint8)
+    return calculate_psnr(up, sharp, crop_border=SCALE)
+
+
+def make(out, seed, crops_per_photo):
+    """Write the data set into the new folder ``out``; return the README text."""
+    torch.set_num_threads(1)  # imresize works on tiny tensors, where threads only add overhead
+    train_rng, val_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+    with tqdm(total=len(TRAIN_PHOTOS) + len(VAL_PHOTOS), desc='demo data', unit='photo') as pbar:
+        train = cut(TRAIN_PHOTOS, lambda photo: train_crops(photo, crops_per_photo, train_rng), pbar)
+        val = cut(VAL_PHOTOS, lambda photo: val_tiles(photo, val_rng), pbar)
+
+    for i, suffix in enumerate(SETS):
+        write_lmdb(osp.join(out, f'train_{suffix}.lmdb'), [f'{c:03d}/{f:08d}' for c, f, _ in train],
+                   [t[i] for _, _, t in train])
+        os.makedirs(osp.join(out, 'val', suffix))
+        for clip, frame, t in val:
+            with open(osp.join(out, 'val', suffix, f'{clip:03d}_{frame:08d}.png'), 'wb') as f:
+                f.write(png(t[i]))
+
+    psnr = np.mean([bicubic_psnr(t[0], t[1]) for _, _, t in val])
+    return '\n'.join([
+        _header(seed, crops_per_photo),
+        "Made by 'cnlrn make-demo-data' from photographs shipped with scikit-image; see its --help.",
+        f'train: {len(train)} pairs, HR {TRAIN_SIZE}x{TRAIN_SIZE}, LR x1/{SCALE}; clips: ' +
+        ', '.join(f'{c:03d} {n}' for c, n in enumerate(TRAIN_PHOTOS)),
+        f'val: {len(val)} pairs, HR {VAL_SIZE}x{VAL_SIZE}, LR x1/{SCALE}; clips: ' +
+        ', '.join(f'{c:03d} {n}' for c, n in enumerate(VAL_PHOTOS)),
+        f'bicubic x{SCALE} of the blurry val LR against the sharp HR: {psnr:.2f} dB PSNR '
+        f'(RGB, crop border {SCALE}; REDS Val300: 23.85 dB)',
+        '',
+    ])
+
+
+def _header(seed, crops_per_photo):
+    return f'{HEADER}: seed {seed}, crops-per-photo {crops_per_photo}'
+
+
+def _existing_header(out):
+    """First line of ``out``'s README if ``out`` is a finished demo set; None if ``out`` is missing or empty."""
+    if not osp.exists(out) or (osp.isdir(out) and not os.listdir(out)):
+        return None
+    readme = osp.join(out, 'README.txt')
+    if osp.isfile(readme):
+        with open(readme, encoding='utf-8') as f:
+            line = f.readline().rstrip('\n')
+        if line.startswith(HEADER):
+            return line
+    raise UserError(f'{out} exists and is not a demo data folder; choose another --out')
+
+
+def make_demo_data(args):
+    out = args.out
+    existing = _existing_header(out)
+    if existing == _header(args.seed, args.crops_per_photo) and not args.force:
+        print(f'{out} already holds this demo data ({existing}); --force remakes it')
+        return 0
+    if existing and not args.force:
+        raise UserError(f'{out} holds demo data made with other settings ({existing}); pass --force to remake it')
+
+    start = time.perf_counter()
+    parent = osp.dirname(osp.abspath(out))
+    os.makedirs(parent, exist_ok=True)
+    # built beside OUT and renamed once complete, so OUT never holds a partial set
+    tmp = osp.join(parent, f'.incomplete-{osp.basename(osp.abspath(out))}')
+    if osp.exists(tmp):
+        shutil.rmtree(tmp)
+    os.makedirs(tmp)
+    try:
+        readme = make(tmp, args.seed, args.crops_per_photo)
+        with open(osp.join(tmp, 'README.txt'), 'w', encoding='utf-8') as f:
+            f.write(readme)
+        if osp.exists(out):
+            shutil.rmtree(out)
+        os.rename(tmp, out)
+    finally:
+        if osp.exists(tmp):
+            shutil.rmtree(tmp)
+    print(readme, end='')
+    print(f'demo data written to {out} in {time.perf_counter() - start:.1f} s')
+    return 0
