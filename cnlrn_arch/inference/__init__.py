@@ -1,0 +1,1 @@
+"""Running a trained network on user images: ``cnlrn infer`` and anything else that needs it."""

@@ -1,0 +1,41 @@
+"""Build the network that ``cnlrn infer`` runs, load its weights, pick its device."""
+import torch
+
+from basicsr.archs import build_network
+from basicsr.utils.registry import ARCH_REGISTRY
+from ..archs.cnlrn_arch import CNLRN
+from ..utils.errors import UserError
+from ..utils.option_check import _check_type, load_option_file
+from ..utils.weights import load_into, read_state_dict
+
+
+def resolve_device(name):
+    """'auto' (CUDA when available, else CPU), 'cpu' or 'cuda' as a torch.device."""
+    if name == 'auto':
+        name = 'cuda' if torch.cuda.is_available() else 'cpu'
+    elif name == 'cuda' and not torch.cuda.is_available():
+        raise UserError('--device cuda: CUDA is not available here (no GPU visible, or torch built without CUDA)')
+    return torch.device(name)
+
+
+def build_from_options(opt_path):
+    """The network described by ``network_g`` of option file ``opt_path``."""
+    opt = load_option_file(opt_path)
+    network_opt = opt.get('network_g')
+    _check_type(network_opt, ARCH_REGISTRY, 'network', 'network_g:', opt_path)
+    try:
+        return build_network(network_opt)
+    except (TypeError, ValueError) as err:
+        raise UserError(f'{opt_path}: cannot build network_g: {err}') from None
+
+
+def load_network(weights_path, opt_path=None, device='cpu'):
+    """The network (``network_g`` of ``opt_path``, else CNLRN's defaults) in eval mode, holding ``weights_path``.
+
+    ``weights_path`` holds a bare state dict (the authors' release) or a BasicSR
+    checkpoint, whose ``params_ema`` (the averaged, usually better weights) is
+    preferred to ``params``.
+    """
+    net = build_from_options(opt_path) if opt_path else CNLRN()
+    load_into(net, read_state_dict(weights_path, 'params_ema'), weights_path)
+    return net.eval().to(device)

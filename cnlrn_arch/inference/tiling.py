@@ -1,0 +1,79 @@
+"""Tiled forward pass: memory bounded by the tile size, and no seams.
+
+The LR input is cut into a grid of evenly sized cores of at most ``tile`` x
+``tile`` pixels; each runs with up to ``tile_pad`` pixels of its neighbours
+around it as context. Neighbouring outputs then overlap (2 * tile_pad LR
+pixels, times the scale) and are blended with weights that fall from 1 to 0
+across the overlap along a raised cosine: a tile's edge pixels, which saw the
+least context, count the least, and one tile fades smoothly into the next.
+Sides on the image border keep weight 1, as nothing lies beyond them.
+"""
+import math
+
+import torch
+
+from ..utils.errors import UserError
+
+
+def output_scale(x, y):
+    """The integer factor by which NCHW output ``y`` upscales input ``x``."""
+    scale = y.shape[-1] // x.shape[-1] if isinstance(y, torch.Tensor) and y.ndim == 4 else 0
+    if scale < 1 or tuple(y.shape) != (*x.shape[:2], x.shape[-2] * scale, x.shape[-1] * scale):
+        shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+        raise UserError(f'the network maps an input of shape {tuple(x.shape)} to {shape}, '
+                        'not to an image upscaled by an integer factor')
+    return scale
+
+
+def _spans(length, tile, pad):
+    """[(start, stop)] of the padded tiles along a side of ``length`` pixels."""
+    n = math.ceil(length / tile)
+    cuts = [round(i * length / n) for i in range(n + 1)]
+    return [(max(cuts[i] - pad, 0), min(cuts[i + 1] + pad, length)) for i in range(n)]
+
+
+def _overlaps(spans):
+    """(before, after): pixels each tile shares with the previous and the next one."""
+    shared = [prev[1] - nxt[0] for prev, nxt in zip(spans, spans[1:])]
+    return list(zip([0] + shared, shared + [0]))
+
+
+def _raised_cosine(n):
+    """n weights rising from near 0 to near 1; ramp(n)[k] + ramp(n)[n-1-k] == 1, so two facing ramps sum to 1."""
+    return 0.5 - 0.5 * torch.cos(math.pi * (torch.arange(n) + 0.5) / n)
+
+
+def _weights(size, before, after):
+    """1-D blending weights of a tile of ``size`` output pixels that overlaps its neighbours by ``before``/``after``."""
+    weights = torch.ones(size)
+    if before:
+        weights[:before] = _raised_cosine(before)
+    if after:
+        # on a core narrower than the overlaps both ramps meet; the blend divides by the summed weights anyway
+        weights[-after:] = torch.minimum(weights[-after:], _raised_cosine(after).flip(0))
+    return weights
+
+
+def tiled_forward(forward, x, tile, tile_pad):
+    """``forward(x)`` for an NCHW image, computed tile by tile and blended (see the module doc).
+
+    The output is gathered in float32 on the CPU, so device memory holds one
+    tile's activations only. A tile at least as large as ``x`` gives exactly
+    ``forward(x)``.
+    """
+    height, width = x.shape[-2:]
+    rows, cols = _spans(height, tile, tile_pad), _spans(width, tile, tile_pad)
+    out = total = None
+    for (top, bottom), (above, below) in zip(rows, _overlaps(rows)):
+        for (left, right), (before, after) in zip(cols, _overlaps(cols)):
+            patch = x[..., top:bottom, left:right]
+            y = forward(patch)
+            s = output_scale(patch, y)
+            if out is None:
+                out = torch.zeros(*y.shape[:2], height * s, width * s)
+                total = torch.zeros(height * s, width * s)
+            weight = torch.outer(_weights(y.shape[-2], above * s, below * s),
+                                 _weights(y.shape[-1], before * s, after * s))
+            out[..., top * s:bottom * s, left * s:right * s] += y.float().cpu() * weight
+            total[top * s:bottom * s, left * s:right * s] += weight
+    return out / total
