@@ -1,9 +1,9 @@
-# `make test` creates .venv on a fresh machine and runs the test suite.
+# `make demo` / `make test` create .venv on a fresh machine, then run the demo / the tests.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: venv test test-fast clean
+.PHONY: venv demo test clean
 
 venv: $(VENV)/.installed
 
@@ -17,6 +17,9 @@ $(VENV)/.installed: setup.py
 	$(PY) -m pip install -q --no-build-isolation basicsr==1.4.2
 	$(PY) -m pip install -q --no-build-isolation -e '.[test]'
 	touch $@
+
+demo: venv
+	$(VENV)/bin/cnlrn demo
 
 test: venv
 	$(PY) -m pytest -q tests

@@ -29,6 +29,7 @@ setup(
         'tensorboard',
         'tqdm',
         'scikit-image',
+        'matplotlib',
     ],
     extras_require={'test': ['pytest']},
     entry_points={

@@ -1,0 +1,118 @@
+"""``cnlrn demo``: the main job end to end on the embedded demo data, on CPU.
+
+1. ``cnlrn make-demo-data`` (blurry LR / sharp HR pairs from scikit-image's photos);
+2. ``basicsr train -opt options/demo/pretrain.yml`` (deblurring module);
+3. ``basicsr train -opt options/demo/joint.yml`` (the whole cascade);
+4. ``basicsr test`` of that model and of the shipped demo checkpoint;
+5. a PSNR/SSIM table against bicubic upsampling, a side-by-side picture and a
+   PSNR curve under ``results/demo/``.
+Data, experiments and results are written in the current directory; the option
+files come from this repository.
+"""
+import os
+import shlex
+import subprocess
+import sys
+import time
+from os import path as osp
+
+import cv2
+
+from ..utils.errors import UserError
+from . import demo_report
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+OPTIONS = osp.join(REPO, 'options', 'demo')
+DEFAULT_CHECKPOINT = osp.join(REPO, 'experiments', 'pretrained_models', 'CNLRN_demo.pth')
+DATA = osp.join('datasets', 'demo')
+VAL = osp.join(DATA, 'val')
+# experiment and result names of options/demo/*.yml
+PRETRAIN, JOINT = 'CNLRN_demo_pretrain', 'CNLRN_demo_joint'
+TEST_RUN, TEST_CHECKPOINT = 'CNLRN_demo_test', 'CNLRN_demo_checkpoint_test'
+# --quick: a smoke run for CI, a few iterations per stage
+QUICK_ITERS = 4
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser('demo', help='train and test a small CNLRN on the embedded demo data (CPU)',
+                                   description=__doc__.split('\n', 2)[2])
+    parser.add_argument('--out', default=osp.join('results', 'demo'), help='pictures and table (default: %(default)s)')
+    parser.add_argument('--checkpoint', default=DEFAULT_CHECKPOINT,
+                        help='demo checkpoint to compare with (default: the one shipped in the repository)')
+    parser.add_argument('--quick', action='store_true',
+                        help=f'{QUICK_ITERS} iterations per stage and a smaller data set: checks the pipeline only')
+    parser.set_defaults(func=demo)
+
+
+def run(args):
+    """Run a command of this environment, its output streaming to the console."""
+    print(f'\n$ {shlex.join(args)}', flush=True)
+    args = [osp.join(osp.dirname(sys.executable), args[0])] + args[1:]
+    result = subprocess.run(args)
+    if result.returncode:
+        raise UserError(f'{shlex.join(args)} failed with exit code {result.returncode}')
+
+
+def option(name):
+    path = osp.join(OPTIONS, name)
+    if not osp.isfile(path):
+        raise UserError(f'{path} not found: run the demo from a clone of the repository (pip install -e .)')
+    return path
+
+
+def quick_overrides(total_iter):
+    return ['--force_yml', f'train:total_iter={total_iter}', f'train:scheduler:periods=[{total_iter}]',
+            f'val:val_freq={total_iter}', f'logger:save_checkpoint_freq={total_iter}', 'logger:print_freq=1']
+
+
+def demo(args):
+    start = time.time()
+    data_args = ['--crops-per-photo', '2', '--force'] if args.quick else []
+    run(['cnlrn', 'make-demo-data', '--out', DATA] + data_args)
+    train_extra = quick_overrides(QUICK_ITERS) if args.quick else []
+    run(['basicsr', 'train', '-opt', option('pretrain.yml')] + train_extra)
+    run(['basicsr', 'train', '-opt', option('joint.yml')] + train_extra)
+    run(['basicsr', 'test', '-opt', option('test.yml')])
+    has_checkpoint = osp.isfile(args.checkpoint)
+    if has_checkpoint:
+        run(['basicsr', 'test', '-opt', option('test_checkpoint.yml'), '--force_yml',
+             f'path:pretrain_network_g={args.checkpoint}'])
+    else:
+        print(f'no demo checkpoint at {args.checkpoint}: its row is left out')
+    report(args.out, has_checkpoint)
+    print(f'\nwall time: {time.time() - start:.0f} s')
+    return 0
+
+
+def report(out, has_checkpoint):
+    names = sorted(osp.splitext(f)[0] for f in os.listdir(osp.join(VAL, 'sharp')))
+    sharp = [cv2.imread(osp.join(VAL, 'sharp', f'{n}.png')) for n in names]
+    bicubic = [demo_report.bicubic_upscale(cv2.imread(osp.join(VAL, 'blur_bicubic_X4', f'{n}.png'))) for n in names]
+    trained = demo_report.read_results(osp.join('results', TEST_RUN, 'visualization', 'demo_val'), names)
+    rows = [('bicubic upsampling of the blurry LR', *demo_report.score(bicubic, sharp)),
+            ('CNLRN, trained just now (options/demo)', *demo_report.score(trained, sharp))]
+    panels = [('bicubic', bicubic), ('CNLRN (this run)', trained)]
+    if has_checkpoint:
+        shipped = demo_report.read_results(osp.join('results', TEST_CHECKPOINT, 'visualization', 'demo_val'), names)
+        rows.append(('CNLRN, shipped demo checkpoint', *demo_report.score(shipped, sharp)))
+        panels.append(('CNLRN (checkpoint)', shipped))
+    table = demo_report.markdown_table(rows)
+    os.makedirs(out, exist_ok=True)
+    with open(osp.join(out, 'table.md'), 'w', encoding='utf-8') as f:
+        f.write(f'Held-out photos ({len(names)}: {", ".join(names)}), RGB, 4-pixel border cropped.\n\n{table}\n')
+    picture = osp.join(out, 'comparison.png')
+    # one tile of each held-out photo (clip) keeps the picture readable
+    first_of_clip = {}
+    for i, name in enumerate(names):
+        first_of_clip.setdefault(name.split('_')[0], i)
+    shown = list(first_of_clip.values())
+    demo_report.comparison_picture(picture, [(label, [imgs[i] for i in shown]) for label, imgs in panels],
+                                   [sharp[i] for i in shown])
+    curves = {stage: demo_report.read_scalar_curve(osp.join('tb_logger', name), 'metrics/demo_val/psnr')
+              for stage, name in (('joint training', JOINT), )}
+    curve = osp.join(out, 'psnr_curve.png')
+    demo_report.psnr_curve_picture(curve, curves, rows[0][1])
+    print(f'\nPSNR / SSIM on the {len(names)} held-out photos (RGB, 4-pixel border cropped):\n\n{table}\n')
+    print(f'side-by-side picture:   {picture}')
+    print(f'validation PSNR curve:  {curve}')
+    print(f'TensorBoard logs:       tb_logger/{PRETRAIN}, tb_logger/{JOINT}  (tensorboard --logdir tb_logger)')
