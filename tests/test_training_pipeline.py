@@ -97,10 +97,18 @@ def test_auto_resume_after_kill(workdir):
     proc.wait()
     saved = max(int(p.stem) for p in states.glob('*.state'))
     assert saved >= 6
+    # newer but incomplete: a truncated state, and a state whose network checkpoint is missing
+    models = root / 'experiments/resume_after_kill/models'
+    (states / f'{saved + 2}.state').write_bytes((states / f'{saved}.state').read_bytes()[:1000])
+    (models / f'net_g_{saved + 2}.pth').write_bytes((models / f'net_g_{saved}.pth').read_bytes())
+    (states / f'{saved + 4}.state').write_bytes((states / f'{saved}.state').read_bytes())
     out = run([command('basicsr'), 'train', '-opt', opt, '--auto_resume', '--force_yml',
-               f'train:total_iter={saved + 4}'], root)
-    assert f'Resuming training from epoch: ' in out and f'iter: {saved}.' in out
+               f'train:total_iter={saved + 8}'], root)
+    assert f'skipping {states / f"{saved + 4}.state"}: its network checkpoint' in out
+    assert f'skipping {states / f"{saved + 2}.state"}: unreadable' in out
+    assert 'Resuming training from epoch: ' in out and f'iter: {saved}.' in out
     assert f'iter:{saved + 1:8,d}' in out and 'End of training' in out
+    assert (states / f'{saved + 8}.state').is_file()
     assert (root / 'experiments/resume_after_kill/models/net_g_latest.pth').is_file()
 
 

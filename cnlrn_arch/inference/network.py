@@ -5,7 +5,7 @@ from basicsr.archs import build_network
 from basicsr.utils.registry import ARCH_REGISTRY
 from ..archs.cnlrn_arch import CNLRN
 from ..utils.errors import UserError
-from ..utils.option_check import _check_type, load_option_file
+from ..utils.option_check import check_registered, load_option_file
 from ..utils.weights import load_into, read_state_dict
 
 
@@ -22,7 +22,7 @@ def build_from_options(opt_path):
     """The network described by ``network_g`` of option file ``opt_path``."""
     opt = load_option_file(opt_path)
     network_opt = opt.get('network_g')
-    _check_type(network_opt, ARCH_REGISTRY, 'network', 'network_g:', opt_path)
+    check_registered(network_opt, ARCH_REGISTRY, 'network', 'network_g:', opt_path)
     try:
         return build_network(network_opt)
     except (TypeError, ValueError) as err:

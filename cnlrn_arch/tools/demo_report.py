@@ -8,7 +8,7 @@ import numpy as np
 
 from basicsr.metrics.psnr_ssim import calculate_psnr, calculate_ssim
 from basicsr.utils.matlab_functions import imresize
-from .image_io import SCALE
+from .data_prep import SCALE
 
 CROP_BORDER = 4  # as the paper measures
 ZOOM = 3  # magnification of the detail crops in the picture

@@ -29,7 +29,7 @@ from basicsr.utils.lmdb_util import LmdbMaker
 from basicsr.utils.matlab_functions import imresize
 from ..data.motion_blur import blur, shake_kernels
 from ..utils.errors import UserError
-from .image_io import SCALE, _positive_int, bicubic_downscale
+from .data_prep import SCALE, positive_int, bicubic_downscale
 
 # skimage.data names; grayscale ones become 3 equal channels
 TRAIN_PHOTOS = ('rocket', 'motorcycle', 'hubble_deep_field', 'retina', 'immunohistochemistry', 'colorwheel', 'camera',
@@ -54,7 +54,7 @@ def add_parser(subparsers):
         description=__doc__.split('\n', 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--out', default=osp.join('datasets', 'demo'), help='output folder (default: %(default)s)')
     parser.add_argument('--seed', type=int, default=0, help='random seed (default: %(default)s)')
-    parser.add_argument('--crops-per-photo', type=_positive_int, default=24, metavar='N',
+    parser.add_argument('--crops-per-photo', type=positive_int, default=24, metavar='N',
                         help=f'training crops per photo, {len(TRAIN_PHOTOS)} photos (default: %(default)s)')
     parser.add_argument('--force', action='store_true', help='remake OUT even if it already holds demo data')
     parser.set_defaults(func=make_demo_data)

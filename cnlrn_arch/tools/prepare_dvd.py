@@ -17,7 +17,7 @@ import argparse
 from os import path as osp
 
 from ..utils.errors import UserError
-from .image_io import add_workers_argument, convert_images, paired_images
+from .data_prep import add_workers_argument, convert_images, paired_images
 
 TEST_CLIPS = ('720p_240fps_2', 'IMG_0003', 'IMG_0021', 'IMG_0030', 'IMG_0031', 'IMG_0032', 'IMG_0033', 'IMG_0037',
               'IMG_0039', 'IMG_0049')

@@ -18,7 +18,7 @@ import os
 from os import path as osp
 
 from ..utils.errors import UserError
-from .image_io import add_workers_argument, build_lmdb, convert_images, paired_images
+from .data_prep import add_workers_argument, build_lmdb, convert_images, paired_images
 
 TRAIN_HR, TRAIN_LQ = 'train_sharp', osp.join('train_blur_bicubic', 'X4')
 TRAIN_SHARP_LR, SHARP_LR_LMDB = osp.join('train_sharp_bicubic', 'X4'), 'train_sharp_bicubic_X4.lmdb'

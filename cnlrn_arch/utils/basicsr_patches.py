@@ -25,21 +25,45 @@ from basicsr.utils import check_resume, scandir
 torch.serialization.add_safe_globals([Counter])
 
 
+def _load_state(path):
+    return torch.load(path, map_location='cpu', weights_only=True)
+
+
+def _newest_complete_state(opt):
+    """(path, state) of the newest training state that loads and whose network checkpoint exists."""
+    experiment = os.path.join(opt['root_path'], 'experiments', opt['name'])
+    state_dir = os.path.join(experiment, 'training_states')
+    if not os.path.isdir(state_dir):
+        return None, None
+    names = [v for v in scandir(state_dir, suffix='.state', recursive=False) if v[:-len('.state')].isdigit()]
+    for name in sorted(names, key=lambda v: int(v[:-len('.state')]), reverse=True):
+        path = os.path.join(state_dir, name)
+        network = os.path.join(experiment, 'models', f"net_g_{name[:-len('.state')]}.pth")
+        if not os.path.isfile(network):
+            print(f'auto_resume: skipping {path}: its network checkpoint {network} is missing', flush=True)
+            continue
+        try:
+            return path, _load_state(path)
+        except Exception as err:  # a truncated or corrupt file: fall back to an older one
+            print(f'auto_resume: skipping {path}: unreadable ({str(err).splitlines()[0]})', flush=True)
+    return None, None
+
+
 def load_resume_state(opt):
-    """Pick the state to resume from and load it on the CPU (optimizers move it to the parameters' device)."""
-    resume_state_path = None
+    """Pick the state to resume from and load it on the CPU (optimizers move it to the parameters' device).
+
+    With ``--auto_resume`` the newest complete state is used; incomplete ones
+    are named and skipped.
+    """
     if opt['auto_resume']:
-        state_path = os.path.join('experiments', opt['name'], 'training_states')
-        if os.path.isdir(state_path):
-            states = [int(v.split('.state')[0]) for v in scandir(state_path, suffix='state', recursive=False)]
-            if states:
-                resume_state_path = os.path.join(state_path, f'{max(states)}.state')
-                opt['path']['resume_state'] = resume_state_path
+        path, resume_state = _newest_complete_state(opt)
+        if path is None:
+            return None
+        opt['path']['resume_state'] = path
     elif opt['path'].get('resume_state'):
-        resume_state_path = opt['path']['resume_state']
-    if resume_state_path is None:
+        resume_state = _load_state(opt['path']['resume_state'])
+    else:
         return None
-    resume_state = torch.load(resume_state_path, map_location='cpu', weights_only=True)
     check_resume(opt, resume_state['iter'])
     return resume_state
 

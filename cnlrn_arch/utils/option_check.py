@@ -41,7 +41,7 @@ def _require(opt, key, kind, where, path):
     return opt[key]
 
 
-def _check_type(section, registry, kind, where, path):
+def check_registered(section, registry, kind, where, path):
     name = section.get('type') if isinstance(section, dict) else None
     if name is None:
         raise UserError(f'{path}: missing required option {where}type')
@@ -54,22 +54,22 @@ def check_options(path, is_train):
     """Validate the structure and registered names of option file ``path``."""
     opt = load_option_file(path)
     _require(opt, 'name', str, '', path)
-    _check_type({'type': _require(opt, 'model_type', str, '', path)}, MODEL_REGISTRY, 'model', 'model_', path)
+    check_registered({'type': _require(opt, 'model_type', str, '', path)}, MODEL_REGISTRY, 'model', 'model_', path)
     if not isinstance(opt.get('path', {}), dict):
         raise UserError(f'{path}: option path must be a mapping')
     for key, section in opt.items():
         if key.startswith('network_'):
-            _check_type(section, ARCH_REGISTRY, 'network', f'{key}:', path)
+            check_registered(section, ARCH_REGISTRY, 'network', f'{key}:', path)
     datasets = _require(opt, 'datasets', dict, '', path)
     for phase, dataset_opt in datasets.items():
-        _check_type(dataset_opt, DATASET_REGISTRY, 'dataset', f'datasets:{phase}:', path)
+        check_registered(dataset_opt, DATASET_REGISTRY, 'dataset', f'datasets:{phase}:', path)
     if is_train:
         if 'train' not in datasets:
             raise UserError(f'{path}: missing required option datasets:train')
         train = _require(opt, 'train', dict, '', path)
         for key, section in train.items():
             if key.endswith('_opt') and section is not None:
-                _check_type(section, LOSS_REGISTRY, 'loss', f'train:{key}:', path)
+                check_registered(section, LOSS_REGISTRY, 'loss', f'train:{key}:', path)
         logger = _require(opt, 'logger', dict, '', path)
         for key in ('print_freq', 'save_checkpoint_freq'):
             _require(logger, key, int, 'logger:', path)

@@ -29,11 +29,11 @@ LMDB_MAP_MARGIN = 64 * 2**20
 
 def add_workers_argument(parser):
     parser.add_argument(
-        '--workers', type=_positive_int, default=os.cpu_count() or 1, metavar='N',
+        '--workers', type=positive_int, default=os.cpu_count() or 1, metavar='N',
         help='processes for reading, resizing and writing images (default: number of CPUs)')
 
 
-def _positive_int(text):
+def positive_int(text):
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f'must be at least 1, got {value}')
