@@ -139,3 +139,29 @@ def test_self_ensemble_option_is_used_in_test():
     expected = self_ensemble(model.net_g.eval(), lq)
     assert torch.allclose(ensemble_model.output, expected.detach(), atol=1e-5)
     assert not torch.allclose(model.output, ensemble_model.output, atol=1e-4)
+
+
+def test_non_finite_updates_are_skipped_then_stop_training(tmp_path):
+    opt = make_opt('joint')
+    opt['train']['nonfinite_patience'] = 3
+    opt['path']['models'] = str(tmp_path)
+    model = build_model(opt)
+    before = {k: v.clone() for k, v in model.net_g.state_dict().items()}
+    bad = dict(lq=torch.full((1, 3, 8, 8), float('nan')), gt=torch.rand(1, 3, 32, 32))
+    for it in (1, 2):
+        model.feed_data(bad)
+        model.optimize_parameters(it)
+    assert all(torch.equal(before[k], v) for k, v in model.net_g.state_dict().items())
+    good = dict(lq=torch.rand(1, 3, 8, 8), gt=torch.rand(1, 3, 32, 32))
+    model.feed_data(good)
+    model.optimize_parameters(3)  # a finite update resets the count
+    assert model.nonfinite_in_a_row == 0
+    model.last_saved_iter = 3
+    for it in (4, 5):
+        model.feed_data(bad)
+        model.optimize_parameters(it)
+    model.feed_data(bad)
+    with pytest.raises(UserError, match=r'stopped at iter 6 after 3 non-finite updates in a row; last good '
+                       r'checkpoint: .*net_g_3.pth'):
+        model.optimize_parameters(6)
+    assert all(torch.isfinite(v).all() for v in model.net_g.state_dict().values())

@@ -26,6 +26,21 @@ from ..utils.self_ensemble import self_ensemble
 from ..utils.weights import load_into, read_state_dict
 
 STAGES = ('pretrain', 'joint')
+# consecutive non-finite updates tolerated before training stops
+NONFINITE_PATIENCE = 10
+
+
+class TrainingDiverged(UserError):
+    """Too many non-finite updates in a row; the message names the last good checkpoint."""
+
+
+def use_deterministic_algorithms():
+    """Make runs with the same seed repeat exactly (slower on GPU)."""
+    # cuBLAS needs a fixed workspace to be deterministic; effective if set before its first use
+    os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
 DEBLUR_PREFIX = 'DeblurNet.'
 
 
@@ -41,10 +56,17 @@ class CNLRNModel(SRModel):
         path.pretrain_network_deblur / path.param_key_deblur: pre-training
             checkpoint loaded into ``DeblurNet`` only (image head dropped).
         val.self_ensemble: average over the 8 flips/rotations when testing.
+        train.nonfinite_patience: a non-finite loss or gradient skips its update;
+            this many in a row (default 10) stop training.
+        deterministic: true makes runs with the same ``manual_seed`` repeat exactly.
     """
 
     def __init__(self, opt):
+        if opt.get('deterministic'):
+            use_deterministic_algorithms()
         self.stage = self._stage(opt)
+        self.nonfinite_in_a_row = 0
+        self.last_saved_iter = None
         # the pre-training network outputs the sharp LR image
         self.target_key = 'gt_lr' if self.stage == 'pretrain' else 'gt'
         super().__init__(opt)
@@ -149,16 +171,44 @@ class CNLRNModel(SRModel):
             loss_dict['l_grad'] = self.cri_grad(self.output, self.gt)
         l_total = sum(loss_dict.values())
         l_total.backward()
-        self.optimizer_g.step()
         self.log_dict = self.reduce_loss_dict(loss_dict)
+        if not self._update_is_finite(l_total):
+            self._skip_update(current_iter)
+            return
+        self.nonfinite_in_a_row = 0
+        self.optimizer_g.step()
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
+
+    def _update_is_finite(self, loss):
+        """Loss and gradients finite, on every rank (all ranks must skip alike under DDP)."""
+        grads = [p.grad for p in self.net_g.parameters() if p.grad is not None]
+        finite = torch.isfinite(loss) & torch.stack([torch.isfinite(g).all() for g in grads]).all()
+        if self.opt['dist']:
+            finite = finite.to(self.device, torch.int32)
+            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+        return bool(finite)
+
+    def _skip_update(self, current_iter):
+        """Drop a non-finite update; stop after ``train.nonfinite_patience`` of them in a row."""
+        self.optimizer_g.zero_grad()
+        self.nonfinite_in_a_row += 1
+        losses = ', '.join(f'{k}={v:.4g}' for k, v in self.log_dict.items())
+        get_root_logger().warning(f'iter {current_iter}: non-finite loss or gradient ({losses}); update skipped '
+                                  f'({self.nonfinite_in_a_row} in a row)')
+        if self.nonfinite_in_a_row >= self.opt['train'].get('nonfinite_patience', NONFINITE_PATIENCE):
+            last = (f"{self.opt['path']['models']}/net_g_{self.last_saved_iter}.pth"
+                    if self.last_saved_iter is not None else 'none saved yet')
+            raise TrainingDiverged(f'training stopped at iter {current_iter} after {self.nonfinite_in_a_row} '
+                                   f'non-finite updates in a row; last good checkpoint: {last} '
+                                   '(lower the learning rate, then resume with --auto_resume)')
 
     def save(self, epoch, current_iter):
         """Save as SRModel does; in distributed runs first check every rank holds the same weights."""
         if self.opt['dist']:
             self.check_ranks_in_sync(current_iter)
         super().save(epoch, current_iter)
+        self.last_saved_iter = 'latest' if current_iter == -1 else current_iter
 
     @master_only
     def save_network(self, net, net_label, current_iter, param_key='params'):
