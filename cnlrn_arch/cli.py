@@ -1,5 +1,5 @@
-"""The ``cnlrn`` command: this project's own tools (data preparation, demo,
-inference, benchmarks), one subcommand each."""
+"""The ``cnlrn`` command: this project's own tools (demo, data preparation,
+inference), one subcommand each."""
 import argparse
 import importlib
 import sys

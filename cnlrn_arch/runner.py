@@ -23,8 +23,8 @@ def load_plugins():
     """Import this project, then every other registered BasicSR plugin."""
     importlib.import_module(OWN_PLUGIN)
     for entry in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
-        if entry.value != OWN_PLUGIN:
-            importlib.import_module(entry.value)
+        if entry.module != OWN_PLUGIN:
+            importlib.import_module(entry.module)
 
 
 def run_pipeline(phase, argv, prog):

@@ -1,4 +1,5 @@
 """The ``basicsr`` and ``cnlrn`` commands: usage, plugin loading and option errors."""
+import re
 import subprocess
 
 import pytest
@@ -61,6 +62,37 @@ def test_unregistered_arch_lists_registered_ones(tmp_path):
 
 def test_missing_required_key(tmp_path):
     opt = tmp_path / 'nodata.yml'
-    opt.write_text('name: x\nmodel_type: SRModel\nnetwork_g:\n  type: CNLRN\n')
+    opt.write_text('name: x\nmodel_type: SRModel\nnum_gpu: 0\npath: {}\nnetwork_g:\n  type: CNLRN\n')
     result = run(command('basicsr'), 'test', '-opt', str(opt))
     assert_one_line_error(result, 'missing required option datasets')
+
+
+BASE = 'name: x\nmodel_type: CNLRNModel\npath: {}\ndatasets: {}\n'
+
+
+@pytest.mark.parametrize('body, message', [
+    ('num_gpu: 0\nnetwork_g: {type: CNLRN, n_feats: 30}\n', 'network_g: cannot build CNLRN: n_feats=30 must be'),
+    ('num_gpu: 0\nnetwork_g: {type: CNLRN, nfeats: 32}\n', "unexpected keyword argument 'nfeats'"),
+    ('network_g: {type: CNLRN}\n', 'option num_gpu must be 0 (CPU), a GPU count'),
+    ('num_gpu: 0\n', 'missing required option network_g'),
+    ('num_gpu: 0\nnetwork_g: {type: CNLRN}\ntrain: {}\n', 'missing required option datasets:train'),
+])
+def test_option_check_names_the_problem(tmp_path, body, message):
+    from cnlrn_arch.utils.errors import UserError
+    from cnlrn_arch.utils.option_check import check_options
+    opt = tmp_path / 'o.yml'
+    opt.write_text(BASE + body)
+    with pytest.raises(UserError, match=re.escape(message)):
+        check_options(str(opt), is_train='train' in body)
+
+
+def test_gpu_requested_without_cuda(tmp_path, monkeypatch):
+    import torch
+
+    from cnlrn_arch.utils.errors import UserError
+    from cnlrn_arch.utils.option_check import check_options
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    opt = tmp_path / 'o.yml'
+    opt.write_text(BASE + 'num_gpu: 1\nnetwork_g: {type: CNLRN}\n')
+    with pytest.raises(UserError, match='num_gpu is 1 but no CUDA GPU is available here; set num_gpu: 0'):
+        check_options(str(opt), is_train=False)

@@ -13,6 +13,9 @@ import time
 import pytest
 import torch
 
+import cnlrn_arch  # noqa: F401
+from cnlrn_arch.archs.deblur_arch import CNLRNPreDeblur
+
 from conftest import TINY_CNLRN, TINY_PREDEBLUR, command, derive_options
 from tiny_reds import make_tiny_reds
 
@@ -84,7 +87,11 @@ def test_pretrain_then_joint_then_test(workdir):
 def test_auto_resume_after_kill(workdir):
     root, data = workdir
     changes = train_changes(data, total_iter=10_000)
-    changes.update(name='resume_after_kill', network_g=TINY_CNLRN, val=None, path=dict(pretrain_network_deblur=None))
+    deblur = root / 'resume_predeblur.pth'
+    predeblur_args = {k: v for k, v in TINY_PREDEBLUR.items() if k != 'type'}
+    torch.save({'params': CNLRNPreDeblur(**predeblur_args).state_dict()}, deblur)
+    changes.update(name="resume_after_kill", network_g=TINY_CNLRN, val=None,
+                   path=dict(pretrain_network_deblur=str(deblur)))
     changes['datasets']['val'] = None
     opt = derive_options('options/joint.yml', root / 'resume.yml', changes)
     states = root / 'experiments/resume_after_kill/training_states'
@@ -107,6 +114,8 @@ def test_auto_resume_after_kill(workdir):
     assert f'skipping {states / f"{saved + 4}.state"}: its network checkpoint' in out
     assert f'skipping {states / f"{saved + 2}.state"}: unreadable' in out
     assert 'Resuming training from epoch: ' in out and f'iter: {saved}.' in out
+    # the resumed checkpoint's DeblurNet is kept, not replaced by the pre-training weights
+    assert 'Resuming: path:pretrain_network_deblur' in out and 'DeblurNet tensors from' not in out
     assert f'iter:{saved + 1:8,d}' in out and 'End of training' in out
     assert (states / f'{saved + 8}.state').is_file()
     assert (root / 'experiments/resume_after_kill/models/net_g_latest.pth').is_file()
@@ -130,10 +139,10 @@ def test_distributed_joint_training_on_cpu(workdir):
 def test_deterministic_runs_repeat_exactly(workdir):
     root, data = workdir
     weights = []
-    for name in ('deterministic_a', 'deterministic_b'):
+    for name, seed in (('deterministic_a', 7), ('deterministic_b', 7), ('deterministic_c', 8)):
         changes = train_changes(data, total_iter=3)
         changes.update(name=name, network_g=TINY_CNLRN, val=None, path=dict(pretrain_network_deblur=None),
-                       deterministic=True, manual_seed=7)
+                       deterministic=True, manual_seed=seed)
         changes['datasets']['val'] = None
         changes['datasets']['train']['num_worker_per_gpu'] = 1  # worker seeding is part of the check
         out = run([command('basicsr'), 'train', '-opt', derive_options('options/joint.yml', root / f'{name}.yml',
@@ -142,3 +151,5 @@ def test_deterministic_runs_repeat_exactly(workdir):
         weights.append(torch.load(root / f'experiments/{name}/models/net_g_latest.pth', weights_only=True)['params'])
     assert weights[0].keys() == weights[1].keys()
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    # the comparison can tell runs apart: another seed gives other weights
+    assert not all(torch.equal(weights[0][k], weights[2][k]) for k in weights[0])

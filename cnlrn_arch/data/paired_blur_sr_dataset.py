@@ -16,8 +16,8 @@ from basicsr.utils import FileClient, imfrombytes, img2tensor, scandir
 from basicsr.utils.matlab_functions import imresize
 from basicsr.utils.registry import DATASET_REGISTRY
 from ..utils.errors import UserError
+from ..utils.image_formats import IMG_EXTENSIONS
 
-IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.PNG', '.JPG', '.JPEG', '.BMP')
 
 
 @DATASET_REGISTRY.register()

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..utils.atomic import atomic_write
 from ..utils.errors import UserError
+from ..utils.image_formats import IMG_EXTENSIONS
 
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 
 
 @dataclass
@@ -25,7 +26,7 @@ class UserImage:
 
 
 def is_image_name(path):
-    return path.lower().endswith(IMAGE_EXTENSIONS)
+    return path.lower().endswith(IMG_EXTENSIONS)
 
 
 def find_images(patterns):
@@ -43,7 +44,7 @@ def find_images(patterns):
             matches = sorted(os.path.join(pattern, name) for name in os.listdir(pattern)
                              if is_image_name(name) and os.path.isfile(os.path.join(pattern, name)))
             if not matches:
-                raise UserError(f'no images ({", ".join(IMAGE_EXTENSIONS)}) in folder {pattern}')
+                raise UserError(f'no images ({", ".join(IMG_EXTENSIONS)}) in folder {pattern}')
         else:
             matches = sorted(p for p in glob.glob(pattern) if os.path.isfile(p) and is_image_name(p))
             if not matches:
@@ -101,10 +102,7 @@ def write_png(path, image):
     ok, png = cv2.imencode('.png', pixels)
     if not ok:
         raise UserError(f'{path}: OpenCV could not encode the PNG')
-    tmp = f'{path}.tmp'
     try:
-        with open(tmp, 'wb') as f:
-            f.write(png.tobytes())
-        os.replace(tmp, path)
+        atomic_write(path, png.tobytes())
     except OSError as err:
         raise UserError(f'{path}: cannot write ({err.strerror})') from None

@@ -5,7 +5,7 @@ from basicsr.archs import build_network
 from basicsr.utils.registry import ARCH_REGISTRY
 from ..archs.cnlrn_arch import CNLRN
 from ..utils.errors import UserError
-from ..utils.option_check import check_registered, load_option_file
+from ..utils.option_check import check_buildable, check_registered, load_option_file
 from ..utils.weights import load_into, read_state_dict
 
 
@@ -23,10 +23,8 @@ def build_from_options(opt_path):
     opt = load_option_file(opt_path)
     network_opt = opt.get('network_g')
     check_registered(network_opt, ARCH_REGISTRY, 'network', 'network_g:', opt_path)
-    try:
-        return build_network(network_opt)
-    except (TypeError, ValueError) as err:
-        raise UserError(f'{opt_path}: cannot build network_g: {err}') from None
+    check_buildable(network_opt, f'{opt_path}: network_g')
+    return build_network(network_opt)
 
 
 def load_network(weights_path, opt_path=None, device='cpu'):

@@ -20,7 +20,7 @@ from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import MODEL_REGISTRY
-from ..utils.checkpoint import atomic_torch_save
+from ..utils.atomic import atomic_torch_save
 from ..utils.errors import UserError
 from ..utils.self_ensemble import self_ensemble
 from ..utils.weights import load_into, read_state_dict
@@ -49,7 +49,8 @@ class CNLRNModel(SRModel):
     """SRModel with CNLRN's two training stages.
 
     Options beyond SRModel's:
-        train.stage: 'pretrain' or 'joint' (default 'joint').
+        train.stage: 'pretrain' or 'joint'; without it, 'pretrain' for
+            ``CNLRNPreDeblur`` and 'joint' otherwise.
         train.grad_opt: optional second loss (``GradientLoss``) added to pixel_opt.
         train.optim_g.lr_deblur: learning rate of ``DeblurNet`` in joint training
             (default: the same as ``lr``).
@@ -70,22 +71,29 @@ class CNLRNModel(SRModel):
         # the pre-training network outputs the sharp LR image
         self.target_key = 'gt_lr' if self.stage == 'pretrain' else 'gt'
         super().__init__(opt)
-        deblur_path = self.opt['path'].get('pretrain_network_deblur')
-        if deblur_path is not None:
-            self.load_deblur_network(deblur_path, self.opt['path'].get('param_key_deblur', 'params'))
+        path_opt = self.opt['path']
+        deblur_path = path_opt.get('pretrain_network_deblur')
+        if deblur_path is None:
+            return
+        if path_opt.get('resume_state'):
+            # the resumed checkpoint already holds the jointly trained DeblurNet
+            get_root_logger().info(f'Resuming: path:pretrain_network_deblur ({deblur_path}) is not loaded.')
+        elif path_opt.get('pretrain_network_g'):
+            raise UserError('path:pretrain_network_g and path:pretrain_network_deblur are both set; the second '
+                            'would overwrite the deblurring weights of the first: set one to ~')
+        else:
+            self.load_deblur_network(deblur_path, path_opt.get('param_key_deblur', 'params'))
 
     @staticmethod
     def _stage(opt):
-        train_opt = opt.get('train') or {}
-        stage = train_opt.get('stage')
-        if stage is None:
-            stage = 'pretrain' if opt['network_g'].get('type') == 'CNLRNPreDeblur' else 'joint'
+        """train.stage, or for testing (no train section) the stage the network belongs to."""
+        net_type = opt['network_g'].get('type')
+        is_predeblur = net_type == 'CNLRNPreDeblur'
+        stage = (opt.get('train') or {}).get('stage') or ('pretrain' if is_predeblur else 'joint')
         if stage not in STAGES:
             raise UserError(f'train:stage must be one of {STAGES}, got {stage!r}')
-        expected = 'CNLRNPreDeblur' if stage == 'pretrain' else None
-        net_type = opt['network_g'].get('type')
-        if (expected is not None) != (net_type == 'CNLRNPreDeblur'):
-            need = 'CNLRNPreDeblur' if expected else 'a super-resolution network (e.g. CNLRN)'
+        if (stage == 'pretrain') != is_predeblur:
+            need = 'CNLRNPreDeblur' if stage == 'pretrain' else 'a super-resolution network (e.g. CNLRN)'
             raise UserError(f'train:stage {stage!r} needs network_g:type {need}, got {net_type!r}')
         return stage
 
@@ -166,7 +174,11 @@ class CNLRNModel(SRModel):
         self.optimizer_g.zero_grad()
         self.output = self.net_g(self.lq)
         loss_dict = OrderedDict()
-        loss_dict['l_pix'] = self.cri_pix(self.output, self.gt)
+        if self.cri_pix is not None:
+            loss_dict['l_pix'] = self.cri_pix(self.output, self.gt)
+        if self.cri_perceptual is not None:
+            l_percep, l_style = self.cri_perceptual(self.output, self.gt)
+            loss_dict.update({k: v for k, v in (('l_percep', l_percep), ('l_style', l_style)) if v is not None})
         if self.cri_grad is not None:
             loss_dict['l_grad'] = self.cri_grad(self.output, self.gt)
         l_total = sum(loss_dict.values())

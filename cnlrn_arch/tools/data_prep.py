@@ -4,7 +4,6 @@ Outputs only ever appear complete: PNGs are written to a temporary file and
 renamed, LMDBs are built under a temporary name and renamed, so a tool that
 was interrupted can be run again and redoes only what is missing.
 """
-import argparse
 import os
 import shutil
 from multiprocessing import Pool
@@ -18,9 +17,9 @@ from tqdm import tqdm
 from basicsr.data.transforms import mod_crop
 from basicsr.utils import scandir
 from basicsr.utils.lmdb_util import make_lmdb_from_imgs
-from basicsr.utils.matlab_functions import imresize
-from ..data.paired_blur_sr_dataset import IMG_EXTENSIONS
+from ..utils.atomic import atomic_write
 from ..utils.errors import UserError
+from ..utils.image_formats import IMG_EXTENSIONS, bicubic_resize_uint8, positive_int
 
 SCALE = 4
 # LMDB map space beyond 10x the source images (bookkeeping pages of small sets)
@@ -33,11 +32,6 @@ def add_workers_argument(parser):
         help='processes for reading, resizing and writing images (default: number of CPUs)')
 
 
-def positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'must be at least 1, got {value}')
-    return value
 
 
 def require_dir(path):
@@ -59,10 +53,6 @@ def paired_images(first, second):
     return first_names
 
 
-def bicubic_downscale(img):
-    """MATLAB-compatible bicubic 1/SCALE of a uint8 image, rounded to uint8."""
-    out = imresize(img.astype(np.float32) / 255., 1 / SCALE)
-    return np.clip(np.round(out * 255.), 0, 255).astype(np.uint8)
 
 
 def convert_image(job):
@@ -74,15 +64,12 @@ def convert_image(job):
     if crop:
         img = mod_crop(img, SCALE)
     if downscale:
-        img = bicubic_downscale(img)
+        img = bicubic_resize_uint8(img, 1 / SCALE)
     ok, png = cv2.imencode('.png', img)
     if not ok:
         raise UserError(f'cannot encode {dst}')
     os.makedirs(osp.dirname(dst), exist_ok=True)
-    tmp = f'{dst}.tmp'
-    with open(tmp, 'wb') as f:
-        f.write(png.tobytes())
-    os.replace(tmp, dst)
+    atomic_write(dst, png.tobytes())
 
 
 def convert_images(jobs, workers, desc):

@@ -19,7 +19,9 @@ from os import path as osp
 import cv2
 
 from ..utils.errors import UserError
+from ..utils.image_formats import bicubic_resize_uint8
 from . import demo_report
+from .data_prep import SCALE
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 OPTIONS = osp.join(REPO, 'options', 'demo')
@@ -67,7 +69,7 @@ def quick_overrides(total_iter):
 
 def demo(args):
     start = time.time()
-    data_args = ['--crops-per-photo', '2', '--force'] if args.quick else []
+    data_args = ['--crops-per-photo', '2'] if args.quick else []
     run(['cnlrn', 'make-demo-data', '--out', DATA] + data_args)
     train_extra = quick_overrides(QUICK_ITERS) if args.quick else []
     run(['basicsr', 'train', '-opt', option('pretrain.yml')] + train_extra)
@@ -87,7 +89,7 @@ def demo(args):
 def report(out, has_checkpoint):
     names = sorted(osp.splitext(f)[0] for f in os.listdir(osp.join(VAL, 'sharp')))
     sharp = [cv2.imread(osp.join(VAL, 'sharp', f'{n}.png')) for n in names]
-    bicubic = [demo_report.bicubic_upscale(cv2.imread(osp.join(VAL, 'blur_bicubic_X4', f'{n}.png'))) for n in names]
+    bicubic = [bicubic_resize_uint8(cv2.imread(osp.join(VAL, 'blur_bicubic_X4', f'{n}.png')), SCALE) for n in names]
     trained = demo_report.read_results(osp.join('results', TEST_RUN, 'visualization', 'demo_val'), names)
     rows = [('bicubic upsampling of the blurry LR', *demo_report.score(bicubic, sharp)),
             ('CNLRN, trained just now (options/demo)', *demo_report.score(trained, sharp))]
@@ -108,10 +110,9 @@ def report(out, has_checkpoint):
     shown = list(first_of_clip.values())
     demo_report.comparison_picture(picture, [(label, [imgs[i] for i in shown]) for label, imgs in panels],
                                    [sharp[i] for i in shown])
-    curves = {stage: demo_report.read_scalar_curve(osp.join('tb_logger', name), 'metrics/demo_val/psnr')
-              for stage, name in (('joint training', JOINT), )}
     curve = osp.join(out, 'psnr_curve.png')
-    demo_report.psnr_curve_picture(curve, curves, rows[0][1])
+    joint_curve = demo_report.read_scalar_curve(osp.join('tb_logger', JOINT), 'metrics/demo_val/psnr')
+    demo_report.psnr_curve_picture(curve, {'joint training': joint_curve}, rows[0][1])
     print(f'\nPSNR / SSIM on the {len(names)} held-out photos (RGB, 4-pixel border cropped):\n\n{table}\n')
     print(f'side-by-side picture:   {picture}')
     print(f'validation PSNR curve:  {curve}')

@@ -7,17 +7,9 @@ import cv2
 import numpy as np
 
 from basicsr.metrics.psnr_ssim import calculate_psnr, calculate_ssim
-from basicsr.utils.matlab_functions import imresize
-from .data_prep import SCALE
 
 CROP_BORDER = 4  # as the paper measures
 ZOOM = 3  # magnification of the detail crops in the picture
-
-
-def bicubic_upscale(lr):
-    """MATLAB-compatible bicubic x4 of a uint8 image: the baseline every method must beat."""
-    out = imresize(lr.astype(np.float32) / 255., SCALE)
-    return np.clip(np.round(out * 255.), 0, 255).astype(np.uint8)
 
 
 def score(restored, sharp):

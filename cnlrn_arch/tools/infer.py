@@ -20,21 +20,13 @@ from ..inference.image_io import find_images, read_image, write_png
 from ..inference.network import load_network, resolve_device
 from ..inference.upscale import upscale
 from ..utils.errors import UserError
+from ..utils.image_formats import int_at_least
 
 DEFAULT_TILE_PAD = 16
 SUGGESTED_TILE = 256
 # LR inputs above this many pixels print a hint to use --tile (full-size activations take gigabytes)
 LARGE_INPUT_PIXELS = 1024 * 1024
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
-
-
-def _int_at_least(minimum):
-    def parse(text):
-        value = int(text)
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f'must be at least {minimum}, got {value}')
-        return value
-    return parse
 
 
 def add_parser(subparsers):
@@ -49,9 +41,9 @@ def add_parser(subparsers):
                         '(params_ema, else params)')
     parser.add_argument('--opt', metavar='X.yml',
                         help="option file whose network_g gives the architecture (default: CNLRN as in the paper)")
-    parser.add_argument('--tile', type=_int_at_least(1), metavar='N',
+    parser.add_argument('--tile', type=int_at_least(1), metavar='N',
                         help='run N x N LR tiles one at a time to bound memory, blended without seams')
-    parser.add_argument('--tile-pad', type=_int_at_least(0), metavar='P',
+    parser.add_argument('--tile-pad', type=int_at_least(0), metavar='P',
                         help='LR pixels of context around each tile, overlapping its neighbours '
                         f'(default: {DEFAULT_TILE_PAD})')
     parser.add_argument('--self-ensemble', action='store_true',

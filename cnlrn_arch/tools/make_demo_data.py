@@ -26,10 +26,10 @@ from tqdm import tqdm
 
 from basicsr.metrics.psnr_ssim import calculate_psnr
 from basicsr.utils.lmdb_util import LmdbMaker
-from basicsr.utils.matlab_functions import imresize
 from ..data.motion_blur import blur, shake_kernels
 from ..utils.errors import UserError
-from .data_prep import SCALE, positive_int, bicubic_downscale
+from ..utils.image_formats import bicubic_resize_uint8, positive_int
+from .data_prep import SCALE
 
 # skimage.data names; grayscale ones become 3 equal channels
 TRAIN_PHOTOS = ('rocket', 'motorcycle', 'hubble_deep_field', 'retina', 'immunohistochemistry', 'colorwheel', 'camera',
@@ -81,7 +81,7 @@ def degrade(photo, top, left, size, rng):
     # quantised before downscaling, as REDS' blurry HR frames were
     blurry = np.clip(np.round(blurry * 255), 0, 255).astype(np.uint8)
     sharp = photo[top:top + size, left:left + size]
-    return sharp, bicubic_downscale(blurry), bicubic_downscale(sharp)
+    return sharp, bicubic_resize_uint8(blurry, 1 / SCALE), bicubic_resize_uint8(sharp, 1 / SCALE)
 
 
 def train_crops(photo, n, rng):
@@ -130,7 +130,7 @@ def write_lmdb(path, keys, imgs):
 
 def bicubic_psnr(sharp, blurry_lr):
     """PSNR of MATLAB bicubic x SCALE of ``blurry_lr`` against ``sharp``, the baseline REDS papers quote."""
-    up = np.clip(np.round(imresize(blurry_lr / 255., SCALE) * 255), 0, 255).astype(np.uint8)
+    up = bicubic_resize_uint8(blurry_lr, SCALE)
     return calculate_psnr(up, sharp, crop_border=SCALE)
 
 
@@ -187,8 +187,8 @@ def make_demo_data(args):
     if existing == _header(args.seed, args.crops_per_photo) and not args.force:
         print(f'{out} already holds this demo data ({existing}); --force remakes it')
         return 0
-    if existing and not args.force:
-        raise UserError(f'{out} holds demo data made with other settings ({existing}); pass --force to remake it')
+    if existing:
+        print(f'{out} holds demo data made with other settings ({existing}): remaking it')
 
     start = time.perf_counter()
     parent = osp.dirname(osp.abspath(out))

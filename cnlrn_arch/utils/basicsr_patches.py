@@ -31,14 +31,13 @@ def _load_state(path):
 
 def _newest_complete_state(opt):
     """(path, state) of the newest training state that loads and whose network checkpoint exists."""
-    experiment = os.path.join(opt['root_path'], 'experiments', opt['name'])
-    state_dir = os.path.join(experiment, 'training_states')
+    state_dir = opt['path']['training_states']
     if not os.path.isdir(state_dir):
         return None, None
     names = [v for v in scandir(state_dir, suffix='.state', recursive=False) if v[:-len('.state')].isdigit()]
     for name in sorted(names, key=lambda v: int(v[:-len('.state')]), reverse=True):
         path = os.path.join(state_dir, name)
-        network = os.path.join(experiment, 'models', f"net_g_{name[:-len('.state')]}.pth")
+        network = os.path.join(opt['path']['models'], f"net_g_{name[:-len('.state')]}.pth")
         if not os.path.isfile(network):
             print(f'auto_resume: skipping {path}: its network checkpoint {network} is missing', flush=True)
             continue
@@ -65,11 +64,15 @@ def load_resume_state(opt):
     else:
         return None
     check_resume(opt, resume_state['iter'])
+    # our checkpoints keep weights under 'params'; check_resume only fixes 'params_ema'
+    for key in opt:
+        if key.startswith('network_'):
+            opt['path'][f"param_key_{key[len('network_'):]}"] = 'params'
     return resume_state
 
 
 def init_dist(launcher, backend='nccl', **kwargs):
-    """Initialise torch.distributed: NCCL on the GPU of LOCAL_RANK, gloo without CUDA."""
+    """Initialise torch.distributed: NCCL on the GPU of LOCAL_RANK, gloo for CPU tensors."""
     if mp.get_start_method(allow_none=True) is None:
         mp.set_start_method('spawn')
     if launcher == 'slurm':
@@ -78,6 +81,8 @@ def init_dist(launcher, backend='nccl', **kwargs):
         raise ValueError(f'Invalid launcher type: {launcher}')
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
+        # CPU tensors (num_gpu: 0 on a GPU machine) still need gloo
+        backend = f'cpu:gloo,cuda:{backend}'
     else:
         backend = 'gloo'
     dist.init_process_group(backend=backend, **kwargs)

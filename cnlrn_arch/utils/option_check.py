@@ -5,6 +5,7 @@ traceback or ``KeyError: "No object named ... found in 'arch' registry!"``.
 """
 import os
 
+import torch
 import yaml
 
 from basicsr.utils.options import ordered_yaml
@@ -50,16 +51,39 @@ def check_registered(section, registry, kind, where, path):
         raise UserError(f'{path}: {where}type: {kind} {name!r} is not registered; registered: {known}')
 
 
+def _check_num_gpu(opt, path):
+    num_gpu = opt.get('num_gpu')
+    if num_gpu == 'auto':
+        return
+    if num_gpu is None or isinstance(num_gpu, bool) or not isinstance(num_gpu, int) or num_gpu < 0:
+        raise UserError(f"{path}: option num_gpu must be 0 (CPU), a GPU count or 'auto', got {num_gpu!r}")
+    if num_gpu > 0 and not torch.cuda.is_available():
+        raise UserError(f'{path}: num_gpu is {num_gpu} but no CUDA GPU is available here; set num_gpu: 0 for the CPU')
+
+
+def check_buildable(network_opt, where):
+    """Build the network on the meta device (no memory, no compute) so bad arguments fail now."""
+    args = {k: v for k, v in network_opt.items() if k != 'type'}
+    try:
+        # not basicsr's build_network: its log line would set up BasicSR's logger too early
+        with torch.device('meta'):
+            ARCH_REGISTRY.get(network_opt['type'])(**args)
+    except (TypeError, ValueError) as err:
+        raise UserError(f'{where}: cannot build {network_opt["type"]}: {err}') from None
+
+
 def check_options(path, is_train):
     """Validate the structure and registered names of option file ``path``."""
     opt = load_option_file(path)
     _require(opt, 'name', str, '', path)
     check_registered({'type': _require(opt, 'model_type', str, '', path)}, MODEL_REGISTRY, 'model', 'model_', path)
-    if not isinstance(opt.get('path', {}), dict):
-        raise UserError(f'{path}: option path must be a mapping')
+    _check_num_gpu(opt, path)
+    _require(opt, 'path', dict, '', path)
+    _require(opt, 'network_g', dict, '', path)
     for key, section in opt.items():
         if key.startswith('network_'):
             check_registered(section, ARCH_REGISTRY, 'network', f'{key}:', path)
+            check_buildable(section, f'{path}: {key}')
     datasets = _require(opt, 'datasets', dict, '', path)
     for phase, dataset_opt in datasets.items():
         check_registered(dataset_opt, DATASET_REGISTRY, 'dataset', f'datasets:{phase}:', path)

@@ -51,10 +51,10 @@ def describe_mismatch(net_state, loaded, limit=5):
 def load_into(net, state_dict, path, strict=True):
     """``net.load_state_dict`` whose failure names the file and the first mismatched keys."""
     net_state = net.state_dict()
+    mismatch = describe_mismatch(net_state, state_dict)
     if not strict:
         state_dict = {k: v for k, v in state_dict.items() if k in net_state and v.shape == net_state[k].shape}
-    mismatch = describe_mismatch(net_state, state_dict)
-    if strict and mismatch:
+    elif mismatch:
         raise UserError(f'{path}: weights do not fit {type(net).__name__}: {mismatch}')
     net.load_state_dict(state_dict, strict=strict)
     return mismatch
