@@ -1,10 +1,12 @@
 """The ``basicsr`` and ``cnlrn`` commands: usage, plugin loading and option errors."""
+import glob
+import os
 import re
 import subprocess
 
 import pytest
 
-from conftest import command
+from conftest import REPO_DIR, command
 
 
 def run(*args, cwd=None):
@@ -96,3 +98,18 @@ def test_gpu_requested_without_cuda(tmp_path, monkeypatch):
     opt.write_text(BASE + 'num_gpu: 1\nnetwork_g: {type: CNLRN}\n')
     with pytest.raises(UserError, match='num_gpu is 1 but no CUDA GPU is available here; set num_gpu: 0'):
         check_options(str(opt), is_train=False)
+
+
+ALL_OPTION_FILES = sorted(glob.glob(os.path.join(REPO_DIR, 'options', '**', '*.yml'), recursive=True))
+
+
+@pytest.mark.parametrize('path', ALL_OPTION_FILES, ids=lambda p: os.path.relpath(p, REPO_DIR))
+def test_shipped_option_files_pass_the_checks(path, monkeypatch):
+    """Registered types, required keys and buildable networks (on the meta device) in every option file."""
+    import torch
+
+    from cnlrn_arch.utils.option_check import check_options
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)  # the REDS files ask for a GPU
+    with open(path, encoding='utf-8') as f:
+        is_train = 'train:' in f.read()
+    check_options(path, is_train=is_train)

@@ -16,6 +16,7 @@ from .nonlocal_attention import ATTN_IMPLS
 
 # the encoder of DeblurNet halves the resolution twice
 DEBLUR_MULTIPLE = 4
+UPSAMPLINGS = ('progressive', 'post')
 
 
 @ARCH_REGISTRY.register()
@@ -38,12 +39,20 @@ class CNLRN(nn.Module):
         attn_impl: 'sdpa' (fused ``scaled_dot_product_attention``, default) or
             'naive' (explicit score matrix, as released; for comparisons).
 
+    Ablations of the paper (defaults give the released network):
+        with_deblur: False replaces the deblurring module by one 3x3
+            convolution from the image to features (Table 4).
+        nonlocal_block: False leaves out every non-local block (baseline1).
+        upsampling: 'post' runs every group at LR, then upsamples x4 at the
+            end (baseline2); 'progressive' is the released x2, refine, x2.
+
     Any input size works: sides that are not multiples of 4 (and of every
     patch size) are reflect-padded and the output is cropped to 4H x 4W.
     """
 
     def __init__(self, n_colors=3, n_deblur_blocks=20, n_nlrgs_body=6, n_nlrgs_up1=2, n_nlrgs_up2=2, n_subgroups=2,
-                 n_rcabs=4, n_feats=64, nonlocal_psize=(4, 4, 4, 4), scale=4, attn_impl='sdpa'):
+                 n_rcabs=4, n_feats=64, nonlocal_psize=(4, 4, 4, 4), scale=4, attn_impl='sdpa', with_deblur=True,
+                 nonlocal_block=True, upsampling='progressive'):
         super().__init__()
         check_positive(
             n_colors=n_colors, n_deblur_blocks=n_deblur_blocks, n_nlrgs_body=n_nlrgs_body, n_nlrgs_up1=n_nlrgs_up1,
@@ -61,13 +70,20 @@ class CNLRN(nn.Module):
             raise ValueError(f'n_feats={n_feats} must be at least 16 (channel attention reduces channels by 16)')
         if attn_impl not in ATTN_IMPLS:
             raise ValueError(f'attn_impl must be one of {ATTN_IMPLS}, got {attn_impl!r}')
+        if upsampling not in UPSAMPLINGS:
+            raise ValueError(f'upsampling must be one of {UPSAMPLINGS}, got {upsampling!r}')
         self.scale = scale
-        self.size_multiple = math.lcm(DEBLUR_MULTIPLE, *patch_sizes)
-        self.DeblurNet = DeblurNet(n_colors, n_feats, n_deblur_blocks)
+        self.size_multiple = math.lcm(DEBLUR_MULTIPLE if with_deblur else 1, *(patch_sizes if nonlocal_block else ()))
+        if with_deblur:
+            self.DeblurNet = DeblurNet(n_colors, n_feats, n_deblur_blocks)
+        else:
+            self.head = nn.Conv2d(n_colors, n_feats, 3, padding=1)
         self.SRNet = NonLocalResidualNet(n_colors, n_feats, n_nlrgs_body, n_nlrgs_up1, n_nlrgs_up2, n_subgroups,
-                                         n_rcabs, patch_sizes, attn_impl)
+                                         n_rcabs, patch_sizes if nonlocal_block else None, attn_impl, upsampling)
 
     def forward(self, x):
         height, width = x.shape[-2:]
-        out = self.SRNet(self.DeblurNet(pad_to_multiple(x, self.size_multiple)))
+        x = pad_to_multiple(x, self.size_multiple)
+        features = self.DeblurNet(x) if hasattr(self, 'DeblurNet') else self.head(x)
+        out = self.SRNet(features)
         return out[..., :height * self.scale, :width * self.scale]

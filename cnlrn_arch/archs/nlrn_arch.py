@@ -41,11 +41,11 @@ class RCAB(nn.Module):
 
 
 class SubGroup(nn.Module):
-    """A non-local block followed by residual channel attention blocks."""
+    """A non-local block (None: left out, an ablation) followed by residual channel attention blocks."""
 
     def __init__(self, n_feats, n_rcabs, patch_sizes, attn_impl):
         super().__init__()
-        self.nonlocal_block = NonLocalBlock(n_feats, patch_sizes, attn_impl)
+        self.nonlocal_block = nn.Identity() if patch_sizes is None else NonLocalBlock(n_feats, patch_sizes, attn_impl)
         self.rcab_body = nn.Sequential(*[RCAB(n_feats) for _ in range(n_rcabs)], conv3x3(n_feats, n_feats))
 
     def forward(self, x):
@@ -87,13 +87,17 @@ class NonLocalResidualNet(nn.Module):
         n_nlrgs_up2: NLRGs refining before the second x2 upsampler (2x).
         n_subgroups: sub-groups per NLRG.
         n_rcabs: RCABs per sub-group.
-        patch_sizes: patch size of each attention head.
+        patch_sizes: patch size of each attention head; None leaves the
+            non-local blocks out (the paper's baseline1).
         attn_impl: 'sdpa' or 'naive'; see :mod:`.nonlocal_attention`.
+        upsampling: 'progressive' (x2, refine, x2) or 'post' (every group at
+            LR, then both x2 upsamplers in a row: the paper's baseline2).
     """
 
     def __init__(self, n_colors, n_feats, n_nlrgs_body, n_nlrgs_up1, n_nlrgs_up2, n_subgroups, n_rcabs,
-                 patch_sizes, attn_impl):
+                 patch_sizes, attn_impl, upsampling='progressive'):
         super().__init__()
+        self.upsampling = upsampling
         group_args = (n_feats, n_subgroups, n_rcabs, patch_sizes, attn_impl)
         self.body = nlrg_stage(n_nlrgs_body, *group_args)
         self.upsample_body_1 = nlrg_stage(n_nlrgs_up1, *group_args)
@@ -104,6 +108,10 @@ class NonLocalResidualNet(nn.Module):
 
     def forward(self, x):
         x = x + self.body(x)
+        if self.upsampling == 'post':
+            x = x + self.upsample_body_1(x)
+            x = x + self.upsample_body_2(x)
+            return self.tail(self.upsampler_2(self.upsampler_1(x)))
         x = self.upsampler_1(x + self.upsample_body_1(x))
         x = self.upsampler_2(x + self.upsample_body_2(x))
         return self.tail(x)

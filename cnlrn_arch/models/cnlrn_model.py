@@ -52,6 +52,7 @@ class CNLRNModel(SRModel):
         train.stage: 'pretrain' or 'joint'; without it, 'pretrain' for
             ``CNLRNPreDeblur`` and 'joint' otherwise.
         train.grad_opt: optional second loss (``GradientLoss``) added to pixel_opt.
+        train.freeze_deblur: true keeps ``DeblurNet`` fixed (separate training).
         train.optim_g.lr_deblur: learning rate of ``DeblurNet`` in joint training
             (default: the same as ``lr``).
         path.pretrain_network_deblur / path.param_key_deblur: pre-training
@@ -102,6 +103,8 @@ class CNLRNModel(SRModel):
     def model_to_device(self, net):
         """Like BaseModel's, but DistributedDataParallel also works on CPU (gloo)."""
         net = net.to(self.device)
+        if self.is_train and self.opt['train'].get('freeze_deblur'):
+            self.freeze_deblur(net)  # before DDP, which only tracks parameters that need gradients
         if self.opt['dist']:
             device_ids = [torch.cuda.current_device()] if self.device.type == 'cuda' else None
             net = DistributedDataParallel(
@@ -148,6 +151,14 @@ class CNLRNModel(SRModel):
         train_opt = self.opt['train']
         self.cri_grad = build_loss(train_opt['grad_opt']).to(self.device) if train_opt.get('grad_opt') else None
         super().init_training_settings()
+
+    def freeze_deblur(self, net):
+        """Keep the (pre-trained) deblurring module fixed: the paper's separate training (Table 5)."""
+        deblur = getattr(net, 'DeblurNet', None)
+        if deblur is None:
+            raise UserError(f"train:freeze_deblur needs a network with a DeblurNet, got {self.opt['network_g']['type']}")
+        deblur.requires_grad_(False)
+        get_root_logger().info('DeblurNet is frozen (train:freeze_deblur).')
 
     def setup_optimizers(self):
         """One Adam, two parameter groups when ``lr_deblur`` is set: DeblurNet and the rest."""

@@ -96,6 +96,6 @@ def check_options(path, is_train):
                 check_registered(section, LOSS_REGISTRY, 'loss', f'train:{key}:', path)
         logger = _require(opt, 'logger', dict, '', path)
         for key in ('print_freq', 'save_checkpoint_freq'):
-            _require(logger, key, int, 'logger:', path)
+            _require(logger, key, (int, float), 'logger:', path)  # BasicSR writes !!float 5e3
         _require(train, 'total_iter', (int, float), 'train:', path)
     return opt
