@@ -6,6 +6,7 @@ files with only paths, sizes and iteration counts changed.
 """
 import glob
 import os
+import random
 import signal
 import subprocess
 import time
@@ -153,3 +154,43 @@ def test_deterministic_runs_repeat_exactly(workdir):
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
     # the comparison can tell runs apart: another seed gives other weights
     assert not all(torch.equal(weights[0][k], weights[2][k]) for k in weights[0])
+
+
+def newest_state(states):
+    return max((int(p.stem) for p in states.glob('*.state')), default=0)
+
+
+def test_sigkill_and_auto_resume_is_bit_exact(workdir):
+    """Kill a real run at 5 moments, resume each time; the result equals an uninterrupted run bit for bit."""
+    root, data = workdir
+    total = 24  # 3 iterations an epoch: resumes land inside epochs and at their ends
+    final = {}
+    for name in ('exact_reference', 'exact_killed'):
+        changes = train_changes(data, total_iter=total)
+        changes.update(name=name, network_g=TINY_CNLRN, val=None, path=dict(pretrain_network_deblur=None),
+                       manual_seed=3)
+        changes['datasets']['val'] = None
+        changes['datasets']['train']['num_worker_per_gpu'] = 1
+        opt = derive_options('options/joint.yml', root / f'{name}.yml', changes)
+        states = root / f'experiments/{name}/training_states'
+        if name == 'exact_killed':
+            rng = random.Random(0)
+            for attempt in range(5):
+                args = [command('basicsr'), 'train', '-opt', opt] + (['--auto_resume'] if attempt else [])
+                proc = subprocess.Popen(args, cwd=root, env=ENV, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+                seen = newest_state(states)
+                deadline = time.time() + 300
+                while newest_state(states) <= seen and proc.poll() is None and time.time() < deadline:
+                    time.sleep(0.02)
+                time.sleep(rng.uniform(0, 0.3))  # anywhere: mid-iteration, mid-save, between saves
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                assert newest_state(states) < total, 'the run finished before it could be killed'
+            out = run([command('basicsr'), 'train', '-opt', opt, '--auto_resume'], root)
+            assert 'Resuming training from epoch' in out
+        else:
+            run([command('basicsr'), 'train', '-opt', opt], root)
+        final[name] = torch.load(root / f'experiments/{name}/models/net_g_latest.pth', weights_only=True)['params']
+    reference, resumed = final['exact_reference'], final['exact_killed']
+    assert all(torch.equal(reference[k], resumed[k]) for k in reference)

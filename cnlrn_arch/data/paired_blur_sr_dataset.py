@@ -11,7 +11,6 @@ import numpy as np
 from torch.utils import data
 from torchvision.transforms.functional import normalize
 
-from basicsr.data.transforms import augment
 from basicsr.utils import FileClient, imfrombytes, img2tensor, scandir
 from basicsr.utils.matlab_functions import imresize
 from basicsr.utils.registry import DATASET_REGISTRY
@@ -39,6 +38,7 @@ class PairedBlurSRDataset(data.Dataset):
         use_hflip, use_rot: training augmentation.
         scale: 4. phase: 'train' crops and augments; otherwise whole frames.
         mean, std: optional normalisation.
+        seed: base of the per-sample augmentation seeds (set from manual_seed by the runner).
         with_gt_lr: return ``gt_lr`` (default true); false saves computing it
             when nothing reads it (joint training).
 
@@ -56,6 +56,9 @@ class PairedBlurSRDataset(data.Dataset):
         self.is_train = opt['phase'] == 'train'
         # joint training never looks at gt_lr: skip the bicubic resize there
         self.with_gt_lr = opt.get('with_gt_lr', True)
+        # the runner sets seed to manual_seed and the sampler the epoch, so a resumed run replays
+        # exactly the crops and flips of an uninterrupted one
+        self.seed, self.epoch = opt.get('seed', 0), 0
         if self.is_train:
             gt_size = opt.get('gt_size')
             if not isinstance(gt_size, int) or gt_size <= 0 or gt_size % self.scale:
@@ -142,19 +145,26 @@ class PairedBlurSRDataset(data.Dataset):
         if extra:
             raise UserError(f'image {extra[0]} is in {root} but not in {gt_root}')
 
+    def set_epoch(self, epoch):
+        """Called by the sampler: augmentation randomness derives from (seed, epoch, position)."""
+        self.epoch = epoch
+
     def __getitem__(self, index):
         if self.file_client is None:
             self.file_client = FileClient(self.backend, **self.io_backend_opt)
+        # the sampler may pass positions of an enlarged epoch (dataset_enlarge_ratio); each
+        # position gets its own crop and flips, the same ones whenever it is replayed
+        rng = random.Random(f'{self.seed}:{self.epoch}:{index}')
+        index %= len(self.keys)
         key = self.keys[index]
         imgs = {client: self._read(client, self.paths[client][index]) for client in self.roots}
         self._check_sizes(key, imgs)
         if self.is_train:
-            imgs = self._random_crop(key, imgs)
+            imgs = self._random_crop(key, imgs, rng)
         if 'gt_lr' not in imgs and self.with_gt_lr:
             imgs['gt_lr'] = np.clip(imresize(imgs['gt'], 1 / self.scale), 0, 1)
         if self.is_train:
-            flipped = augment(list(imgs.values()), self.opt.get('use_hflip', False), self.opt.get('use_rot', False))
-            imgs = dict(zip(imgs, flipped))
+            imgs = self._augment(imgs, rng)
 
         tensors = dict(zip(imgs, img2tensor(list(imgs.values()), bgr2rgb=True, float32=True)))
         if self.mean is not None or self.std is not None:
@@ -179,7 +189,23 @@ class PairedBlurSRDataset(data.Dataset):
         if 'gt_lr' in imgs and imgs['gt_lr'].shape[:2] != (h, w):
             raise UserError(f'image {key}: sharp LR size {imgs["gt_lr"].shape[:2]} differs from the LR size {(h, w)}')
 
-    def _random_crop(self, key, imgs):
+    def _augment(self, imgs, rng):
+        """The same flips and transposition for every image (as BasicSR's ``augment``)."""
+        hflip = self.opt.get('use_hflip', False) and rng.random() < 0.5
+        vflip = self.opt.get('use_rot', False) and rng.random() < 0.5
+        transpose = self.opt.get('use_rot', False) and rng.random() < 0.5
+        out = {}
+        for client, img in imgs.items():
+            if hflip:
+                img = img[:, ::-1]
+            if vflip:
+                img = img[::-1]
+            if transpose:
+                img = img.transpose(1, 0, 2)
+            out[client] = np.ascontiguousarray(img)
+        return out
+
+    def _random_crop(self, key, imgs, rng):
         """Crop all images at the same place: LR patches gt_size // scale, HR patch gt_size."""
         gt_size, s = self.opt['gt_size'], self.scale
         size = gt_size // s
@@ -187,11 +213,10 @@ class PairedBlurSRDataset(data.Dataset):
         if h < size or w < size:
             raise UserError(f'image {key}: LR size {(h, w)} is smaller than the training patch {(size, size)} '
                             f'(gt_size {gt_size} / scale {s})')
-        top, left = random.randint(0, h - size), random.randint(0, w - size)
+        top, left = rng.randint(0, h - size), rng.randint(0, w - size)
         crops = {'gt': imgs['gt'][top * s:(top + size) * s, left * s:(left + size) * s]}
         crops.update({client: imgs[client][top:top + size, left:left + size] for client in self._lr_clients()})
-        # augment() flips in place with OpenCV, which rejects non-contiguous views
-        return {client: np.ascontiguousarray(crop) for client, crop in crops.items()}
+        return crops
 
     def __len__(self):
         return len(self.keys)

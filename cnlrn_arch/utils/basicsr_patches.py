@@ -1,13 +1,20 @@
-"""Overrides that let basicsr 1.4.2's pipelines run without CUDA.
+"""Overrides of basicsr 1.4.2 for CPU-only machines and for exact resumption.
 
 basicsr 1.4.2 assumes a GPU in two places the ``basicsr`` runner passes through:
 - ``basicsr.train.load_resume_state`` maps the state onto
   ``torch.cuda.current_device()``;
 - ``basicsr.utils.options.init_dist`` always uses NCCL and picks the GPU as
   ``RANK % num_gpus`` (wrong across nodes, a division by zero on CPU).
-The runner swaps in the functions below (module attributes, looked up at
-call time); site-packages stay untouched. DistributedDataParallel wrapping,
-the third place, is handled by ``CNLRNModel.model_to_device``.
+DistributedDataParallel wrapping, the third place, is handled by
+``CNLRNModel.model_to_device``.
+
+And a resumed run of basicsr 1.4.2 replays its epoch from the start, with
+other crops: :class:`ResumableSampler` skips the batches already trained on
+and hands the data set its epoch, from which (with the seed) it derives each
+sample's augmentation, so a resumed run sees the batches of an uninterrupted one.
+
+The runner swaps these in as module attributes, looked up at call time;
+site-packages stay untouched.
 """
 import os
 import subprocess
@@ -19,6 +26,7 @@ import torch.multiprocessing as mp
 
 import basicsr.train
 import basicsr.utils.options
+from basicsr.data.data_sampler import EnlargedSampler
 from basicsr.utils import check_resume, scandir
 
 # MultiStepRestartLR keeps its milestones in a Counter
@@ -64,6 +72,7 @@ def load_resume_state(opt):
     else:
         return None
     check_resume(opt, resume_state['iter'])
+    opt['resume_position'] = (resume_state['epoch'], resume_state['iter'])
     # our checkpoints keep weights under 'params'; check_resume only fixes 'params_ema'
     for key in opt:
         if key.startswith('network_'):
@@ -101,6 +110,56 @@ def _slurm_environment(port):
     os.environ.setdefault('LOCAL_RANK', os.environ.get('SLURM_LOCALID', '0'))
 
 
+class ResumableSampler(EnlargedSampler):
+    """EnlargedSampler that tells the data set its epoch and can start an epoch part-way.
+
+    Data sets with ``set_epoch`` receive positions in the enlarged epoch
+    (they fold them into their range), so that each position keeps its own
+    augmentation seed; others get indices as from EnlargedSampler.
+    """
+
+    def __init__(self, dataset, num_replicas, rank, ratio=1):
+        super().__init__(dataset, num_replicas, rank, ratio)
+        self.positions = hasattr(dataset, 'set_epoch')
+        self.skip = {}  # epoch -> samples of it already trained on
+
+    def resume_at(self, epoch, iteration, batch_size):
+        """Skip, in ``epoch``, the batches trained before ``iteration`` (every epoch has the same length)."""
+        batches_per_epoch = self.num_samples // batch_size  # the train loader drops the last partial batch
+        self.skip = {epoch: (iteration - epoch * batches_per_epoch) * batch_size}
+
+    def set_epoch(self, epoch):
+        super().set_epoch(epoch)
+        if self.positions:
+            self.dataset.set_epoch(epoch)
+
+    def __iter__(self):
+        indices = list(super().__iter__()) if not self.positions else self._positions()
+        return iter(indices[self.skip.get(self.epoch, 0):])
+
+    def _positions(self):
+        g = torch.Generator()
+        g.manual_seed(self.epoch)
+        return torch.randperm(self.total_size, generator=g).tolist()[self.rank:self.total_size:self.num_replicas]
+
+
+def create_train_val_dataloader(opt, logger):
+    """basicsr's, with the seed handed to the training set and the sampler placed at the resumed iteration."""
+    opt['datasets']['train'].setdefault('seed', opt['manual_seed'])
+    result = _basicsr_create_train_val_dataloader(opt, logger)
+    train_sampler = result[1]
+    if opt.get('resume_position') and isinstance(train_sampler, ResumableSampler):
+        epoch, iteration = opt['resume_position']
+        train_sampler.resume_at(epoch, iteration, opt['datasets']['train']['batch_size_per_gpu'])
+        logger.info(f'Resuming inside epoch {epoch}: {train_sampler.skip[epoch]} samples already seen are skipped.')
+    return result
+
+
+_basicsr_create_train_val_dataloader = basicsr.train.create_train_val_dataloader
+
+
 def apply():
     basicsr.train.load_resume_state = load_resume_state
+    basicsr.train.EnlargedSampler = ResumableSampler
+    basicsr.train.create_train_val_dataloader = create_train_val_dataloader
     basicsr.utils.options.init_dist = init_dist
