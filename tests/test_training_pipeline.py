@@ -194,3 +194,43 @@ def test_sigkill_and_auto_resume_is_bit_exact(workdir):
         final[name] = torch.load(root / f'experiments/{name}/models/net_g_latest.pth', weights_only=True)['params']
     reference, resumed = final['exact_reference'], final['exact_killed']
     assert all(torch.equal(reference[k], resumed[k]) for k in reference)
+
+
+def child_pids(pid):
+    """PIDs of the direct children of ``pid`` (from /proc, no extra dependency)."""
+    children = []
+    for stat in glob.glob('/proc/[0-9]*/stat'):
+        try:
+            with open(stat) as f:
+                fields = f.read().rsplit(')', 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.split('/')[2]))
+    return children
+
+
+def test_killed_rank_stops_the_job_and_auto_resume_continues(workdir):
+    root, data = workdir
+    changes = train_changes(data, total_iter=10_000)
+    changes.update(name='ddp_fault', network_g=TINY_CNLRN, val=None, path=dict(pretrain_network_deblur=None))
+    changes['datasets']['val'] = None
+    changes['datasets']['train']['batch_size_per_gpu'] = 1
+    opt = derive_options('options/joint.yml', root / 'ddp_fault.yml', changes)
+    torchrun = [os.path.join(os.path.dirname(command('basicsr')), 'torchrun'), '--nproc_per_node=2',
+                '--master_port=29733', '-m', 'cnlrn_arch.train', '-opt', opt, '--launcher', 'pytorch']
+    states = root / 'experiments/ddp_fault/training_states'
+    job = subprocess.Popen(torchrun, cwd=root, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while newest_state(states) < 4 and job.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    ranks = child_pids(job.pid)
+    assert len(ranks) == 2, ranks
+    os.kill(ranks[1], signal.SIGKILL)
+    killed = time.time()
+    returncode = job.wait(timeout=120)  # a hang would fail here
+    print(f'job exited {time.time() - killed:.1f} s after one rank was killed, code {returncode}')
+    assert returncode != 0
+    saved = newest_state(states)
+    out = run(torchrun + ['--auto_resume', '--force_yml', f'train:total_iter={saved + 4}'], root)
+    assert f'iter: {saved}.' in out and 'End of training' in out

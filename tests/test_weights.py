@@ -1,0 +1,87 @@
+"""Reading weights: always weights_only=True, one clear line for every kind of bad file."""
+import collections
+import subprocess
+
+import pytest
+import torch
+
+import cnlrn_arch  # noqa: F401
+from cnlrn_arch.archs.cnlrn_arch import CNLRN
+from cnlrn_arch.utils.errors import UserError
+from cnlrn_arch.utils.weights import load_into, read_state_dict
+from conftest import TINY_CNLRN, command, derive_options
+
+TINY_ARGS = {k: v for k, v in TINY_CNLRN.items() if k != 'type'}
+
+
+class Payload:
+    """Stands for pickled code: unpickling it would import and call this module's code."""
+
+    def __reduce__(self):
+        return (print, ('this must never run',))
+
+
+def test_bare_and_basicsr_layouts(tmp_path):
+    state = CNLRN(**TINY_ARGS).state_dict()
+    torch.save(state, tmp_path / 'bare.pth')
+    torch.save({'params': state, 'params_ema': state}, tmp_path / 'basicsr.pth')
+    torch.save({'params': {f'module.{k}': v for k, v in state.items()}}, tmp_path / 'ddp.pth')
+    for name, key in (('bare.pth', None), ('basicsr.pth', 'params_ema'), ('ddp.pth', 'params')):
+        loaded = read_state_dict(str(tmp_path / name), key)
+        assert loaded.keys() == state.keys()
+
+
+def test_pickled_code_is_refused(tmp_path, capsys):
+    path = tmp_path / 'evil.pth'
+    torch.save({'params': Payload()}, path)
+    with pytest.raises(UserError, match='evil.pth: refused to load, not plain tensors'):
+        read_state_dict(str(path))
+    assert 'this must never run' not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize('content, message', [
+    ([1, 2, 3], 'does not hold a state dict'),
+    ({'params': {'a': 1}}, 'does not hold a state dict'),
+    (collections.OrderedDict(), 'does not hold a state dict'),
+])
+def test_not_a_state_dict(tmp_path, content, message):
+    path = tmp_path / 'odd.pth'
+    torch.save(content, path)
+    with pytest.raises(UserError, match=message):
+        read_state_dict(str(path))
+
+
+def test_truncated_and_missing_files(tmp_path):
+    path = tmp_path / 'cut.pth'
+    torch.save(CNLRN(**TINY_ARGS).state_dict(), path)
+    path.write_bytes(path.read_bytes()[:500])
+    with pytest.raises(UserError, match='cut.pth: not a readable PyTorch weights file'):
+        read_state_dict(str(path))
+    with pytest.raises(UserError, match='weights file not found'):
+        read_state_dict(str(tmp_path / 'absent.pth'))
+
+
+def test_wrong_architecture_lists_first_mismatches(tmp_path):
+    other = CNLRN(**dict(TINY_ARGS, n_feats=32)).state_dict()
+    with pytest.raises(UserError) as err:
+        load_into(CNLRN(**TINY_ARGS), other, 'other.pth')
+    message = str(err.value)
+    assert message.startswith('other.pth: weights do not fit CNLRN: shape (file vs network): ')
+    assert 'DeblurNet.inBlock.0.body.0.weight (32, 3, 5, 5) vs (16, 3, 5, 5)' in message
+    assert '\n' not in message
+
+
+def test_basicsr_test_refuses_pickled_checkpoint(tmp_path):
+    evil = tmp_path / 'evil.pth'
+    torch.save({'params': Payload()}, evil)
+    opt = derive_options('options/test_val300.yml', tmp_path / 't.yml',
+                         dict(num_gpu=0, network_g=TINY_CNLRN, path=dict(pretrain_network_g=str(evil),
+                                                                         param_key_g='params'),
+                              datasets=dict(test_1=dict(dataroot_gt=str(tmp_path), dataroot_lq=str(tmp_path)))))
+    (tmp_path / 'a.png').write_bytes(b'')  # the data set is never reached
+    result = subprocess.run([command('basicsr'), 'test', '-opt', opt], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith('basicsr test: error: ')
+    assert 'refused to load' in result.stderr and 'Traceback' not in result.stderr
+    assert 'this must never run' not in result.stdout
