@@ -33,6 +33,22 @@ def train_changes(data, total_iter, lr_patch=8):
                 train=dict(total_iter=total_iter, scheduler=scheduler))
 
 
+def joint_options(root, data, name, total_iter, batch_size=2, workers=0, **changes):
+    """options/joint.yml for a tiny CNLRN trained from scratch on the tiny data, no validation."""
+    opt = train_changes(data, total_iter=total_iter)
+    opt.update(name=name, network_g=TINY_CNLRN, val=None, path=dict(pretrain_network_deblur=None))
+    opt.update(changes)
+    opt['datasets']['val'] = None
+    opt['datasets']['train'].update(batch_size_per_gpu=batch_size, num_worker_per_gpu=workers)
+    return derive_options('options/joint.yml', root / f'{name}.yml', opt)
+
+
+def torchrun_train(opt, port):
+    """Two CPU ranks of ``python -m cnlrn_arch.train`` under torchrun."""
+    return [os.path.join(os.path.dirname(command('basicsr')), 'torchrun'), '--nproc_per_node=2',
+            f'--master_port={port}', '-m', 'cnlrn_arch.train', '-opt', opt, '--launcher', 'pytorch']
+
+
 def run(args, cwd, timeout=600):
     result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=ENV)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -87,14 +103,10 @@ def test_pretrain_then_joint_then_test(workdir):
 
 def test_auto_resume_after_kill(workdir):
     root, data = workdir
-    changes = train_changes(data, total_iter=10_000)
     deblur = root / 'resume_predeblur.pth'
     predeblur_args = {k: v for k, v in TINY_PREDEBLUR.items() if k != 'type'}
     torch.save({'params': CNLRNPreDeblur(**predeblur_args).state_dict()}, deblur)
-    changes.update(name="resume_after_kill", network_g=TINY_CNLRN, val=None,
-                   path=dict(pretrain_network_deblur=str(deblur)))
-    changes['datasets']['val'] = None
-    opt = derive_options('options/joint.yml', root / 'resume.yml', changes)
+    opt = joint_options(root, data, 'resume_after_kill', 10_000, path=dict(pretrain_network_deblur=str(deblur)))
     states = root / 'experiments/resume_after_kill/training_states'
     proc = subprocess.Popen([command('basicsr'), 'train', '-opt', opt], cwd=root, env=ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -124,13 +136,8 @@ def test_auto_resume_after_kill(workdir):
 
 def test_distributed_joint_training_on_cpu(workdir):
     root, data = workdir
-    changes = train_changes(data, total_iter=4)
-    changes.update(name='ddp_cpu', network_g=TINY_CNLRN, val=None, path=dict(pretrain_network_deblur=None))
-    changes['datasets']['val'] = None
-    changes['datasets']['train']['batch_size_per_gpu'] = 1
-    opt = derive_options('options/joint.yml', root / 'ddp.yml', changes)
-    out = run([os.path.join(os.path.dirname(command('basicsr')), 'torchrun'), '--nproc_per_node=2',
-               '--master_port=29731', '-m', 'cnlrn_arch.train', '-opt', opt, '--launcher', 'pytorch'], root)
+    opt = joint_options(root, data, 'ddp_cpu', 4, batch_size=1)
+    out = run(torchrun_train(opt, 29731), root)
     assert 'World size (gpu number): 2' in out
     for it in (2, 4):
         assert f'iter {it}: weights identical on all 2 ranks' in out
@@ -141,13 +148,9 @@ def test_deterministic_runs_repeat_exactly(workdir):
     root, data = workdir
     weights = []
     for name, seed in (('deterministic_a', 7), ('deterministic_b', 7), ('deterministic_c', 8)):
-        changes = train_changes(data, total_iter=3)
-        changes.update(name=name, network_g=TINY_CNLRN, val=None, path=dict(pretrain_network_deblur=None),
-                       deterministic=True, manual_seed=seed)
-        changes['datasets']['val'] = None
-        changes['datasets']['train']['num_worker_per_gpu'] = 1  # worker seeding is part of the check
-        out = run([command('basicsr'), 'train', '-opt', derive_options('options/joint.yml', root / f'{name}.yml',
-                                                                      changes)], root)
+        # with a data loader worker: worker seeding is part of the check
+        opt = joint_options(root, data, name, 3, workers=1, deterministic=True, manual_seed=seed)
+        out = run([command('basicsr'), 'train', '-opt', opt], root)
         assert 'End of training' in out
         weights.append(torch.load(root / f'experiments/{name}/models/net_g_latest.pth', weights_only=True)['params'])
     assert weights[0].keys() == weights[1].keys()
@@ -166,12 +169,7 @@ def test_sigkill_and_auto_resume_is_bit_exact(workdir):
     total = 24  # 3 iterations an epoch: resumes land inside epochs and at their ends
     final = {}
     for name in ('exact_reference', 'exact_killed'):
-        changes = train_changes(data, total_iter=total)
-        changes.update(name=name, network_g=TINY_CNLRN, val=None, path=dict(pretrain_network_deblur=None),
-                       manual_seed=3)
-        changes['datasets']['val'] = None
-        changes['datasets']['train']['num_worker_per_gpu'] = 1
-        opt = derive_options('options/joint.yml', root / f'{name}.yml', changes)
+        opt = joint_options(root, data, name, total, workers=1, manual_seed=3)
         states = root / f'experiments/{name}/training_states'
         if name == 'exact_killed':
             rng = random.Random(0)
@@ -212,13 +210,8 @@ def child_pids(pid):
 
 def test_killed_rank_stops_the_job_and_auto_resume_continues(workdir):
     root, data = workdir
-    changes = train_changes(data, total_iter=10_000)
-    changes.update(name='ddp_fault', network_g=TINY_CNLRN, val=None, path=dict(pretrain_network_deblur=None))
-    changes['datasets']['val'] = None
-    changes['datasets']['train']['batch_size_per_gpu'] = 1
-    opt = derive_options('options/joint.yml', root / 'ddp_fault.yml', changes)
-    torchrun = [os.path.join(os.path.dirname(command('basicsr')), 'torchrun'), '--nproc_per_node=2',
-                '--master_port=29733', '-m', 'cnlrn_arch.train', '-opt', opt, '--launcher', 'pytorch']
+    opt = joint_options(root, data, 'ddp_fault', 10_000, batch_size=1)
+    torchrun = torchrun_train(opt, 29733)
     states = root / 'experiments/ddp_fault/training_states'
     job = subprocess.Popen(torchrun, cwd=root, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
