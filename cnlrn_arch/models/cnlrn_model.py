@@ -23,7 +23,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from ..utils.atomic import atomic_torch_save
 from ..utils.errors import UserError
 from ..utils.self_ensemble import self_ensemble
-from ..utils.weights import load_into, read_state_dict
+from ..utils.weights import first_items, load_into, read_state_dict
 
 STAGES = ('pretrain', 'joint')
 # consecutive non-finite updates tolerated before training stops
@@ -136,8 +136,7 @@ class CNLRNModel(SRModel):
         dropped = sorted(set(loaded) - {DEBLUR_PREFIX + k for k in used})
         missing = [k for k in wanted if k not in used]
         if missing:
-            raise UserError(f'{path}: deblurring weights missing: {", ".join(DEBLUR_PREFIX + k for k in missing[:5])}'
-                            f'{f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""}')
+            raise UserError(f'{path}: deblurring weights missing: {first_items([DEBLUR_PREFIX + k for k in missing])}')
         load_into(deblur, used, path)
         if getattr(self, 'net_g_ema', None) is not None:
             self.net_g_ema.DeblurNet.load_state_dict(used)

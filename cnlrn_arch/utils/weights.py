@@ -34,6 +34,12 @@ def read_state_dict(path, param_key='params'):
     return {k[len('module.'):] if k.startswith('module.') else k: v for k, v in data.items()}
 
 
+def first_items(items, limit=5):
+    """'a, b, c (+N more)': the first ``limit`` of ``items`` for a one-line message."""
+    more = f' (+{len(items) - limit} more)' if len(items) > limit else ''
+    return f"{', '.join(items[:limit])}{more}"
+
+
 def describe_mismatch(net_state, loaded, limit=5):
     """One line listing the first missing, unexpected and mis-shaped keys."""
     missing = [k for k in net_state if k not in loaded]
@@ -43,8 +49,7 @@ def describe_mismatch(net_state, loaded, limit=5):
     parts = []
     for label, items in (('missing', missing), ('unexpected', unexpected), ('shape (file vs network)', shapes)):
         if items:
-            more = f' (+{len(items) - limit} more)' if len(items) > limit else ''
-            parts.append(f"{label}: {', '.join(items[:limit])}{more}")
+            parts.append(f'{label}: {first_items(items, limit)}')
     return '; '.join(parts)
 
 
