@@ -7,6 +7,7 @@ import torch
 import cnlrn_arch  # noqa: F401  registers the networks
 from basicsr.utils.registry import ARCH_REGISTRY
 from cnlrn_arch.archs.cnlrn_arch import CNLRN
+from cnlrn_arch.archs import nlrn_arch
 from cnlrn_arch.archs.deblur_arch import CNLRNPreDeblur
 from conftest import DATA_DIR
 
@@ -86,6 +87,21 @@ def test_sdpa_and_naive_attention_agree():
     x = torch.rand(2, 3, 16, 24)
     with torch.inference_mode():
         assert (sdpa(x) - naive(x)).abs().max().item() < 1e-5
+
+
+@pytest.mark.parametrize('upsampling', ['progressive', 'post'])
+def test_inference_strips_and_in_place_residuals_match_autograd_path(monkeypatch, upsampling):
+    """Inference runs the last upsampler and tail in strips and adds residuals in place; same output."""
+    monkeypatch.setattr(nlrn_arch, 'STRIP_PIXELS', 1)  # one 2x row per strip: every strip edge is exercised
+    torch.manual_seed(0)
+    net = CNLRN(**dict(SMALL, nonlocal_psize=(2, 4, 2, 4)), upsampling=upsampling).eval()
+    x = torch.rand(2, 3, 16, 12)
+    with torch.inference_mode():
+        inferred = net(x)
+    reference = net(x.requires_grad_())
+    assert inferred.shape == reference.shape == (2, 3, 64, 48)
+    # float32 tolerance: strips may pick other convolution kernels than the full map
+    assert (inferred - reference).abs().max().item() < 1e-5
 
 
 def test_mixed_patch_sizes_pad_to_common_multiple():

@@ -11,7 +11,7 @@ Module and attribute names follow the authors' release so that their
 from torch import nn
 
 from basicsr.utils.registry import ARCH_REGISTRY
-from .arch_util import check_positive, pad_to_multiple
+from .arch_util import add_residual, check_positive, pad_to_multiple
 
 KERNEL_SIZE = 5
 
@@ -39,7 +39,7 @@ class ResBlock(nn.Module):
             ConvLayer(channels, channels, act=False), nn.ReLU(inplace=True), ConvLayer(channels, channels, act=False))
 
     def forward(self, x):
-        return x + self.body(x)
+        return add_residual(self.body(x), x)
 
 
 class DeconvLayer(nn.Module):

@@ -4,10 +4,23 @@ Residual channel attention blocks (RCAN, Zhang et al. 2018) interleaved with
 global non-local attention, grouped into non-local residual groups (NLRGs).
 Reconstruction and a first refinement run at the input resolution, a second
 refinement at 2x, and the tail at 4x.
+
+Features flow channels-last: the non-local blocks cut them into patches
+whose pixels are then whole channel vectors, and oneDNN convolutions read
+that layout without reordering.
 """
+import torch
 from torch import nn
 
+from .arch_util import add_residual
 from .nonlocal_attention import NonLocalBlock
+
+# Rows of the 2x map the last upsampler and the tail need beyond a strip: one
+# for the upsampler's 3x3 conv, one (two 4x rows) for the tail's two 3x3 convs.
+STRIP_HALO = 2
+# Pixels of the 2x map per strip at inference: bounds the 4x intermediates
+# (256 channels before the pixel shuffle) to a few tens of MB at any size.
+STRIP_PIXELS = 64 * 640
 
 
 def conv3x3(in_channels, out_channels):
@@ -25,7 +38,10 @@ class CALayer(nn.Module):
             nn.Conv2d(channels // reduction, channels, 1), nn.Sigmoid())
 
     def forward(self, x):
-        return x * self.conv_du(self.avg_pool(x))
+        gate = self.conv_du(self.avg_pool(x))
+        if torch.is_grad_enabled() and (x.requires_grad or gate.requires_grad):
+            return x * gate
+        return x.mul_(gate)
 
 
 class RCAB(nn.Module):
@@ -37,7 +53,7 @@ class RCAB(nn.Module):
                                   CALayer(n_feats))
 
     def forward(self, x):
-        return x + self.body(x)
+        return add_residual(self.body(x), x)
 
 
 class SubGroup(nn.Module):
@@ -49,7 +65,7 @@ class SubGroup(nn.Module):
         self.rcab_body = nn.Sequential(*[RCAB(n_feats) for _ in range(n_rcabs)], conv3x3(n_feats, n_feats))
 
     def forward(self, x):
-        return x + self.rcab_body(self.nonlocal_block(x))
+        return add_residual(self.rcab_body(self.nonlocal_block(x)), x)
 
 
 class NLRG(nn.Module):
@@ -62,7 +78,7 @@ class NLRG(nn.Module):
             conv3x3(n_feats, n_feats))
 
     def forward(self, x):
-        return x + self.body(x)
+        return add_residual(self.body(x), x)
 
 
 def nlrg_stage(n_groups, n_feats, n_subgroups, n_rcabs, patch_sizes, attn_impl):
@@ -107,11 +123,33 @@ class NonLocalResidualNet(nn.Module):
         self.tail = nn.Sequential(conv3x3(n_feats, n_feats), conv3x3(n_feats, n_colors))
 
     def forward(self, x):
-        x = x + self.body(x)
+        x = x.contiguous(memory_format=torch.channels_last)
+        x = add_residual(self.body(x), x)
         if self.upsampling == 'post':
-            x = x + self.upsample_body_1(x)
-            x = x + self.upsample_body_2(x)
-            return self.tail(self.upsampler_2(self.upsampler_1(x)))
-        x = self.upsampler_1(x + self.upsample_body_1(x))
-        x = self.upsampler_2(x + self.upsample_body_2(x))
-        return self.tail(x)
+            x = add_residual(self.upsample_body_1(x), x)
+            x = self.upsampler_1(add_residual(self.upsample_body_2(x), x))
+        else:
+            x = self.upsampler_1(add_residual(self.upsample_body_1(x), x))
+            x = add_residual(self.upsample_body_2(x), x)
+        if torch.is_grad_enabled() and x.requires_grad:
+            return self.tail(self.upsampler_2(x))
+        return self._upsample_in_strips(x)
+
+    def _upsample_in_strips(self, x):
+        """The last x2 upsampler and the tail, strip by strip, same output.
+
+        Both are local convolutions, so each strip of output rows only needs
+        its input rows plus ``STRIP_HALO`` on each side; the full 4x feature
+        maps (236 MB each for a REDS frame) never exist at once.
+        """
+        height, width = x.shape[-2:]
+        rows = max(1, STRIP_PIXELS // width)
+        out = None
+        for top in range(0, height, rows):
+            bottom = min(height, top + rows)
+            start, stop = max(0, top - STRIP_HALO), min(height, bottom + STRIP_HALO)
+            strip = self.tail(self.upsampler_2(x[..., start:stop, :]))
+            if out is None:
+                out = strip.new_empty(x.shape[0], strip.shape[1], 2 * height, 2 * width)
+            out[..., 2 * top:2 * bottom, :] = strip[..., 2 * (top - start):2 * (bottom - start), :]
+        return out

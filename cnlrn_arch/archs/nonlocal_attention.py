@@ -1,15 +1,25 @@
 """Global patch-based multi-head self-attention: the non-local block of CNLRN.
 
-Each head owns a contiguous slice of the channels and a patch size p. It cuts
-its (C/heads, H, W) map into non-overlapping p x p patches, treats every patch
-as one token of dimension (C/heads)*p*p and attends over all tokens of the
+Each head owns a contiguous slice of c = C/heads channels and a patch size p.
+It cuts its (c, H, W) map into non-overlapping p x p patches, treats every
+patch as one token of dimension c*p*p and attends over all tokens of the
 image (global, not windowed). Heads are concatenated back along channels.
 
-The default path calls ``scaled_dot_product_attention``, whose fused kernels
-never hold the N x N score matrix (N = HW/p^2 tokens; 14,400 at a REDS frame's
-2x stage, 0.83 GB of float32 scores per head). ``attn_impl='naive'`` computes
-that matrix explicitly, as the authors' release does; it is kept to compare
-against in tests and benchmarks.
+Memory and copies, which bound the frame size on CPU:
+
+* the default path calls ``scaled_dot_product_attention``, whose fused
+  kernels never hold the N x N score matrix (N = HW/p^2 tokens; 14,400 at a
+  REDS frame's 2x stage, 0.83 GB of float32 scores per head).
+  ``attn_impl='naive'`` writes that matrix out, one head at a time, as the
+  authors' release does; it is kept to compare against;
+* the feature map is cut into patches once per patch size, pixel-major
+  (B, N, p*p, C); each head's 1x1 Q/K/V embeddings are then plain matrix
+  products that write tokens directly in the layout attention reads. A
+  token's features are ordered (pixel, channel) rather than the release's
+  (channel, pixel): attention is invariant to that order, so the released
+  weights give the same result;
+* heads run one after another and write straight into a channels-last
+  output map, so only one head's Q/K/V exist at a time.
 """
 import math
 
@@ -17,25 +27,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .arch_util import add_residual
+
 ATTN_IMPLS = ('sdpa', 'naive')
 
 
-def image_to_tokens(x, heads, patch):
-    """(B, heads*c, H, W) -> (B, heads, N, c*patch*patch), N = H*W/patch^2."""
-    b, channels, h, w = x.shape
-    c = channels // heads
-    x = x.view(b, heads, c, h // patch, patch, w // patch, patch)
-    x = x.permute(0, 1, 3, 5, 2, 4, 6)
-    return x.reshape(b, heads, (h // patch) * (w // patch), c * patch * patch)
+def patch_tokens(x, patch):
+    """(B, C, H, W) -> (B, N, patch*patch, C): pixel-major patches, one copy.
+
+    The copy reads whole C-vectors when ``x`` is channels-last.
+    """
+    b, c, h, w = x.shape
+    x = x.permute(0, 2, 3, 1).unflatten(1, (h // patch, patch)).unflatten(3, (w // patch, patch))
+    return x.transpose(2, 3).reshape(b, (h // patch) * (w // patch), patch * patch, c)
 
 
-def tokens_to_image(tokens, patch, height, width):
-    """Inverse of :func:`image_to_tokens`."""
-    b, heads, _, dim = tokens.shape
-    c = dim // (patch * patch)
-    x = tokens.view(b, heads, height // patch, width // patch, c, patch, patch)
-    x = x.permute(0, 1, 4, 2, 5, 3, 6)
-    return x.reshape(b, heads * c, height, width)
+def fold_tokens_into(image, tokens, patch):
+    """Write (B, N, patch*patch*c) tokens into ``image``, a (B, H, W, c) view."""
+    b, h, w, c = image.shape
+    tokens = tokens.view(b, h // patch, w // patch, patch, patch, c).transpose(2, 3)
+    image.unflatten(1, (h // patch, patch)).unflatten(3, (w // patch, patch)).copy_(tokens)
 
 
 def naive_attention(query, key, value):
@@ -64,29 +75,37 @@ class PatchMultiHeadAttention(nn.Module):
         self.key_embedding = nn.Conv2d(n_feats, n_feats, 1)
         self.output_linear = nn.Sequential(
             nn.Conv2d(n_feats, n_feats, 3, padding=1), nn.LeakyReLU(0.2, inplace=True))
-        # heads sharing a patch size run as one batched attention call
+        # heads sharing a patch size share one patch partition
         self.head_groups = {
             p: [i for i, q in enumerate(self.patch_sizes) if q == p]
             for p in dict.fromkeys(self.patch_sizes)
         }
 
     def forward(self, x):
-        height, width = x.shape[-2:]
-        query, key, value = self.query_embedding(x), self.key_embedding(x), self.value_embedding(x)
+        b, channels, height, width = x.shape
         attend = F.scaled_dot_product_attention if self.attn_impl == 'sdpa' else naive_attention
-        outputs = [None] * len(self.patch_sizes)
+        # channels-last output: each head's channel slice is a strided view
+        out = x.new_empty(b, height, width, channels)
         for patch, heads in self.head_groups.items():
-            q, k, v = (image_to_tokens(self._head_channels(t, heads), len(heads), patch) for t in (query, key, value))
-            out = tokens_to_image(attend(q, k, v), patch, height, width)
-            for i, head_out in zip(heads, out.chunk(len(heads), dim=1)):
-                outputs[i] = head_out
-        return self.output_linear(torch.cat(outputs, dim=1))
+            tokens = patch_tokens(x, patch)
+            for head in heads:
+                query, key, value = (self._embed(tokens, embedding, head) for embedding in
+                                     (self.query_embedding, self.key_embedding, self.value_embedding))
+                attended = attend(query, key, value)
+                del query, key, value
+                fold_tokens_into(out[..., self._channels(head)], attended, patch)
+            del tokens
+        return self.output_linear(out.permute(0, 3, 1, 2))
 
-    def _head_channels(self, x, heads):
-        c = self.head_channels
-        if len(heads) == len(self.patch_sizes):
-            return x
-        return torch.cat([x[:, i * c:(i + 1) * c] for i in heads], dim=1)
+    def _channels(self, head):
+        return slice(head * self.head_channels, (head + 1) * self.head_channels)
+
+    def _embed(self, tokens, embedding, head):
+        """One head's 1x1 embedding of pixel-major tokens: (B, 1, N, p*p*c)."""
+        channels = self._channels(head)
+        weight = embedding.weight[channels].flatten(1)
+        embedded = F.linear(tokens, weight, embedding.bias[channels])
+        return embedded.flatten(2).unsqueeze(1)
 
 
 class FeedForward(nn.Module):
@@ -114,5 +133,5 @@ class NonLocalBlock(nn.Module):
         self.feed_forward = FeedForward(n_feats)
 
     def forward(self, x):
-        x = x + self.attention(x)
-        return x + self.feed_forward(x)
+        x = add_residual(self.attention(x), x)
+        return add_residual(self.feed_forward(x), x)
