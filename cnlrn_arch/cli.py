@@ -8,7 +8,7 @@ from .utils.errors import UserError, user_message
 from .version import __version__
 
 # modules under cnlrn_arch/tools, each with add_parser(subparsers) that sets ``func``
-TOOLS = ('demo', 'make_demo_data', 'infer', 'prepare_reds', 'prepare_dvd')
+TOOLS = ('demo', 'make_demo_data', 'infer', 'prepare_reds', 'prepare_dvd', 'bench', 'bench_quality')
 
 
 def build_parser():

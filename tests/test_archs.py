@@ -9,6 +9,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from cnlrn_arch.archs.cnlrn_arch import CNLRN
 from cnlrn_arch.archs import nlrn_arch
 from cnlrn_arch.archs.deblur_arch import CNLRNPreDeblur
+from cnlrn_arch.archs.nonlocal_attention import PatchMultiHeadAttention
 from conftest import DATA_DIR
 
 SMALL = dict(n_deblur_blocks=1, n_nlrgs_body=1, n_nlrgs_up1=1, n_nlrgs_up2=1, n_subgroups=1, n_rcabs=1, n_feats=16)
@@ -122,3 +123,12 @@ def test_mixed_patch_sizes_pad_to_common_multiple():
 def test_constructor_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         CNLRN(**kwargs)
+
+
+@pytest.mark.parametrize('attn_impl', ['sdpa', 'naive'])
+def test_attention_gradients(attn_impl):
+    """Heads write into slices of one output map; autograd must see through those writes."""
+    torch.manual_seed(0)
+    attention = PatchMultiHeadAttention(8, (2, 4), attn_impl).double()
+    x = torch.rand(1, 8, 4, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(attention, (x,))

@@ -125,7 +125,7 @@ def test_wrong_weights_is_one_line_naming_the_file(model, tmp_path):
 
 @pytest.mark.parametrize('argv, message', [
     (['-i', '{tmp}/absent*.png'], 'no image matches the pattern'),
-    (['-i', '{tmp}', '--device', 'cpu', '--fp16'], '--fp16 autocasts on CUDA only'),
+    (['-i', '{tmp}', '--compile', 'nope'], "--compile: Invalid backend: 'nope'"),
     (['-i', '{tmp}', '--tile-pad', '4'], '--tile-pad needs --tile'),
 ])
 def test_usage_errors(model, tmp_path, capsys, argv, message):

@@ -65,7 +65,12 @@ class SubGroup(nn.Module):
         self.rcab_body = nn.Sequential(*[RCAB(n_feats) for _ in range(n_rcabs)], conv3x3(n_feats, n_feats))
 
     def forward(self, x):
-        return add_residual(self.rcab_body(self.nonlocal_block(x)), x)
+        # layer by layer, so the non-local block's output is freed once the
+        # first RCAB has consumed it (a Sequential call would pin it to the end)
+        y = self.nonlocal_block(x)
+        for layer in self.rcab_body:
+            y = layer(y)
+        return add_residual(y, x)
 
 
 class NLRG(nn.Module):

@@ -94,6 +94,7 @@ class PatchMultiHeadAttention(nn.Module):
                 attended = attend(query, key, value)
                 del query, key, value
                 fold_tokens_into(out[..., self._channels(head)], attended, patch)
+                del attended
             del tokens
         return self.output_linear(out.permute(0, 3, 1, 2))
 

@@ -16,7 +16,7 @@ def upscale(net, image, device, tile=None, tile_pad=0, ensemble=False, amp_dtype
         tile, tile_pad: run ``tile`` x ``tile`` LR tiles with ``tile_pad`` pixels of
             context (see :mod:`.tiling`); None runs the whole image at once.
         ensemble: average over the x8 flips/rotations (8 times slower).
-        amp_dtype: torch.bfloat16 or torch.float16 to autocast on CUDA; None for float32.
+        amp_dtype: torch.bfloat16 or torch.float16 to autocast on ``device``; None for float32.
     """
     forward = partial(self_ensemble, net) if ensemble else net
     x = torch.from_numpy(image.rgb).permute(2, 0, 1)[None].to(device)

@@ -6,6 +6,9 @@ target ``gt_lr`` (the sharp LR frame), L1.
 gradient loss; ``path: {pretrain_network_deblur: ...}`` initialises the
 deblurring module from a pre-training checkpoint; ``optim_g: {lr_deblur: ...}``
 gives that module its own learning rate.
+
+``train: {amp: bf16|fp16}``, ``val: {amp: ...}`` and ``speed: {channels_last,
+compile}`` trade exactness for speed; see :mod:`cnlrn_arch.utils.speed`.
 """
 import hashlib
 import os
@@ -23,6 +26,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from ..utils.atomic import atomic_torch_save
 from ..utils.errors import UserError
 from ..utils.self_ensemble import self_ensemble
+from ..utils.speed import autocast, check_autocast, compiled, parse_speed, to_memory_format
 from ..utils.weights import first_items, load_into, read_state_dict
 
 STAGES = ('pretrain', 'joint')
@@ -61,17 +65,26 @@ class CNLRNModel(SRModel):
         train.nonfinite_patience: a non-finite loss or gradient skips its update;
             this many in a row (default 10) stop training.
         deterministic: true makes runs with the same ``manual_seed`` repeat exactly.
+        train.amp: ~ or 'fp32', 'bf16', 'fp16': autocast the forward pass (losses stay
+            float32); fp16 scales the loss with a GradScaler, saved in the training state.
+        val.amp: the same for validation and testing; ~ follows train.amp.
+        speed.channels_last: network weights and inputs in NHWC memory order.
+        speed.compile: true or torch.compile's arguments ({mode, backend, dynamic,
+            fullgraph}); saved checkpoints keep the plain network's keys.
     """
 
     def __init__(self, opt):
         if opt.get('deterministic'):
             use_deterministic_algorithms()
         self.stage = self._stage(opt)
+        self.train_amp, self.val_amp, self.speed = parse_speed(opt)
+        self.compiled_nets = {}  # module -> its torch.compile wrapper, made at first use
         self.nonfinite_in_a_row = 0
         self.last_saved_iter = None
         # the pre-training network outputs the sharp LR image
         self.target_key = 'gt_lr' if self.stage == 'pretrain' else 'gt'
         super().__init__(opt)
+        check_autocast(self.device.type, self.val_amp, 'val:amp')
         path_opt = self.opt['path']
         deblur_path = path_opt.get('pretrain_network_deblur')
         if deblur_path is None:
@@ -102,7 +115,7 @@ class CNLRNModel(SRModel):
 
     def model_to_device(self, net):
         """Like BaseModel's, but DistributedDataParallel also works on CPU (gloo)."""
-        net = net.to(self.device)
+        net = to_memory_format(net.to(self.device), self.speed)
         if self.is_train and self.opt['train'].get('freeze_deblur'):
             self.freeze_deblur(net)  # before DDP, which only tracks parameters that need gradients
         if self.opt['dist']:
@@ -112,6 +125,16 @@ class CNLRNModel(SRModel):
         elif self.opt['num_gpu'] > 1:
             net = DataParallel(net)
         return net
+
+    def run(self, net):
+        """``net`` as it runs: compiled when ``speed.compile`` is set, else itself.
+
+        The attributes ``net_g`` and ``net_g_ema`` stay the plain modules, so
+        state dicts, EMA and loading see the keys of the released weights.
+        """
+        if net not in self.compiled_nets:
+            self.compiled_nets[net] = compiled(net, self.speed)
+        return self.compiled_nets[net]
 
     def load_network(self, net, load_path, strict=True, param_key='params'):
         """BaseModel.load_network with ``weights_only=True`` and one-line errors."""
@@ -149,7 +172,12 @@ class CNLRNModel(SRModel):
     def init_training_settings(self):
         train_opt = self.opt['train']
         self.cri_grad = build_loss(train_opt['grad_opt']).to(self.device) if train_opt.get('grad_opt') else None
+        check_autocast(self.device.type, self.train_amp, 'train:amp')
+        # disabled (every call a pass-through) unless fp16, whose small range needs the loss scaled
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.train_amp == torch.float16)
         super().init_training_settings()
+        if getattr(self, 'net_g_ema', None) is not None:
+            self.net_g_ema = to_memory_format(self.net_g_ema, self.speed)
 
     def freeze_deblur(self, net):
         """Keep the (pre-trained) deblurring module fixed: the paper's separate training (Table 5)."""
@@ -176,13 +204,16 @@ class CNLRNModel(SRModel):
         self.optimizers.append(self.optimizer_g)
 
     def feed_data(self, data):
-        self.lq = data['lq'].to(self.device)
+        memory_format = torch.channels_last if self.speed.channels_last else torch.preserve_format
+        self.lq = data['lq'].to(self.device, memory_format=memory_format)
         if self.target_key in data:
             self.gt = data[self.target_key].to(self.device)
 
     def optimize_parameters(self, current_iter):
         self.optimizer_g.zero_grad()
-        self.output = self.net_g(self.lq)
+        with autocast(self.device, self.train_amp):
+            output = self.run(self.net_g)(self.lq)
+        self.output = output.float()  # losses in float32 outside autocast
         loss_dict = OrderedDict()
         if self.cri_pix is not None:
             loss_dict['l_pix'] = self.cri_pix(self.output, self.gt)
@@ -192,13 +223,16 @@ class CNLRNModel(SRModel):
         if self.cri_grad is not None:
             loss_dict['l_grad'] = self.cri_grad(self.output, self.gt)
         l_total = sum(loss_dict.values())
-        l_total.backward()
+        self.scaler.scale(l_total).backward()
+        self.scaler.unscale_(self.optimizer_g)  # the finiteness check sees the true gradients
         self.log_dict = self.reduce_loss_dict(loss_dict)
         if not self._update_is_finite(l_total):
+            self.scaler.update()  # an fp16 overflow lowers the loss scale
             self._skip_update(current_iter)
             return
         self.nonfinite_in_a_row = 0
-        self.optimizer_g.step()
+        self.scaler.step(self.optimizer_g)
+        self.scaler.update()
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
 
@@ -216,8 +250,9 @@ class CNLRNModel(SRModel):
         self.optimizer_g.zero_grad()
         self.nonfinite_in_a_row += 1
         losses = ', '.join(f'{k}={v:.4g}' for k, v in self.log_dict.items())
+        scale = f', fp16 loss scale now {self.scaler.get_scale():g}' if self.scaler.is_enabled() else ''
         get_root_logger().warning(f'iter {current_iter}: non-finite loss or gradient ({losses}); update skipped '
-                                  f'({self.nonfinite_in_a_row} in a row)')
+                                  f'({self.nonfinite_in_a_row} in a row{scale})')
         if self.nonfinite_in_a_row >= self.opt['train'].get('nonfinite_patience', NONFINITE_PATIENCE):
             last = (f"{self.opt['path']['models']}/net_g_{self.last_saved_iter}.pth"
                     if self.last_saved_iter is not None else 'none saved yet')
@@ -237,7 +272,8 @@ class CNLRNModel(SRModel):
         """BaseModel.save_network, written atomically; a failure is raised, not ignored."""
         nets = net if isinstance(net, list) else [net]
         param_keys = param_key if isinstance(param_key, list) else [param_key]
-        save_dict = {key: {k: v.cpu() for k, v in self.get_bare_model(n).state_dict().items()}
+        # contiguous: checkpoints look alike with and without speed:channels_last
+        save_dict = {key: {k: v.cpu().contiguous() for k, v in self.get_bare_model(n).state_dict().items()}
                      for n, key in zip(nets, param_keys)}
         label = 'latest' if current_iter == -1 else current_iter
         atomic_torch_save(save_dict, os.path.join(self.opt['path']['models'], f'{net_label}_{label}.pth'))
@@ -250,7 +286,15 @@ class CNLRNModel(SRModel):
         state = {'epoch': epoch, 'iter': current_iter,
                  'optimizers': [o.state_dict() for o in self.optimizers],
                  'schedulers': [s.state_dict() for s in self.schedulers]}
+        if self.scaler.is_enabled():
+            state['scaler'] = self.scaler.state_dict()  # its loss scale, so a resumed fp16 run continues exactly
         atomic_torch_save(state, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+
+    def resume_training(self, resume_state):
+        """BaseModel.resume_training, and the fp16 loss scale when both the state and this run have one."""
+        super().resume_training(resume_state)
+        if self.scaler.is_enabled() and 'scaler' in resume_state:
+            self.scaler.load_state_dict(resume_state['scaler'])
 
     def check_ranks_in_sync(self, current_iter):
         """Compare a hash of this rank's parameters with every other rank's; raise if they differ."""
@@ -270,9 +314,14 @@ class CNLRNModel(SRModel):
 
     def test(self):
         net = getattr(self, 'net_g_ema', None) or self.net_g
-        use_ensemble = self.opt.get('val', {}).get('self_ensemble', False)
+        use_ensemble = (self.opt.get('val') or {}).get('self_ensemble', False)
+        run = self.run(net)
+
+        def forward(x):
+            return run(x).float()  # tensor2img, the metrics and the ensemble's average want float32
+
         was_training = net.training
         net.eval()
-        with torch.no_grad():
-            self.output = self_ensemble(net, self.lq) if use_ensemble else net(self.lq)
+        with torch.no_grad(), autocast(self.device, self.val_amp):
+            self.output = self_ensemble(forward, self.lq) if use_ensemble else forward(self.lq)
         net.train(was_training)

@@ -16,12 +16,8 @@ import sys
 import time
 from os import path as osp
 
-import cv2
-
 from ..utils.errors import UserError
-from ..utils.image_formats import bicubic_resize_uint8
 from . import demo_report
-from .data_prep import SCALE
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 OPTIONS = osp.join(REPO, 'options', 'demo')
@@ -87,9 +83,7 @@ def demo(args):
 
 
 def report(out, has_checkpoint):
-    names = sorted(osp.splitext(f)[0] for f in os.listdir(osp.join(VAL, 'sharp')))
-    sharp = [cv2.imread(osp.join(VAL, 'sharp', f'{n}.png')) for n in names]
-    bicubic = [bicubic_resize_uint8(cv2.imread(osp.join(VAL, 'blur_bicubic_X4', f'{n}.png')), SCALE) for n in names]
+    names, sharp, _, bicubic = demo_report.read_val(VAL)
     trained = demo_report.read_results(osp.join('results', TEST_RUN, 'visualization', 'demo_val'), names)
     rows = [('bicubic upsampling of the blurry LR', *demo_report.score(bicubic, sharp)),
             ('CNLRN, trained just now (options/demo)', *demo_report.score(trained, sharp))]

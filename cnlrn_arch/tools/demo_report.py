@@ -1,4 +1,8 @@
-"""What the demo shows: a PSNR/SSIM table, a side-by-side picture, a PSNR curve."""
+"""What the demo shows: a PSNR/SSIM table, a side-by-side picture, a PSNR curve.
+
+``cnlrn bench-quality`` scores and plots with the same helpers, so both report
+numbers measured the same way.
+"""
 import glob
 import os
 from os import path as osp
@@ -7,6 +11,8 @@ import cv2
 import numpy as np
 
 from basicsr.metrics.psnr_ssim import calculate_psnr, calculate_ssim
+from ..utils.image_formats import bicubic_resize_uint8
+from .data_prep import SCALE
 
 CROP_BORDER = 4  # as the paper measures
 ZOOM = 3  # magnification of the detail crops in the picture
@@ -17,6 +23,14 @@ def score(restored, sharp):
     psnr = np.mean([calculate_psnr(r, s, CROP_BORDER) for r, s in zip(restored, sharp)])
     ssim = np.mean([calculate_ssim(r, s, CROP_BORDER) for r, s in zip(restored, sharp)])
     return float(psnr), float(ssim)
+
+
+def read_val(val_dir):
+    """Names, sharp HR, blurry LR and bicubic x4 of the blurry LR (uint8 BGR) of a demo data ``val`` folder."""
+    names = sorted(osp.splitext(f)[0] for f in os.listdir(osp.join(val_dir, 'sharp')))
+    sharp = [cv2.imread(osp.join(val_dir, 'sharp', f'{n}.png')) for n in names]
+    blurry = [cv2.imread(osp.join(val_dir, 'blur_bicubic_X4', f'{n}.png')) for n in names]
+    return names, sharp, blurry, [bicubic_resize_uint8(img, SCALE) for img in blurry]
 
 
 def read_results(folder, names):
@@ -93,12 +107,24 @@ def read_scalar_curve(tb_dir, tag):
     return [e.step for e in events], [e.value for e in events]
 
 
-def psnr_curve_picture(path, curves, bicubic_psnr):
-    """Validation PSNR against iterations, one line per training stage, bicubic dashed."""
+def pyplot():
+    """matplotlib's pyplot on the Agg backend: pictures are written without a display."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    return plt
+
+
+def save_figure(fig, path):
+    fig.tight_layout()
+    os.makedirs(osp.dirname(path) or '.', exist_ok=True)
+    fig.savefig(path)
+    pyplot().close(fig)
+
+
+def psnr_curve_picture(path, curves, bicubic_psnr):
+    """Validation PSNR against iterations, one line per training stage, bicubic dashed."""
+    fig, ax = pyplot().subplots(figsize=(6, 4), dpi=120)
     for label, (steps, values) in curves.items():
         if steps:
             ax.plot(steps, values, marker='o', label=label)
@@ -108,7 +134,4 @@ def psnr_curve_picture(path, curves, bicubic_psnr):
     ax.set_title('CNLRN demo: held-out photos')
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    os.makedirs(osp.dirname(path) or '.', exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)

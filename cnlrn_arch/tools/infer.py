@@ -6,6 +6,9 @@ WebP, 8- or 16-bit, grayscale, RGB or RGBA. Each is written as the PNG
 OUTDIR/<name><suffix>.png in the same mode and bit depth; the alpha channel
 is upscaled with bicubic, since the network sees RGB only.
 
+--bf16/--fp16, --channels-last and --compile trade a little exactness (the
+first two) or start-up time (--compile) for speed; all are off by default.
+
 An input that cannot be read, or whose output would overwrite an input, is
 reported and skipped; the exit status is then 1.
 """
@@ -21,12 +24,12 @@ from ..inference.network import load_network, resolve_device
 from ..inference.upscale import upscale
 from ..utils.errors import UserError
 from ..utils.image_formats import int_at_least
+from ..utils.speed import AMP_DTYPES, Speed, check_autocast, compile_args, compiled, to_memory_format
 
 DEFAULT_TILE_PAD = 16
 SUGGESTED_TILE = 256
 # LR inputs above this many pixels print a hint to use --tile (full-size activations take gigabytes)
 LARGE_INPUT_PIXELS = 1024 * 1024
-AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
 def add_parser(subparsers):
@@ -53,7 +56,12 @@ def add_parser(subparsers):
     precision = parser.add_mutually_exclusive_group()
     for name in AMP_DTYPES:
         precision.add_argument(f'--{name}', dest='precision', action='store_const', const=name,
-                               help=f'autocast to {name} (CUDA only)')
+                               help=f'autocast to {name}: faster where the GPU or CPU computes {name} natively')
+    parser.add_argument('--channels-last', action='store_true',
+                        help='keep the weights and activations in NHWC memory order (often faster on GPUs)')
+    parser.add_argument('--compile', nargs='?', const='inductor', metavar='BACKEND',
+                        help='torch.compile the network (default backend: inductor, which needs a C++ compiler '
+                        'on the CPU); the first image, and each new image size, takes longer')
     parser.add_argument('--suffix', default='_cnlrn', help='appended to each output name (default: %(default)s)')
     parser.set_defaults(func=infer)
 
@@ -94,10 +102,10 @@ def infer(args):
         raise UserError('--tile-pad needs --tile')
     tile_pad = DEFAULT_TILE_PAD if args.tile_pad is None else args.tile_pad
     device = resolve_device(args.device)
-    if args.precision and device.type != 'cuda':
-        raise UserError(f'--{args.precision} autocasts on CUDA only, and the device is {device.type}')
+    check_autocast(device.type, AMP_DTYPES.get(args.precision), f'--{args.precision}')
+    speed = Speed(args.channels_last, compile_args({'backend': args.compile} if args.compile else None, '--compile'))
     inputs = find_images(args.input)
-    net = load_network(args.weights, args.opt, device)
+    net = compiled(to_memory_format(load_network(args.weights, args.opt, device), speed), speed)
     try:
         os.makedirs(args.output, exist_ok=True)
     except OSError as err:

@@ -11,6 +11,7 @@ import yaml
 from basicsr.utils.options import ordered_yaml
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
 from .errors import UserError
+from .speed import parse_speed
 
 
 def load_option_file(path):
@@ -98,4 +99,5 @@ def check_options(path, is_train):
         for key in ('print_freq', 'save_checkpoint_freq'):
             _require(logger, key, (int, float), 'logger:', path)  # BasicSR writes !!float 5e3
         _require(train, 'total_iter', (int, float), 'train:', path)
+    parse_speed(opt, f'{path}: ')
     return opt

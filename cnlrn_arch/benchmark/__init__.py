@@ -1,0 +1,1 @@
+"""``cnlrn bench``: speed and memory of CNLRN against the hardware's FLOP floor."""

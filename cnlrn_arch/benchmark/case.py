@@ -1,0 +1,116 @@
+"""One benchmark case, run alone in a fresh process so its memory is its own.
+
+``python -m cnlrn_arch.benchmark.case '<json>'`` prints one JSON line:
+median wall time, activation memory and output shape. Activation memory on
+CPU is the peak resident set after the timed work minus the peak after
+imports, model construction and input creation; on CUDA it is
+``max_memory_allocated`` minus the weights (and the optimizer state, for
+training).
+"""
+import json
+import resource
+import statistics
+import sys
+import time
+
+import torch
+
+import cnlrn_arch  # noqa: F401  (registers the networks)
+from ..archs.cnlrn_arch import CNLRN
+from ..utils.errors import UserError
+
+PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+
+def peak_rss_bytes():
+    # Linux reports ru_maxrss in KiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class MemoryProbe:
+    """Peak memory above the level at construction, on CPU or CUDA."""
+
+    def __init__(self, device):
+        self.cuda = device.type == 'cuda'
+        if self.cuda:
+            torch.cuda.synchronize()
+            self.base = torch.cuda.memory_allocated()
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            self.base = peak_rss_bytes()
+
+    def peak_above_base(self):
+        if self.cuda:
+            torch.cuda.synchronize()
+            return torch.cuda.max_memory_allocated() - self.base
+        return peak_rss_bytes() - self.base
+
+
+def timed(step, runs, device):
+    """Wall times of ``runs`` calls of ``step`` (the first includes warm-up)."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        result = step()
+        if device.type == 'cuda':
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return times, result
+
+
+def run_case(case):
+    device = torch.device(case.get('device', 'cpu'))
+    if case.get('threads'):
+        torch.set_num_threads(case['threads'])
+    torch.manual_seed(0)
+    net = CNLRN(**case['config'], attn_impl=case['impl']).to(device)
+    autocast_dtype = PRECISIONS[case['precision']]
+    height, width = case['size']
+    x = torch.rand(case['batch'], 3, height, width, device=device)
+
+    def autocast():
+        return torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None)
+
+    if case['kind'] == 'inference':
+        net.eval()
+        probe = MemoryProbe(device)
+
+        def step():
+            with torch.inference_mode(), autocast():
+                return net(x)
+    else:
+        target = torch.rand(case['batch'], 3, 4 * height, 4 * width, device=device)
+        optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
+        # Adam's state is allocated on the first step; keep it out of the activations
+        for param in net.parameters():
+            optimizer.state[param] = {'step': torch.tensor(0.0), 'exp_avg': torch.zeros_like(param),
+                                      'exp_avg_sq': torch.zeros_like(param)}
+        probe = MemoryProbe(device)
+
+        def step():
+            optimizer.zero_grad(set_to_none=True)
+            with autocast():
+                loss = torch.nn.functional.l1_loss(net(x).float(), target)
+            loss.backward()
+            optimizer.step()
+            return loss.detach()
+
+    times, result = timed(step, case['runs'], device)
+    if not torch.isfinite(result).all():
+        raise RuntimeError(f'non-finite output in case {case}')
+    return {'median_s': statistics.median(times), 'times_s': times, 'activation_bytes': probe.peak_above_base(),
+            'output_shape': list(result.shape) if case['kind'] == 'inference' else None}
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    case = json.loads(argv[0])
+    try:
+        result = run_case(case)
+    except torch.OutOfMemoryError as err:
+        raise UserError(f'out of memory: {err}') from err
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,111 @@
+"""``benchmarks/RESULTS.md`` and ``benchmarks/speed.png`` from the JSON results of ``cnlrn bench``.
+
+Each device's run is kept in its own ``results_<device>.json``, so a GPU run
+adds its section beside the CPU's instead of replacing it.
+"""
+import glob
+import json
+from os import path as osp
+
+from ..tools.demo_report import pyplot, save_figure
+
+GB = 1e9
+
+
+def size_label(size):
+    return f'{size[0]}x{size[1]}'
+
+
+def floor_ratio(row, run):
+    return row['median_s'] / (row['flops'] / (run['peak_gflops'][row['precision']] * 1e9))
+
+
+def inference_table(run):
+    rows = [r for r in run['cases'] if r['kind'] == 'inference']
+    lines = ['| LR input | output | attention | precision | median time (s) | activations (GB) | GFLOP/s | '
+             'x floor | time vs naive | memory vs naive |', '|---|---|---|---|---|---|---|---|---|---|']
+    for row in rows:
+        if 'error' in row:
+            lines.append(f"| {size_label(row['size'])} | | {row['impl']} | {row['precision']} | "
+                         f"not run: {row['error']} | | | | | |")
+            continue
+        naive = next((r for r in rows if r['impl'] == 'naive' and r['size'] == row['size']
+                      and r['precision'] == 'fp32' and 'error' not in r), None)
+        vs_time = f"{row['median_s'] / naive['median_s']:.2f}" if naive else ''
+        vs_mem = f"{row['activation_bytes'] / max(1, naive['activation_bytes']):.2f}" if naive else ''
+        shape = 'x'.join(map(str, row['output_shape'][-2:]))
+        lines.append(f"| {size_label(row['size'])} | {shape} | {row['impl']} | {row['precision']} | "
+                     f"{row['median_s']:.2f} | {row['activation_bytes'] / GB:.3f} | "
+                     f"{row['flops'] / row['median_s'] / 1e9:.0f} | {floor_ratio(row, run):.2f} | {vs_time} | {vs_mem} |")
+    return lines
+
+
+def training_table(run):
+    rows = [r for r in run['cases'] if r['kind'] == 'training']
+    lines = ['| attention | precision | batch x LR patch | median step (s) | peak memory above weights and Adam (GB) |',
+             '|---|---|---|---|---|']
+    for row in rows:
+        if 'error' in row:
+            lines.append(f"| {row['impl']} | {row['precision']} | | not run: {row['error']} | |")
+            continue
+        lines.append(f"| {row['impl']} | {row['precision']} | {row['batch']} x {size_label(row['size'])} | "
+                     f"{row['median_s']:.2f} | {row['activation_bytes'] / GB:.3f} |")
+    return lines
+
+
+def device_section(run):
+    peaks = ', '.join(f'{p}: {g:.0f} GFLOP/s' for p, g in run['peak_gflops'].items())
+    lines = [f"## {run['device']}", '', f"Command: `{run['command']}`", '',
+             f"torch {run['torch']}, {run['threads']} threads, {run['runs']} runs per case (median; the first "
+             f"run is included and doubles as warm-up), matmul peak ({run['matmul_size']}^2): {peaks}. "
+             'The floor of a case is its FLOPs at that peak.', '',
+             '| LR input | conv + linear TFLOPs | attention TFLOPs | total TFLOPs |', '|---|---|---|---|']
+    for label, flops in run['flops'].items():
+        lines.append(f"| {label} | {flops['conv'] / 1e12:.2f} | {flops['attention'] / 1e12:.2f} | "
+                     f"{flops['total'] / 1e12:.2f} |")
+    config = f"CNLRN{run['config']}" if run['config'] else 'the released CNLRN configuration'
+    lines += ['', f'### Inference (one forward, batch 1, {config})', ''] + inference_table(run)
+    lines += ['', '### Training (one step: forward, L1, backward, Adam)', ''] + training_table(run)
+    quality = run.get('bf16_quality')
+    if quality:
+        fp32, bf16 = quality['fp32'], quality['bf16']
+        lines += ['', f"### bf16 autocast quality (demo checkpoint, {quality['images']} demo validation images)", '',
+                  '| precision | PSNR (dB) | SSIM |', '|---|---|---|',
+                  f'| fp32 | {fp32[0]:.3f} | {fp32[1]:.4f} |', f'| bf16 | {bf16[0]:.3f} | {bf16[1]:.4f} |',
+                  f'| change | {bf16[0] - fp32[0]:+.3f} | {bf16[1] - fp32[1]:+.4f} |']
+    return lines
+
+
+def speed_chart(runs, path):
+    """Per inference case: median time beside its FLOP floor, and activation memory."""
+    plt = pyplot()
+    fig, (ax_time, ax_mem) = plt.subplots(1, 2, figsize=(12, 4.5), dpi=110)
+    for run in runs:
+        rows = [r for r in run['cases'] if r['kind'] == 'inference' and 'error' not in r]
+        labels = [f"{run['device_short']}\n{size_label(r['size'])}\n{r['impl']} {r['precision']}" for r in rows]
+        positions = range(len(rows))
+        floors = [r['flops'] / (run['peak_gflops'][r['precision']] * 1e9) for r in rows]
+        ax_time.bar([p - 0.2 for p in positions], [r['median_s'] for r in rows], 0.4, label='measured')
+        ax_time.bar([p + 0.2 for p in positions], floors, 0.4, label='FLOP floor')
+        ax_time.set_xticks(list(positions), labels, fontsize=7)
+        ax_mem.bar(list(positions), [r['activation_bytes'] / GB for r in rows])
+        ax_mem.set_xticks(list(positions), labels, fontsize=7)
+    ax_time.set_yscale('log')
+    ax_time.set_ylabel('seconds per forward (log)')
+    ax_time.legend()
+    ax_mem.set_ylabel('activation memory (GB)')
+    save_figure(fig, path)
+
+
+def write_report(out_dir):
+    runs = [json.load(open(p)) for p in sorted(glob.glob(osp.join(out_dir, 'results_*.json')))]
+    lines = ['# CNLRN speed and memory', '',
+             'Made by `cnlrn bench` (see `cnlrn bench --help`); each case runs in a fresh process. '
+             '"naive" is the explicit score-matrix attention of the authors\' release, one head at a time; '
+             '"sdpa" is the default path. ![speed](speed.png)', '']
+    for run in runs:
+        lines += device_section(run) + ['']
+    with open(osp.join(out_dir, 'RESULTS.md'), 'w') as f:
+        f.write('\n'.join(lines))
+    speed_chart(runs, osp.join(out_dir, 'speed.png'))
+    return lines

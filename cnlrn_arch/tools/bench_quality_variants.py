@@ -1,0 +1,135 @@
+"""The variants ``cnlrn bench-quality`` compares, each a REDS option file of this project scaled down.
+
+A variant keeps everything its option file decides (network type and
+switches, losses, a frozen or separately tuned deblurring module, whether it
+starts from a pre-trained deblurring module) and takes its size and training
+budget from the demo (``options/demo/*.yml``), so that the comparison is
+about the recipes, not about their sizes:
+
+- CNLRN and its ablations take the demo's CNLRN size;
+- RCAN, RRDBNet and the SR network of SRN+RCAN get as many blocks as bring
+  their parameter count closest to the demo CNLRN's;
+- every variant trains for the same iterations with the demo's batch, patch,
+  learning rates and seed.
+"""
+import copy
+from dataclasses import dataclass, field
+from os import path as osp
+
+import yaml
+
+from basicsr.utils.registry import ARCH_REGISTRY
+from .demo import REPO
+
+OPTIONS = osp.join(REPO, 'options')
+# share of the iterations that pre-trains the deblurring module in two-stage recipes
+# (the demo: 300 of 1,300)
+PRETRAIN_SHARE = 0.25
+MAX_BLOCKS = 64  # search limit of the parameter matching
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of the benchmark.
+
+    name: its ``--variants`` name; label: its row in the table; option: the
+    REDS option file (under ``options/``) it scales down; group: what the
+    paper's ordering counts it as (baseline, cascade, ours or ablation);
+    paper: published REDS Val300 (PSNR, SSIM) or None; scan: key path in
+    ``network_g`` of the block count matched to the reference parameter
+    count, () for CNLRN networks (the demo's size); fixed: sizes set before
+    the scan.
+    """
+    name: str
+    label: str
+    option: str
+    group: str
+    paper: tuple = None
+    scan: tuple = ()
+    fixed: dict = field(default_factory=dict)
+
+
+VARIANTS = (
+    Variant('rcan', 'RCAN', 'baselines/rcan.yml', 'baseline', scan=('num_block',), fixed=dict(num_group=5)),
+    Variant('rrdbnet', 'RRDBNet', 'baselines/rrdbnet.yml', 'baseline', scan=('num_block',)),
+    # the demo CNLRN's deblurring module and an RCAN of its SR module's width
+    Variant('srn_rcan', 'SRN+RCAN', 'baselines/srn_rcan.yml', 'cascade', scan=('sr_opt', 'num_block'),
+            fixed=dict(sr_opt=dict(num_feat=32, num_group=2))),
+    Variant('cnlrn', 'CNLRN', 'joint.yml', 'ours', paper=(27.770, 0.7784)),
+    Variant('no_deblur', 'CNLRN without deblurring module', 'ablations/no_deblur.yml', 'ablation'),
+    Variant('frozen_deblur', 'CNLRN, deblurring module frozen', 'ablations/frozen_deblur.yml', 'ablation'),
+    Variant('no_nonlocal', 'CNLRN without non-local blocks', 'ablations/no_nonlocal.yml', 'ablation'),
+    Variant('post_upsampling', 'CNLRN, post-upsampling', 'ablations/post_upsampling.yml', 'ablation'),
+    Variant('no_gradient_loss', 'CNLRN without gradient loss', 'ablations/no_gradient_loss.yml', 'ablation'),
+)
+BY_NAME = {v.name: v for v in VARIANTS}
+# published REDS Val300 numbers of bicubic upsampling of the blurry LR
+BICUBIC_PAPER = (23.848, 0.6481)
+
+
+def load_option(name):
+    with open(osp.join(OPTIONS, name), encoding='utf-8') as f:
+        return yaml.safe_load(f)
+
+
+def count_parameters(network):
+    """Parameters of the network an option file's ``network_g`` describes."""
+    args = dict(network)
+    return sum(p.numel() for p in ARCH_REGISTRY.get(args.pop('type'))(**args).parameters())
+
+
+def _merge(base, changes):
+    for key, value in changes.items():
+        if isinstance(value, dict):
+            _merge(base.setdefault(key, {}), value)
+        else:
+            base[key] = value
+    return base
+
+
+def _set(network, key_path, value):
+    for key in key_path[:-1]:
+        network = network[key]
+    network[key_path[-1]] = value
+
+
+def match_parameters(network, key_path, target):
+    """``network`` with the block count at ``key_path`` whose parameter count is closest to ``target``.
+
+    Parameter counts grow with the block count, so the search stops at the
+    first count past the target.
+    """
+    best = None
+    for blocks in range(1, MAX_BLOCKS + 1):
+        candidate = copy.deepcopy(network)
+        _set(candidate, key_path, blocks)
+        params = count_parameters(candidate)
+        if best is None or abs(params - target) < abs(best[1] - target):
+            best = candidate, params
+        if params >= target:
+            break
+    return best[0]
+
+
+def reference_network():
+    """The demo's CNLRN (``options/demo/joint.yml``): the size every variant is matched to."""
+    return load_option(osp.join('demo', 'joint.yml'))['network_g']
+
+
+def scaled_network(variant):
+    """The variant's ``network_g``, scaled down as the module docstring says."""
+    network = load_option(variant.option)['network_g']
+    reference = reference_network()
+    if not variant.scan:
+        return _merge(network, {k: v for k, v in reference.items() if k != 'type'})
+    if network['type'] == 'DeblurSRCascade':
+        network.update(n_feats=reference['n_feats'], n_deblur_blocks=reference['n_deblur_blocks'])
+    return match_parameters(_merge(network, copy.deepcopy(variant.fixed)), variant.scan,
+                            count_parameters(reference))
+
+
+def pretrain_iterations(variant, iters):
+    """Iterations of the budget that pre-train the deblurring module: none for one-stage recipes."""
+    if not load_option(variant.option)['path'].get('pretrain_network_deblur'):
+        return 0
+    return max(1, int(iters * PRETRAIN_SHARE))
