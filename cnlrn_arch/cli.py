@@ -4,6 +4,7 @@ import argparse
 import importlib
 import sys
 
+from .utils.cpu_allocator import use_fixed_mmap_threshold
 from .utils.errors import UserError, user_message
 from .version import __version__
 
@@ -29,6 +30,7 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 0
+    use_fixed_mmap_threshold()
     try:
         return args.func(args)
     except UserError as err:

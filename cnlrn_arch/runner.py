@@ -13,6 +13,7 @@ import os
 import sys
 from importlib.metadata import entry_points
 
+from .utils.cpu_allocator import use_fixed_mmap_threshold
 from .utils.errors import UserError, user_message
 
 PLUGIN_GROUP = 'basicsr.plugins'
@@ -55,6 +56,7 @@ def _option_path(argv, prog):
 
 def run_entry_point(phase, argv, prog):
     """Run a pipeline; user errors become one line on stderr and exit code 2."""
+    use_fixed_mmap_threshold()
     try:
         run_pipeline(phase, argv, prog)
     except UserError as err:

@@ -7,7 +7,7 @@ import torch
 import cnlrn_arch  # noqa: F401  registers the networks
 from basicsr.utils.registry import ARCH_REGISTRY
 from cnlrn_arch.archs.cnlrn_arch import CNLRN
-from cnlrn_arch.archs import nlrn_arch
+from cnlrn_arch.archs import arch_util
 from cnlrn_arch.archs.deblur_arch import CNLRNPreDeblur
 from cnlrn_arch.archs.nonlocal_attention import PatchMultiHeadAttention
 from conftest import DATA_DIR
@@ -92,8 +92,10 @@ def test_sdpa_and_naive_attention_agree():
 
 @pytest.mark.parametrize('upsampling', ['progressive', 'post'])
 def test_inference_strips_and_in_place_residuals_match_autograd_path(monkeypatch, upsampling):
-    """Inference runs the last upsampler and tail in strips and adds residuals in place; same output."""
-    monkeypatch.setattr(nlrn_arch, 'STRIP_PIXELS', 1)  # one 2x row per strip: every strip edge is exercised
+    """Inference runs local layers in strips and adds residuals in place; same output."""
+    # one row per strip, and strips at every size: every strip edge is exercised
+    monkeypatch.setattr(arch_util, 'STRIP_PIXELS', 1)
+    monkeypatch.setattr(arch_util, 'MIN_STRIPPED_PIXELS', 1)
     torch.manual_seed(0)
     net = CNLRN(**dict(SMALL, nonlocal_psize=(2, 4, 2, 4)), upsampling=upsampling).eval()
     x = torch.rand(2, 3, 16, 12)

@@ -37,3 +37,37 @@ def add_residual(branch, skip):
     if torch.is_grad_enabled() and (branch.requires_grad or skip.requires_grad):
         return branch + skip
     return branch.add_(skip)
+
+
+# Pixels per strip (64 rows of a REDS frame's 2x map) and the smallest output
+# that is cut into strips at all: below it, full maps are cheap enough.
+STRIP_PIXELS = 64 * 640
+MIN_STRIPPED_PIXELS = 4 * STRIP_PIXELS
+
+
+def run_in_strips(layers, x, halo, scale=1):
+    """``layers(x)`` computed strip by strip when autograd is not recording.
+
+    ``layers`` must be local: each output row depends only on input rows
+    within ``halo`` of it (``scale`` output rows per input row). Each strip
+    is computed with its halo rows and trimmed, so the result equals the
+    full computation while the intermediates of ``layers`` only ever exist
+    for one strip: at a REDS frame's 2x and 4x stages they are the largest
+    tensors of the network.
+    """
+    height, width = x.shape[-2:]
+    rows = max(1, STRIP_PIXELS // (width * scale))
+    if ((torch.is_grad_enabled() and x.requires_grad) or height * width * scale * scale < MIN_STRIPPED_PIXELS
+            or height <= rows):
+        return layers(x)
+    out = None
+    for top in range(0, height, rows):
+        bottom = min(height, top + rows)
+        start, stop = max(0, top - halo), min(height, bottom + halo)
+        strip = layers(x[..., start:stop, :])
+        if out is None:
+            out = torch.empty(x.shape[0], strip.shape[1], height * scale, width * scale, dtype=strip.dtype,
+                              device=strip.device, memory_format=torch.channels_last)
+        out[..., top * scale:bottom * scale, :] = strip[..., (top - start) * scale:(bottom - start) * scale, :]
+        del strip
+    return out

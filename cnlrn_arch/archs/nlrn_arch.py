@@ -12,15 +12,13 @@ that layout without reordering.
 import torch
 from torch import nn
 
-from .arch_util import add_residual
+from .arch_util import add_residual, run_in_strips
 from .nonlocal_attention import NonLocalBlock
 
-# Rows of the 2x map the last upsampler and the tail need beyond a strip: one
-# for the upsampler's 3x3 conv, one (two 4x rows) for the tail's two 3x3 convs.
-STRIP_HALO = 2
-# Pixels of the 2x map per strip at inference: bounds the 4x intermediates
-# (256 channels before the pixel shuffle) to a few tens of MB at any size.
-STRIP_PIXELS = 64 * 640
+# Input rows beyond a strip that local layers read: conv-ReLU-conv of an RCAB (2);
+# the last x2 upsampler's conv (1) and the tail's two convs at 2x the rows (1).
+RCAB_HALO = 2
+UPSAMPLE_TAIL_HALO = 2
 
 
 def conv3x3(in_channels, out_channels):
@@ -53,7 +51,8 @@ class RCAB(nn.Module):
                                   CALayer(n_feats))
 
     def forward(self, x):
-        return add_residual(self.body(x), x)
+        convs, channel_attention = self.body[:3], self.body[3]
+        return add_residual(channel_attention(run_in_strips(convs, x, RCAB_HALO)), x)
 
 
 class SubGroup(nn.Module):
@@ -136,25 +135,5 @@ class NonLocalResidualNet(nn.Module):
         else:
             x = self.upsampler_1(add_residual(self.upsample_body_1(x), x))
             x = add_residual(self.upsample_body_2(x), x)
-        if torch.is_grad_enabled() and x.requires_grad:
-            return self.tail(self.upsampler_2(x))
-        return self._upsample_in_strips(x)
-
-    def _upsample_in_strips(self, x):
-        """The last x2 upsampler and the tail, strip by strip, same output.
-
-        Both are local convolutions, so each strip of output rows only needs
-        its input rows plus ``STRIP_HALO`` on each side; the full 4x feature
-        maps (236 MB each for a REDS frame) never exist at once.
-        """
-        height, width = x.shape[-2:]
-        rows = max(1, STRIP_PIXELS // width)
-        out = None
-        for top in range(0, height, rows):
-            bottom = min(height, top + rows)
-            start, stop = max(0, top - STRIP_HALO), min(height, bottom + STRIP_HALO)
-            strip = self.tail(self.upsampler_2(x[..., start:stop, :]))
-            if out is None:
-                out = strip.new_empty(x.shape[0], strip.shape[1], 2 * height, 2 * width)
-            out[..., 2 * top:2 * bottom, :] = strip[..., 2 * (top - start):2 * (bottom - start), :]
-        return out
+        # the 4x maps, 236 MB each for a REDS frame, only ever exist for a strip
+        return run_in_strips(lambda strip: self.tail(self.upsampler_2(strip)), x, UPSAMPLE_TAIL_HALO, scale=2)

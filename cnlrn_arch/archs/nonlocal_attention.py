@@ -12,14 +12,12 @@ Memory and copies, which bound the frame size on CPU:
   REDS frame's 2x stage, 0.83 GB of float32 scores per head).
   ``attn_impl='naive'`` writes that matrix out, one head at a time, as the
   authors' release does; it is kept to compare against;
-* the feature map is cut into patches once per patch size, pixel-major
-  (B, N, p*p, C); each head's 1x1 Q/K/V embeddings are then plain matrix
-  products that write tokens directly in the layout attention reads. A
-  token's features are ordered (pixel, channel) rather than the release's
-  (channel, pixel): attention is invariant to that order, so the released
-  weights give the same result;
-* heads run one after another and write straight into a channels-last
-  output map, so only one head's Q/K/V exist at a time.
+* heads run one after another: a head's 1x1 Q/K/V embeddings are matrix
+  products over the channel vectors of a channels-last map, cut into
+  pixel-major tokens (pixel, channel) by one copy each, and its output is
+  folded straight into the channels-last output map. Only one head's Q/K/V
+  exist at a time. The release orders a token's features (channel, pixel);
+  attention is invariant to that order, so its weights give the same result.
 """
 import math
 
@@ -27,23 +25,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .arch_util import add_residual
+from .arch_util import add_residual, run_in_strips
 
 ATTN_IMPLS = ('sdpa', 'naive')
+# input rows beyond a strip that the feed-forward reads: dilated 3x3 (2) + 3x3 (1)
+FEED_FORWARD_HALO = 3
 
 
-def patch_tokens(x, patch):
-    """(B, C, H, W) -> (B, N, patch*patch, C): pixel-major patches, one copy.
-
-    The copy reads whole C-vectors when ``x`` is channels-last.
-    """
-    b, c, h, w = x.shape
-    x = x.permute(0, 2, 3, 1).unflatten(1, (h // patch, patch)).unflatten(3, (w // patch, patch))
-    return x.transpose(2, 3).reshape(b, (h // patch) * (w // patch), patch * patch, c)
+def image_to_tokens(image, patch):
+    """(B, H, W, c) -> (B, 1, N, patch*patch*c) pixel-major patch tokens, N = HW/patch^2."""
+    b, h, w, c = image.shape
+    image = image.unflatten(1, (h // patch, patch)).unflatten(3, (w // patch, patch)).transpose(2, 3)
+    return image.reshape(b, 1, (h // patch) * (w // patch), patch * patch * c)
 
 
 def fold_tokens_into(image, tokens, patch):
-    """Write (B, N, patch*patch*c) tokens into ``image``, a (B, H, W, c) view."""
+    """Inverse of :func:`image_to_tokens`, written into ``image``, a (B, H, W, c) view."""
     b, h, w, c = image.shape
     tokens = tokens.view(b, h // patch, w // patch, patch, patch, c).transpose(2, 3)
     image.unflatten(1, (h // patch, patch)).unflatten(3, (w // patch, patch)).copy_(tokens)
@@ -75,38 +72,23 @@ class PatchMultiHeadAttention(nn.Module):
         self.key_embedding = nn.Conv2d(n_feats, n_feats, 1)
         self.output_linear = nn.Sequential(
             nn.Conv2d(n_feats, n_feats, 3, padding=1), nn.LeakyReLU(0.2, inplace=True))
-        # heads sharing a patch size share one patch partition
-        self.head_groups = {
-            p: [i for i, q in enumerate(self.patch_sizes) if q == p]
-            for p in dict.fromkeys(self.patch_sizes)
-        }
 
     def forward(self, x):
         b, channels, height, width = x.shape
         attend = F.scaled_dot_product_attention if self.attn_impl == 'sdpa' else naive_attention
-        # channels-last output: each head's channel slice is a strided view
+        pixels = x.permute(0, 2, 3, 1)  # (B, H, W, C): a view of a channels-last map
         out = x.new_empty(b, height, width, channels)
-        for patch, heads in self.head_groups.items():
-            tokens = patch_tokens(x, patch)
-            for head in heads:
-                query, key, value = (self._embed(tokens, embedding, head) for embedding in
-                                     (self.query_embedding, self.key_embedding, self.value_embedding))
-                attended = attend(query, key, value)
-                del query, key, value
-                fold_tokens_into(out[..., self._channels(head)], attended, patch)
-                del attended
-            del tokens
+        for head, patch in enumerate(self.patch_sizes):
+            head_slice = slice(head * self.head_channels, (head + 1) * self.head_channels)
+            query, key, value = (
+                image_to_tokens(F.linear(pixels, embedding.weight[head_slice].flatten(1), embedding.bias[head_slice]),
+                                patch)
+                for embedding in (self.query_embedding, self.key_embedding, self.value_embedding))
+            attended = attend(query, key, value)
+            del query, key, value
+            fold_tokens_into(out[..., head_slice], attended, patch)
+            del attended
         return self.output_linear(out.permute(0, 3, 1, 2))
-
-    def _channels(self, head):
-        return slice(head * self.head_channels, (head + 1) * self.head_channels)
-
-    def _embed(self, tokens, embedding, head):
-        """One head's 1x1 embedding of pixel-major tokens: (B, 1, N, p*p*c)."""
-        channels = self._channels(head)
-        weight = embedding.weight[channels].flatten(1)
-        embedded = F.linear(tokens, weight, embedding.bias[channels])
-        return embedded.flatten(2).unsqueeze(1)
 
 
 class FeedForward(nn.Module):
@@ -119,7 +101,7 @@ class FeedForward(nn.Module):
             nn.Conv2d(n_feats, n_feats, 3, padding=1), nn.LeakyReLU(0.2, inplace=True))
 
     def forward(self, x):
-        return self.conv(x)
+        return run_in_strips(self.conv, x, FEED_FORWARD_HALO)
 
 
 class NonLocalBlock(nn.Module):

@@ -17,6 +17,7 @@ import torch
 
 import cnlrn_arch  # noqa: F401  (registers the networks)
 from ..archs.cnlrn_arch import CNLRN
+from ..utils.cpu_allocator import use_fixed_mmap_threshold
 from ..utils.errors import UserError
 
 PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -105,6 +106,7 @@ def run_case(case):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     case = json.loads(argv[0])
+    use_fixed_mmap_threshold()  # as the cnlrn and basicsr commands do
     try:
         result = run_case(case)
     except torch.OutOfMemoryError as err:

@@ -53,10 +53,10 @@ def count_flops(config, lr_size, batch=1):
     return {'conv': conv, 'attention': sum(attention), 'total': conv + sum(attention)}
 
 
-def matmul_peak(dtype=torch.float32, device='cpu', repeats=5):
-    """Best GFLOP/s of a 4096 x 4096 matrix product, as a stand-in for the hardware's peak."""
-    a = torch.randn(MATMUL_SIZE, MATMUL_SIZE, device=device).to(dtype)
-    b = torch.randn(MATMUL_SIZE, MATMUL_SIZE, device=device).to(dtype)
+def matmul_peak(dtype=torch.float32, device='cpu', size=MATMUL_SIZE, repeats=5):
+    """Best GFLOP/s of a square matrix product, as a stand-in for the hardware's peak."""
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
     best = float('inf')
     for _ in range(repeats + 1):
         start = time.perf_counter()
@@ -64,4 +64,4 @@ def matmul_peak(dtype=torch.float32, device='cpu', repeats=5):
         if device != 'cpu':
             torch.cuda.synchronize()
         best = min(best, time.perf_counter() - start)
-    return 2 * MATMUL_SIZE**3 / best / 1e9
+    return 2 * size**3 / best / 1e9

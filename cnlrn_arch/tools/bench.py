@@ -25,7 +25,7 @@ from ..utils.errors import UserError
 from ..utils.image_formats import int_at_least
 
 DEFAULT_SIZES = ('90x160', '180x320', '360x640')
-BF16_SIZE = '180x320'
+BF16_SIZE = '180x320'  # bf16 runs at this size when benchmarked, else at the first size
 # the release's naive path holds scores, scaled scores and probabilities of one head: 3 N^2 floats
 NAIVE_COPIES = 3
 
@@ -53,6 +53,8 @@ def add_parser(subparsers):
     parser.add_argument('--threads', type=int_at_least(1), help='torch threads (default: torch chooses)')
     parser.add_argument('--config', default='{}', metavar='JSON',
                         help='CNLRN arguments overriding the released configuration, e.g. \'{"n_feats": 32}\'')
+    parser.add_argument('--matmul-size', type=int_at_least(64), default=MATMUL_SIZE,
+                        help='side of the square matmul that measures the peak (default: %(default)s)')
     parser.add_argument('--out', default='benchmarks', help='folder for RESULTS.md (default: %(default)s)')
     parser.set_defaults(func=bench)
 
@@ -94,8 +96,9 @@ def plan(args, config):
             case = dict(base, kind='inference', impl=impl, size=size, batch=1, precision='fp32')
             too_big = naive_fits(config, size, args.device) if impl == 'naive' else None
             cases.append(dict(case, error=too_big) if too_big else case)
-    if bf16_supported(args.device) and BF16_SIZE in args.sizes:
-        cases.append(dict(base, kind='inference', impl='sdpa', size=lr_size(BF16_SIZE), batch=1, precision='bf16'))
+    if bf16_supported(args.device):
+        size = BF16_SIZE if BF16_SIZE in args.sizes else args.sizes[0]
+        cases.append(dict(base, kind='inference', impl='sdpa', size=lr_size(size), batch=1, precision='bf16'))
     if not args.no_training:
         for impl in ('sdpa', 'naive'):
             cases.append(dict(base, kind='training', impl=impl, size=lr_size(args.train_size),
@@ -115,8 +118,8 @@ def bench(args):
     cases = plan(args, config)
     precisions = {'fp32': torch.float32} | ({'bf16': torch.bfloat16} if any(
         c['precision'] == 'bf16' for c in cases) else {})
-    print(f'matmul peak ({MATMUL_SIZE}^2) ...', flush=True)
-    peaks = {name: matmul_peak(dtype, args.device) for name, dtype in precisions.items()}
+    print(f'matmul peak ({args.matmul_size}^2) ...', flush=True)
+    peaks = {name: matmul_peak(dtype, args.device, args.matmul_size) for name, dtype in precisions.items()}
     results = []
     for case in tqdm(cases, desc='cases', unit='case'):
         flops = count_flops(config, case['size'], case['batch'])['total']
@@ -128,7 +131,7 @@ def bench(args):
     device = torch.cuda.get_device_name(0) if args.device == 'cuda' else cpu_name()
     run = {'device': device, 'device_short': args.device, 'command': 'cnlrn bench ' + shlex.join(sys.argv[2:]),
            'torch': torch.__version__, 'threads': args.threads or torch.get_num_threads(), 'runs': args.runs,
-           'matmul_size': MATMUL_SIZE, 'peak_gflops': peaks, 'config': config,
+           'matmul_size': args.matmul_size, 'peak_gflops': peaks, 'config': config,
            'flops': {size_label(s): count_flops(config, s) for s in map(lr_size, args.sizes)},
            'cases': results}
     if 'bf16' in precisions and args.device == 'cpu':

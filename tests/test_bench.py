@@ -1,0 +1,73 @@
+"""``cnlrn bench``: FLOP counting and a real run of the harness on a tiny network."""
+import json
+import os
+import subprocess
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from cnlrn_arch.archs.cnlrn_arch import CNLRN
+from cnlrn_arch.benchmark.flops import count_flops
+from conftest import command
+
+def bench(*args, cwd):
+    return subprocess.run([command('cnlrn'), 'bench', *args], capture_output=True, text=True, cwd=cwd)
+
+
+TINY = dict(n_feats=16, n_deblur_blocks=1, n_nlrgs_body=1, n_nlrgs_up1=1, n_nlrgs_up2=1, n_subgroups=1, n_rcabs=1,
+            nonlocal_psize=[2, 4, 2, 4])
+
+
+def test_attention_formula_matches_explicit_matmuls():
+    """The formula stands in for the fused kernel; the naive path's matmuls must count the same."""
+    flops = count_flops(TINY, (16, 24), batch=2)
+    with torch.device('meta'):
+        naive = CNLRN(**TINY, attn_impl='naive')
+        x = torch.empty(2, 3, 16, 24, requires_grad=True)
+    with FlopCounterMode(display=False) as counter:
+        naive(x)
+    counts = counter.get_flop_counts()['Global']
+    assert counts[torch.ops.aten.bmm] == flops['attention'] > 0
+    assert counter.get_total_flops() == flops['total']
+
+
+def test_released_configuration_flops():
+    """A REDS frame costs about 6.9 TFLOPs, more than half of it attention (issue 6)."""
+    flops = count_flops({}, (180, 320))
+    assert 6.8e12 < flops['total'] < 7.0e12
+    assert flops['attention'] > flops['conv']
+
+
+def test_bench_writes_results(tmp_path):
+    out = tmp_path / 'bench'
+    result = bench('--sizes', '8x12', '--runs', '2', '--train-size', '8x8', '--train-batch', '1',
+                   '--config', json.dumps(TINY), '--matmul-size', '512', '--out', str(out), '--threads', '1',
+                   cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    run = json.loads((out / 'results_cpu.json').read_text())
+    cases = run['cases']
+    kinds = {(c['kind'], c['impl'], c['precision']) for c in cases}
+    assert kinds >= {('inference', 'sdpa', 'fp32'), ('inference', 'naive', 'fp32'), ('training', 'sdpa', 'fp32'),
+                     ('training', 'naive', 'fp32')}
+    if torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        assert ('inference', 'sdpa', 'bf16') in kinds
+    for case in cases:
+        assert 'error' not in case, case
+        assert case['median_s'] > 0 and len(case['times_s']) == 2
+    inference = [c for c in cases if c['kind'] == 'inference']
+    assert all(c['output_shape'] == [1, 3, 32, 48] for c in inference)
+    report = (out / 'RESULTS.md').read_text()
+    assert '| 8x12 | 32x48 | sdpa | fp32 |' in report and 'x floor' in report
+    assert (out / 'speed.png').stat().st_size > 0
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--sizes', '180by320'], "--sizes: '180by320' is not HEIGHTxWIDTH"),
+    (['--config', '{"n_feats": '], '--config: not JSON'),
+])
+def test_bad_arguments_are_one_line_errors(tmp_path, args, message):
+    result = bench(*args, '--out', str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr and 'Traceback' not in result.stderr
+    assert not os.path.exists(tmp_path / 'RESULTS.md')
