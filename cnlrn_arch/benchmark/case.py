@@ -1,5 +1,8 @@
 """One benchmark case, run alone in a fresh process so its memory is its own.
 
+The case is profiled (``"profile": true``) after it is measured, so the
+profiler's overhead touches neither time nor memory.
+
 ``python -m cnlrn_arch.benchmark.case '<json>'`` prints one JSON line:
 median wall time, activation memory and output shape. Activation memory on
 CPU is the peak resident set after the timed work minus the peak after
@@ -20,6 +23,7 @@ from ..archs.cnlrn_arch import CNLRN
 from ..utils.cpu_allocator import use_fixed_mmap_threshold
 from ..utils.errors import UserError
 
+PROFILE_ROWS = 12
 PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
@@ -99,8 +103,18 @@ def run_case(case):
     times, result = timed(step, case['runs'], device)
     if not torch.isfinite(result).all():
         raise RuntimeError(f'non-finite output in case {case}')
-    return {'median_s': statistics.median(times), 'times_s': times, 'activation_bytes': probe.peak_above_base(),
-            'output_shape': list(result.shape) if case['kind'] == 'inference' else None}
+    measured = {'median_s': statistics.median(times), 'times_s': times, 'activation_bytes': probe.peak_above_base(),
+                'output_shape': list(result.shape) if case['kind'] == 'inference' else None}
+    if case.get('profile'):
+        measured['profile'] = operator_profile(step)
+    return measured
+
+
+def operator_profile(step, rows=PROFILE_ROWS):
+    """torch.profiler's table of the operators taking the most time in one more ``step``."""
+    with torch.profiler.profile() as profiler:
+        step()
+    return profiler.key_averages().table(sort_by='self_cpu_time_total', row_limit=rows, max_name_column_width=48)
 
 
 def main(argv=None):

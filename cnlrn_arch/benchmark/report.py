@@ -65,6 +65,10 @@ def device_section(run):
                      f"{flops['total'] / 1e12:.2f} |")
     config = f"CNLRN{run['config']}" if run['config'] else 'the released CNLRN configuration'
     lines += ['', f'### Inference (one forward, batch 1, {config})', ''] + inference_table(run)
+    profiled = next((r for r in run['cases'] if r.get('profile')), None)
+    if profiled:
+        lines += ['', f"### Where the time goes: inference at {size_label(profiled['size'])}, torch.profiler, "
+                  'top operators by own time', '', '```', profiled['profile'].strip(), '```']
     lines += ['', '### Training (one step: forward, L1, backward, Adam)', ''] + training_table(run)
     quality = run.get('bf16_quality')
     if quality:

@@ -23,9 +23,11 @@ from ..benchmark.flops import MATMUL_SIZE, count_flops, matmul_peak
 from ..benchmark.report import size_label, write_report
 from ..utils.errors import UserError
 from ..utils.image_formats import int_at_least
+from ..utils.machine import cpu_name
 
 DEFAULT_SIZES = ('90x160', '180x320', '360x640')
-BF16_SIZE = '180x320'  # bf16 runs at this size when benchmarked, else at the first size
+# a REDS frame: when benchmarked (else the first size), profiled and run in bf16 too
+MAIN_SIZE = '180x320'
 # the release's naive path holds scores, scaled scores and probabilities of one head: 3 N^2 floats
 NAIVE_COPIES = 3
 
@@ -90,15 +92,17 @@ def run_case(case):
 
 def plan(args, config):
     base = {'config': config, 'device': args.device, 'threads': args.threads, 'runs': args.runs}
+    main_size = lr_size(MAIN_SIZE if MAIN_SIZE in args.sizes else args.sizes[0])
     cases = []
     for size in map(lr_size, args.sizes):
         for impl in ('sdpa', 'naive'):
             case = dict(base, kind='inference', impl=impl, size=size, batch=1, precision='fp32')
             too_big = naive_fits(config, size, args.device) if impl == 'naive' else None
             cases.append(dict(case, error=too_big) if too_big else case)
+            if impl == 'sdpa' and size == main_size:
+                case['profile'] = True  # where the time goes, operator by operator
     if bf16_supported(args.device):
-        size = BF16_SIZE if BF16_SIZE in args.sizes else args.sizes[0]
-        cases.append(dict(base, kind='inference', impl='sdpa', size=lr_size(size), batch=1, precision='bf16'))
+        cases.append(dict(base, kind='inference', impl='sdpa', size=main_size, batch=1, precision='bf16'))
     if not args.no_training:
         for impl in ('sdpa', 'naive'):
             cases.append(dict(base, kind='training', impl=impl, size=lr_size(args.train_size),
@@ -128,7 +132,7 @@ def bench(args):
         result = case if 'error' in case else run_case(case)
         results.append(dict(result, flops=flops))
         tqdm.write(summary(result))
-    device = torch.cuda.get_device_name(0) if args.device == 'cuda' else cpu_name()
+    device = torch.cuda.get_device_name(0) if args.device == 'cuda' else f'{cpu_name()} ({os.cpu_count()} cores)'
     run = {'device': device, 'device_short': args.device, 'command': 'cnlrn bench ' + shlex.join(sys.argv[2:]),
            'torch': torch.__version__, 'threads': args.threads or torch.get_num_threads(), 'runs': args.runs,
            'matmul_size': args.matmul_size, 'peak_gflops': peaks, 'config': config,
@@ -149,11 +153,3 @@ def summary(result):
     if 'error' in result:
         return f"{name}: not run: {result['error']}"
     return f"{name}: {result['median_s']:.2f} s, {result['activation_bytes'] / 1e9:.3f} GB"
-
-
-def cpu_name():
-    with open('/proc/cpuinfo') as f:
-        for line in f:
-            if line.startswith('model name'):
-                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
-    return 'CPU'

@@ -14,7 +14,6 @@ The default budget takes about half an hour on a 2-core CPU; raise --iters on a 
 """
 import argparse
 import os
-import platform
 import shlex
 import sys
 import time
@@ -26,6 +25,7 @@ import basicsr
 from ..inference.network import resolve_device
 from ..utils.errors import UserError
 from ..utils.image_formats import int_at_least
+from ..utils.machine import cpu_name
 from . import bench_quality_report as report
 from . import demo_report
 from .bench_quality_train import demo_training, quiet_basicsr, run_variant, val_inputs
@@ -60,16 +60,6 @@ def check_data(data):
         raise UserError(f'no demo data in {data} (missing {missing[0]}): run `cnlrn make-demo-data --out {data}` first')
     with open(osp.join(data, 'README.txt'), encoding='utf-8') as f:
         return f.readline().strip()
-
-
-def cpu_name():
-    """The CPU model as /proc/cpuinfo names it (Linux), else what platform knows."""
-    if osp.isfile('/proc/cpuinfo'):
-        with open('/proc/cpuinfo', encoding='utf-8') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def machine(device):

@@ -10,7 +10,6 @@ from multiprocessing import Pool
 from os import path as osp
 
 import cv2
-import numpy as np
 import torch
 from tqdm import tqdm
 
