@@ -59,7 +59,7 @@ def test_bench_writes_results(tmp_path):
     assert all(c['output_shape'] == [1, 3, 32, 48] for c in inference)
     assert sum('profile' in c for c in cases) == 1 and 'mkldnn_convolution' in cases[0]['profile']
     report = (out / 'RESULTS.md').read_text()
-    assert '| 8x12 | 32x48 | sdpa | fp32 |' in report and 'x floor' in report
+    assert '| 8x12 | 32x48 | sdpa | fp32 | 2 |' in report and 'x floor' in report
     assert (out / 'speed.png').stat().st_size > 0
 
 

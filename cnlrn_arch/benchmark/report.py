@@ -22,11 +22,11 @@ def floor_ratio(row, run):
 
 def inference_table(run):
     rows = [r for r in run['cases'] if r['kind'] == 'inference']
-    lines = ['| LR input | output | attention | precision | median time (s) | activations (GB) | GFLOP/s | '
-             'x floor | time vs naive | memory vs naive |', '|---|---|---|---|---|---|---|---|---|---|']
+    lines = ['| LR input | output | attention | precision | runs | median time (s) | activations (GB) | GFLOP/s | '
+             'x floor | time vs naive | memory vs naive |', '|---|---|---|---|---|---|---|---|---|---|---|']
     for row in rows:
         if 'error' in row:
-            lines.append(f"| {size_label(row['size'])} | | {row['impl']} | {row['precision']} | "
+            lines.append(f"| {size_label(row['size'])} | | {row['impl']} | {row['precision']} | 0 | "
                          f"not run: {row['error']} | | | | | |")
             continue
         naive = next((r for r in rows if r['impl'] == 'naive' and r['size'] == row['size']
@@ -35,7 +35,7 @@ def inference_table(run):
         vs_mem = f"{row['activation_bytes'] / max(1, naive['activation_bytes']):.2f}" if naive else ''
         shape = 'x'.join(map(str, row['output_shape'][-2:]))
         lines.append(f"| {size_label(row['size'])} | {shape} | {row['impl']} | {row['precision']} | "
-                     f"{row['median_s']:.2f} | {row['activation_bytes'] / GB:.3f} | "
+                     f"{len(row['times_s'])} | {row['median_s']:.2f} | {row['activation_bytes'] / GB:.3f} | "
                      f"{row['flops'] / row['median_s'] / 1e9:.0f} | {floor_ratio(row, run):.2f} | {vs_time} | {vs_mem} |")
     return lines
 
@@ -56,7 +56,7 @@ def training_table(run):
 def device_section(run):
     peaks = ', '.join(f'{p}: {g:.0f} GFLOP/s' for p, g in run['peak_gflops'].items())
     lines = [f"## {run['device']}", '', f"Command: `{run['command']}`", '',
-             f"torch {run['torch']}, {run['threads']} threads, {run['runs']} runs per case (median; the first "
+             f"torch {run['torch']}, {run['threads']} threads, up to {run['runs']} runs per case (median; the first "
              f"run is included and doubles as warm-up), matmul peak ({run['matmul_size']}^2): {peaks}. "
              'The floor of a case is its FLOPs at that peak.', '',
              '| LR input | conv + linear TFLOPs | attention TFLOPs | total TFLOPs |', '|---|---|---|---|']

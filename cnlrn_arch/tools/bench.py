@@ -28,6 +28,7 @@ from ..utils.machine import cpu_name
 DEFAULT_SIZES = ('90x160', '180x320', '360x640')
 # a REDS frame: when benchmarked (else the first size), profiled and run in bf16 too
 MAIN_SIZE = '180x320'
+CASE_BUDGET_S = 150
 # the release's naive path holds scores, scaled scores and probabilities of one head: 3 N^2 floats
 NAIVE_COPIES = 3
 
@@ -47,7 +48,9 @@ def add_parser(subparsers):
                                    description=__doc__.split('\n', 2)[2])
     parser.add_argument('--sizes', nargs='+', default=list(DEFAULT_SIZES), metavar='HxW',
                         help='LR input sizes for inference (default: %(default)s)')
-    parser.add_argument('--runs', type=int_at_least(1), default=3, help='forwards per case (default: %(default)s)')
+    parser.add_argument('--runs', type=int_at_least(1), default=3,
+                        help=f'forwards per case (default: %(default)s); fewer, down to one, where the FLOP floor '
+                        f'says they would take more than {CASE_BUDGET_S} s')
     parser.add_argument('--train-size', default='64x64', metavar='HxW', help='LR patch of the training step')
     parser.add_argument('--train-batch', type=int_at_least(1), default=2, help='batch of the training step')
     parser.add_argument('--no-training', action='store_true', help='skip the training-step cases')
@@ -129,6 +132,8 @@ def bench(args):
         flops = count_flops(config, case['size'], case['batch'])['total']
         if case['kind'] == 'training':
             flops *= 3  # backward costs about twice the forward
+        floor_s = flops / (peaks[case['precision']] * 1e9)
+        case['runs'] = max(1, min(args.runs, int(CASE_BUDGET_S // floor_s)))
         result = case if 'error' in case else run_case(case)
         results.append(dict(result, flops=flops))
         tqdm.write(summary(result))
