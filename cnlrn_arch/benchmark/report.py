@@ -42,14 +42,14 @@ def inference_table(run):
 
 def training_table(run):
     rows = [r for r in run['cases'] if r['kind'] == 'training']
-    lines = ['| attention | precision | batch x LR patch | median step (s) | peak memory above weights and Adam (GB) |',
-             '|---|---|---|---|---|']
+    lines = ['| attention | precision | batch x LR patch | median step (s) | iterations/s | '
+             'peak memory above weights and Adam (GB) |', '|---|---|---|---|---|---|']
     for row in rows:
         if 'error' in row:
-            lines.append(f"| {row['impl']} | {row['precision']} | | not run: {row['error']} | |")
+            lines.append(f"| {row['impl']} | {row['precision']} | | not run: {row['error']} | | |")
             continue
         lines.append(f"| {row['impl']} | {row['precision']} | {row['batch']} x {size_label(row['size'])} | "
-                     f"{row['median_s']:.2f} | {row['activation_bytes'] / GB:.3f} |")
+                     f"{row['median_s']:.2f} | {1 / row['median_s']:.2f} | {row['activation_bytes'] / GB:.3f} |")
     return lines
 
 

@@ -104,12 +104,14 @@ def plan(args, config):
             cases.append(dict(case, error=too_big) if too_big else case)
             if impl == 'sdpa' and size == main_size:
                 case['profile'] = True  # where the time goes, operator by operator
-    if bf16_supported(args.device):
+    bf16 = bf16_supported(args.device)
+    if bf16:
         cases.append(dict(base, kind='inference', impl='sdpa', size=main_size, batch=1, precision='bf16'))
     if not args.no_training:
-        for impl in ('sdpa', 'naive'):
-            cases.append(dict(base, kind='training', impl=impl, size=lr_size(args.train_size),
-                              batch=args.train_batch, precision='fp32'))
+        training = dict(base, kind='training', size=lr_size(args.train_size), batch=args.train_batch)
+        cases += [dict(training, impl=impl, precision='fp32') for impl in ('sdpa', 'naive')]
+        if bf16:
+            cases.append(dict(training, impl='sdpa', precision='bf16'))
     return cases
 
 
