@@ -34,9 +34,14 @@ def add_residual(branch, skip):
     page faults per residual connection at inference; under autograd the
     out-of-place sum keeps tensors saved for backward intact.
     """
-    if torch.is_grad_enabled() and (branch.requires_grad or skip.requires_grad):
+    if records_graph(branch, skip):
         return branch + skip
     return branch.add_(skip)
+
+
+def records_graph(*tensors):
+    """Whether autograd records operations on ``tensors``: in-place updates may then break backward."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
 # Pixels per strip (64 rows of a REDS frame's 2x map) and the smallest output
@@ -57,8 +62,7 @@ def run_in_strips(layers, x, halo, scale=1):
     """
     height, width = x.shape[-2:]
     rows = max(1, STRIP_PIXELS // (width * scale))
-    if ((torch.is_grad_enabled() and x.requires_grad) or height * width * scale * scale < MIN_STRIPPED_PIXELS
-            or height <= rows):
+    if records_graph(x) or height * width * scale * scale < MIN_STRIPPED_PIXELS or height <= rows:
         return layers(x)
     out = None
     for top in range(0, height, rows):

@@ -12,7 +12,7 @@ that layout without reordering.
 import torch
 from torch import nn
 
-from .arch_util import add_residual, run_in_strips
+from .arch_util import add_residual, records_graph, run_in_strips
 from .nonlocal_attention import NonLocalBlock
 
 # Input rows beyond a strip that local layers read: conv-ReLU-conv of an RCAB (2);
@@ -26,7 +26,10 @@ def conv3x3(in_channels, out_channels):
 
 
 class CALayer(nn.Module):
-    """Channel attention: scale each channel by a gate computed from its mean."""
+    """Channel attention: scale each channel by a gate computed from its mean.
+
+    Without autograd the input (a block's fresh conv output) is scaled in place.
+    """
 
     def __init__(self, channels, reduction=16):
         super().__init__()
@@ -37,7 +40,7 @@ class CALayer(nn.Module):
 
     def forward(self, x):
         gate = self.conv_du(self.avg_pool(x))
-        if torch.is_grad_enabled() and (x.requires_grad or gate.requires_grad):
+        if records_graph(x, gate):
             return x * gate
         return x.mul_(gate)
 
