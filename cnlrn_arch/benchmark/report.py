@@ -58,7 +58,9 @@ def device_section(run):
     lines = [f"## {run['device']}", '', f"Command: `{run['command']}`", '',
              f"torch {run['torch']}, {run['threads']} threads, up to {run['runs']} runs per case (median; the first "
              f"run is included and doubles as warm-up), matmul peak ({run['matmul_size']}^2): {peaks}. "
-             'The floor of a case is its FLOPs at that peak.', '',
+             'The floor of a case is its FLOPs at that peak. '
+             f"bf16 in hardware: {'yes' if run['bf16_native'] else 'no, so no bf16 speed cases'}"
+             f"{'' if run['device_short'] == 'cuda' else ', CPU capability ' + run['cpu_capability']}.", '',
              '| LR input | conv + linear TFLOPs | attention TFLOPs | total TFLOPs |', '|---|---|---|---|']
     for label, flops in run['flops'].items():
         lines.append(f"| {label} | {flops['conv'] / 1e12:.2f} | {flops['attention'] / 1e12:.2f} | "
