@@ -20,37 +20,45 @@ def floor_ratio(row, run):
     return row['median_s'] / (row['flops'] / (run['peak_gflops'][row['precision']] * 1e9))
 
 
+def markdown_table(columns, rows, cells, not_run_cells):
+    """A Markdown table: ``cells(row)`` per measured row, ``not_run_cells(row)`` where a case was not run."""
+    lines = ['| ' + ' | '.join(columns) + ' |', '|' + '---|' * len(columns)]
+    for row in rows:
+        lines.append('| ' + ' | '.join(not_run_cells(row) if 'error' in row else cells(row)) + ' |')
+    return lines
+
+
 def inference_table(run):
     rows = [r for r in run['cases'] if r['kind'] == 'inference']
-    lines = ['| LR input | output | attention | precision | runs | median time (s) | activations (GB) | GFLOP/s | '
-             'x floor | time vs naive | memory vs naive |', '|---|---|---|---|---|---|---|---|---|---|---|']
-    for row in rows:
-        if 'error' in row:
-            lines.append(f"| {size_label(row['size'])} | | {row['impl']} | {row['precision']} | 0 | "
-                         f"not run: {row['error']} | | | | | |")
-            continue
+
+    def cells(row):
         naive = next((r for r in rows if r['impl'] == 'naive' and r['size'] == row['size']
                       and r['precision'] == 'fp32' and 'error' not in r), None)
         vs_time = f"{row['median_s'] / naive['median_s']:.2f}" if naive else ''
         vs_mem = f"{row['activation_bytes'] / max(1, naive['activation_bytes']):.2f}" if naive else ''
-        shape = 'x'.join(map(str, row['output_shape'][-2:]))
-        lines.append(f"| {size_label(row['size'])} | {shape} | {row['impl']} | {row['precision']} | "
-                     f"{len(row['times_s'])} | {row['median_s']:.2f} | {row['activation_bytes'] / GB:.3f} | "
-                     f"{row['flops'] / row['median_s'] / 1e9:.0f} | {floor_ratio(row, run):.2f} | {vs_time} | {vs_mem} |")
-    return lines
+        return [size_label(row['size']), 'x'.join(map(str, row['output_shape'][-2:])), row['impl'], row['precision'],
+                str(len(row['times_s'])), f"{row['median_s']:.2f}", f"{row['activation_bytes'] / GB:.3f}",
+                f"{row['flops'] / row['median_s'] / 1e9:.0f}", f'{floor_ratio(row, run):.2f}', vs_time, vs_mem]
+
+    def not_run_cells(row):
+        return [size_label(row['size']), '', row['impl'], row['precision'], '0', f"not run: {row['error']}"] + [''] * 5
+
+    columns = ['LR input', 'output', 'attention', 'precision', 'runs', 'median time (s)', 'activations (GB)',
+               'GFLOP/s', 'x floor', 'time vs naive', 'memory vs naive']
+    return markdown_table(columns, rows, cells, not_run_cells)
 
 
 def training_table(run):
-    rows = [r for r in run['cases'] if r['kind'] == 'training']
-    lines = ['| attention | precision | batch x LR patch | median step (s) | iterations/s | '
-             'peak memory above weights and Adam (GB) |', '|---|---|---|---|---|---|']
-    for row in rows:
-        if 'error' in row:
-            lines.append(f"| {row['impl']} | {row['precision']} | | not run: {row['error']} | | |")
-            continue
-        lines.append(f"| {row['impl']} | {row['precision']} | {row['batch']} x {size_label(row['size'])} | "
-                     f"{row['median_s']:.2f} | {1 / row['median_s']:.2f} | {row['activation_bytes'] / GB:.3f} |")
-    return lines
+    def cells(row):
+        return [row['impl'], row['precision'], f"{row['batch']} x {size_label(row['size'])}", f"{row['median_s']:.2f}",
+                f"{1 / row['median_s']:.2f}", f"{row['activation_bytes'] / GB:.3f}"]
+
+    def not_run_cells(row):
+        return [row['impl'], row['precision'], '', f"not run: {row['error']}", '', '']
+
+    columns = ['attention', 'precision', 'batch x LR patch', 'median step (s)', 'iterations/s',
+               'peak memory above weights and Adam (GB)']
+    return markdown_table(columns, [r for r in run['cases'] if r['kind'] == 'training'], cells, not_run_cells)
 
 
 def device_section(run):
