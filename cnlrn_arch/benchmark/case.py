@@ -22,9 +22,9 @@ import cnlrn_arch  # noqa: F401  (registers the networks)
 from ..archs.cnlrn_arch import CNLRN
 from ..utils.cpu_allocator import use_fixed_mmap_threshold
 from ..utils.errors import UserError
+from ..utils.speed import amp_dtype, autocast
 
 PROFILE_ROWS = 12
-PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
 def peak_rss_bytes():
@@ -69,19 +69,16 @@ def run_case(case):
         torch.set_num_threads(case['threads'])
     torch.manual_seed(0)
     net = CNLRN(**case['config'], attn_impl=case['impl']).to(device)
-    autocast_dtype = PRECISIONS[case['precision']]
+    dtype = amp_dtype(case['precision'], 'precision')
     height, width = case['size']
     x = torch.rand(case['batch'], 3, height, width, device=device)
-
-    def autocast():
-        return torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None)
 
     if case['kind'] == 'inference':
         net.eval()
         probe = MemoryProbe(device)
 
         def step():
-            with torch.inference_mode(), autocast():
+            with torch.inference_mode(), autocast(device, dtype):
                 return net(x)
     else:
         target = torch.rand(case['batch'], 3, 4 * height, 4 * width, device=device)
@@ -94,7 +91,7 @@ def run_case(case):
 
         def step():
             optimizer.zero_grad(set_to_none=True)
-            with autocast():
+            with autocast(device, dtype):
                 loss = torch.nn.functional.l1_loss(net(x).float(), target)
             loss.backward()
             optimizer.step()

@@ -53,6 +53,11 @@ def count_flops(config, lr_size, batch=1):
     return {'conv': conv, 'attention': sum(attention), 'total': conv + sum(attention)}
 
 
+def floor_seconds(flops, peak_gflops):
+    """The time ``flops`` take at the matmul peak: what a case is measured against."""
+    return flops / (peak_gflops * 1e9)
+
+
 def matmul_peak(dtype=torch.float32, device='cpu', size=MATMUL_SIZE, repeats=5):
     """Best GFLOP/s of a square matrix product, as a stand-in for the hardware's peak."""
     a = torch.randn(size, size, device=device).to(dtype)

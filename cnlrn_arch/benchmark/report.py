@@ -8,6 +8,7 @@ import json
 from os import path as osp
 
 from ..tools.demo_report import pyplot, save_figure
+from .flops import floor_seconds
 
 GB = 1e9
 
@@ -16,8 +17,12 @@ def size_label(size):
     return f'{size[0]}x{size[1]}'
 
 
+def floor_of(row, run):
+    return floor_seconds(row['flops'], run['peak_gflops'][row['precision']])
+
+
 def floor_ratio(row, run):
-    return row['median_s'] / (row['flops'] / (run['peak_gflops'][row['precision']] * 1e9))
+    return row['median_s'] / floor_of(row, run)
 
 
 def markdown_table(columns, rows, cells, not_run_cells):
@@ -98,7 +103,7 @@ def speed_chart(runs, path):
         rows = [r for r in run['cases'] if r['kind'] == 'inference' and 'error' not in r]
         labels = [f"{run['device_short']}\n{size_label(r['size'])}\n{r['impl']} {r['precision']}" for r in rows]
         positions = range(len(rows))
-        floors = [r['flops'] / (run['peak_gflops'][r['precision']] * 1e9) for r in rows]
+        floors = [floor_of(r, run) for r in rows]
         ax_time.bar([p - 0.2 for p in positions], [r['median_s'] for r in rows], 0.4, label='measured')
         ax_time.bar([p + 0.2 for p in positions], floors, 0.4, label='FLOP floor')
         ax_time.set_xticks(list(positions), labels, fontsize=7)

@@ -6,6 +6,7 @@ import cv2
 import torch
 
 from ..utils.self_ensemble import self_ensemble
+from ..utils.speed import autocast
 from .tiling import output_scale, tiled_forward
 
 
@@ -20,7 +21,7 @@ def upscale(net, image, device, tile=None, tile_pad=0, ensemble=False, amp_dtype
     """
     forward = partial(self_ensemble, net) if ensemble else net
     x = torch.from_numpy(image.rgb).permute(2, 0, 1)[None].to(device)
-    with torch.inference_mode(), torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+    with torch.inference_mode(), autocast(device, amp_dtype):
         if tile:
             y = tiled_forward(forward, x, tile, tile_pad)  # checks each tile's output itself
         else:

@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from ..benchmark.bf16_quality import bf16_psnr_change
-from ..benchmark.flops import MATMUL_SIZE, count_flops, matmul_peak
+from ..benchmark.flops import MATMUL_SIZE, count_flops, floor_seconds, matmul_peak
 from ..benchmark.report import size_label, write_report
 from ..utils.errors import UserError
 from ..utils.image_formats import int_at_least
@@ -72,7 +72,7 @@ def bf16_native(device):
     return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
-def naive_fits(config, size, device):
+def naive_too_big(config, size, device):
     """None, or why the explicit score matrices of one head cannot fit on ``device``."""
     patch = min(config.get('nonlocal_psize', (4,)))
     tokens = (2 * size[0] // patch) * (2 * size[1] // patch)  # the largest attention runs at 2x
@@ -102,7 +102,7 @@ def plan(args, config):
     for size in map(lr_size, args.sizes):
         for impl in ('sdpa', 'naive'):
             case = dict(base, kind='inference', impl=impl, size=size, batch=1, precision='fp32')
-            too_big = naive_fits(config, size, args.device) if impl == 'naive' else None
+            too_big = naive_too_big(config, size, args.device) if impl == 'naive' else None
             cases.append(dict(case, error=too_big) if too_big else case)
             if impl == 'sdpa' and size == main_size:
                 case['profile'] = True  # where the time goes, operator by operator
@@ -132,13 +132,15 @@ def bench(args):
         c['precision'] == 'bf16' for c in cases) else {})
     print(f'matmul peak ({args.matmul_size}^2) ...', flush=True)
     peaks = {name: matmul_peak(dtype, args.device, args.matmul_size) for name, dtype in precisions.items()}
+    size_flops = {size_label(s): count_flops(config, s) for s in map(lr_size, args.sizes)}
     results = []
     for case in tqdm(cases, desc='cases', unit='case'):
-        flops = count_flops(config, case['size'], case['batch'])['total']
         if case['kind'] == 'training':
-            flops *= 3  # backward costs about twice the forward
-        floor_s = flops / (peaks[case['precision']] * 1e9)
-        case['runs'] = max(1, min(args.runs, int(CASE_BUDGET_S // floor_s)))
+            # backward costs about twice the forward
+            flops = 3 * count_flops(config, case['size'], case['batch'])['total']
+        else:
+            flops = size_flops[size_label(case['size'])]['total']
+        case['runs'] = max(1, min(args.runs, int(CASE_BUDGET_S // floor_seconds(flops, peaks[case['precision']]))))
         result = case if 'error' in case else run_case(case)
         results.append(dict(result, flops=flops))
         tqdm.write(summary(result))
@@ -147,7 +149,7 @@ def bench(args):
            'torch': torch.__version__, 'threads': args.threads or torch.get_num_threads(), 'runs': args.runs,
            'matmul_size': args.matmul_size, 'peak_gflops': peaks, 'config': config,
            'bf16_native': bf16_native(args.device), 'cpu_capability': torch.backends.cpu.get_cpu_capability(),
-           'flops': {size_label(s): count_flops(config, s) for s in map(lr_size, args.sizes)},
+           'flops': size_flops,
            'cases': results}
     if args.device == 'cpu':
         print('bf16 quality on the demo validation images ...', flush=True)

@@ -16,9 +16,8 @@ import copy
 from dataclasses import dataclass, field
 from os import path as osp
 
-import yaml
-
 from basicsr.utils.registry import ARCH_REGISTRY
+from ..utils.option_check import load_option_file
 from .demo import REPO
 
 OPTIONS = osp.join(REPO, 'options')
@@ -68,8 +67,8 @@ BICUBIC_PAPER = (23.848, 0.6481)
 
 
 def load_option(name):
-    with open(osp.join(OPTIONS, name), encoding='utf-8') as f:
-        return yaml.safe_load(f)
+    """An option file of this repository, by its path under ``options/``."""
+    return load_option_file(osp.join(OPTIONS, name))
 
 
 def count_parameters(network):
