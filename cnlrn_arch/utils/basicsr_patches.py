@@ -13,31 +13,39 @@ other crops: :class:`ResumableSampler` skips the batches already trained on
 and hands the data set its epoch, from which (with the seed) it derives each
 sample's augmentation, so a resumed run sees the batches of an uninterrupted one.
 
-The runner swaps these in as module attributes, looked up at call time;
-site-packages stay untouched.
+The runner calls :func:`apply`, which swaps these in as module attributes
+(looked up at call time) after checking that basicsr is the release they were
+written for; site-packages stay untouched.
 """
+import logging
 import os
 import subprocess
 from collections import Counter
+from collections.abc import Callable, Iterator
+from types import ModuleType
+from typing import Any
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from torch.utils.data import DataLoader, Dataset
 
+import basicsr
 import basicsr.train
 import basicsr.utils.options
 from basicsr.data.data_sampler import EnlargedSampler
 from basicsr.utils import check_resume, scandir
 
-# MultiStepRestartLR keeps its milestones in a Counter
-torch.serialization.add_safe_globals([Counter])
+from .errors import UserError
+
+BASICSR_VERSION = '1.4.2'
 
 
-def _load_state(path):
+def _load_state(path: str) -> dict[str, Any]:
     return torch.load(path, map_location='cpu', weights_only=True)
 
 
-def _newest_complete_state(opt):
+def _newest_complete_state(opt: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
     """(path, state) of the newest training state that loads and whose network checkpoint exists."""
     state_dir = opt['path']['training_states']
     if not os.path.isdir(state_dir):
@@ -56,11 +64,18 @@ def _newest_complete_state(opt):
     return None, None
 
 
-def load_resume_state(opt):
+def load_resume_state(opt: dict[str, Any]) -> dict[str, Any] | None:
     """Pick the state to resume from and load it on the CPU (optimizers move it to the parameters' device).
 
     With ``--auto_resume`` the newest complete state is used; incomplete ones
     are named and skipped.
+
+    Args:
+        opt (dict[str, Any]): the parsed options; ``path:resume_state``, ``path:pretrain_network_*``,
+            ``path:param_key_*`` and ``resume_position`` (epoch, iteration) are set in it when resuming.
+
+    Returns:
+        dict[str, Any] | None: the training state, or None when there is nothing to resume from.
     """
     if opt['auto_resume']:
         path, resume_state = _newest_complete_state(opt)
@@ -80,8 +95,14 @@ def load_resume_state(opt):
     return resume_state
 
 
-def init_dist(launcher, backend='nccl', **kwargs):
-    """Initialise torch.distributed: NCCL on the GPU of LOCAL_RANK, gloo for CPU tensors."""
+def init_dist(launcher: str, backend: str = 'nccl', **kwargs: Any) -> None:
+    """Initialise torch.distributed: NCCL on the GPU of LOCAL_RANK, gloo for CPU tensors.
+
+    Args:
+        launcher (str): 'pytorch' (torchrun set the environment) or 'slurm' (derived from SLURM's).
+        backend (str): the backend for CUDA tensors; CPU tensors always use gloo.
+        **kwargs (Any): ``port`` (slurm only: the master port), the rest goes to ``init_process_group``.
+    """
     if mp.get_start_method(allow_none=True) is None:
         mp.set_start_method('spawn')
     if launcher == 'slurm':
@@ -97,7 +118,7 @@ def init_dist(launcher, backend='nccl', **kwargs):
     dist.init_process_group(backend=backend, **kwargs)
 
 
-def _slurm_environment(port):
+def _slurm_environment(port: int | None) -> None:
     """Translate SLURM's variables into torch.distributed's (as basicsr does)."""
     proc_id = int(os.environ['SLURM_PROCID'])
     os.environ['MASTER_ADDR'] = subprocess.getoutput(
@@ -116,37 +137,66 @@ class ResumableSampler(EnlargedSampler):
     Data sets with ``set_epoch`` receive positions in the enlarged epoch
     (they fold them into their range), so that each position keeps its own
     augmentation seed; others get indices as from EnlargedSampler.
+
+    Args:
+        dataset (Dataset): the data set sampled from.
+        num_replicas (int): number of processes training (the world size).
+        rank (int): this process's rank among them.
+        ratio (int): how many times an epoch goes over the data set.
     """
 
-    def __init__(self, dataset, num_replicas, rank, ratio=1):
+    def __init__(self, dataset: Dataset, num_replicas: int, rank: int, ratio: int = 1) -> None:
         super().__init__(dataset, num_replicas, rank, ratio)
         self.positions = hasattr(dataset, 'set_epoch')
-        self.skip = {}  # epoch -> samples of it already trained on
+        self.skip: dict[int, int] = {}  # epoch -> samples of it already trained on
 
-    def resume_at(self, epoch, iteration, batch_size):
-        """Skip, in ``epoch``, the batches trained before ``iteration`` (every epoch has the same length)."""
+    def resume_at(self, epoch: int, iteration: int, batch_size: int) -> None:
+        """Skip, in ``epoch``, the batches trained before ``iteration`` (every epoch has the same length).
+
+        Args:
+            epoch (int): the epoch the training state was saved in.
+            iteration (int): the iteration it was saved after, counted from the start of training.
+            batch_size (int): samples per batch on this process.
+        """
         batches_per_epoch = self.num_samples // batch_size  # the train loader drops the last partial batch
         self.skip = {epoch: (iteration - epoch * batches_per_epoch) * batch_size}
 
-    def set_epoch(self, epoch):
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch to sample, and hand it to the data set when it takes one.
+
+        Args:
+            epoch (int): the epoch about to start.
+        """
         super().set_epoch(epoch)
         if self.positions:
             self.dataset.set_epoch(epoch)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[int]:
         indices = list(super().__iter__()) if not self.positions else self._positions()
         return iter(indices[self.skip.get(self.epoch, 0):])
 
-    def _positions(self):
+    def _positions(self) -> list[int]:
         g = torch.Generator()
         g.manual_seed(self.epoch)
         return torch.randperm(self.total_size, generator=g).tolist()[self.rank:self.total_size:self.num_replicas]
 
 
-def create_train_val_dataloader(opt, logger):
-    """basicsr's, with the seed handed to the training set and the sampler placed at the resumed iteration."""
+# basicsr's (train_loader, train_sampler, val_loaders, total_epochs, total_iters)
+TrainValLoaders = tuple[DataLoader, EnlargedSampler, list[DataLoader], int, int]
+
+
+def create_train_val_dataloader(opt: dict[str, Any], logger: logging.Logger) -> TrainValLoaders:
+    """basicsr's, with the seed handed to the training set and the sampler placed at the resumed iteration.
+
+    Args:
+        opt (dict[str, Any]): the parsed options, with ``resume_position`` when resuming.
+        logger (logging.Logger): where the training statistics and the skipped samples are logged.
+
+    Returns:
+        TrainValLoaders: basicsr's, the sampler a ResumableSampler placed at ``resume_position``.
+    """
     opt['datasets']['train'].setdefault('seed', opt['manual_seed'])
-    result = _basicsr_create_train_val_dataloader(opt, logger)
+    result = _replaced[create_train_val_dataloader](opt, logger)
     train_sampler = result[1]
     if opt.get('resume_position') and isinstance(train_sampler, ResumableSampler):
         epoch, iteration = opt['resume_position']
@@ -155,11 +205,46 @@ def create_train_val_dataloader(opt, logger):
     return result
 
 
-_basicsr_create_train_val_dataloader = basicsr.train.create_train_val_dataloader
+# (module, attribute, replacement): what apply() checks and swaps; basicsr looks these up at call time
+PATCHES: list[tuple[ModuleType, str, Callable]] = [
+    (basicsr.train, 'load_resume_state', load_resume_state),
+    (basicsr.train, 'EnlargedSampler', ResumableSampler),
+    (basicsr.train, 'create_train_val_dataloader', create_train_val_dataloader),
+    # options.py imported init_dist by name; parse_options calls it from there
+    (basicsr.utils.options, 'init_dist', init_dist),
+]
+
+_replaced: dict[Callable, Callable] = {}  # replacement -> basicsr's own, as the first apply() found it
 
 
-def apply():
-    basicsr.train.load_resume_state = load_resume_state
-    basicsr.train.EnlargedSampler = ResumableSampler
-    basicsr.train.create_train_val_dataloader = create_train_val_dataloader
-    basicsr.utils.options.init_dist = init_dist
+def _check() -> None:
+    """Raise a UserError unless basicsr is the release the patches were written for, with every patched name."""
+    if basicsr.__version__ != BASICSR_VERSION:
+        raise UserError(f'basicsr {basicsr.__version__} is installed, but cnlrn_arch overrides parts of basicsr '
+                        f'{BASICSR_VERSION}: install basicsr=={BASICSR_VERSION} (see the README)')
+    for module, name, replacement in PATCHES:
+        current = getattr(module, name, None)
+        is_class = isinstance(replacement, type)
+        if is_class:
+            fits = isinstance(current, type) and issubclass(replacement, current)
+        else:
+            fits = callable(current)
+        if not fits:
+            raise UserError(f'basicsr {BASICSR_VERSION} lacks {module.__name__}.{name} (or it is not the '
+                            f"{'class' if is_class else 'function'} cnlrn_arch replaces), so the installation is "
+                            f'modified: reinstall basicsr=={BASICSR_VERSION} (see the README)')
+
+
+def apply() -> None:
+    """Swap the overrides into basicsr after checking it; calling it again changes nothing.
+
+    Raises:
+        UserError: another basicsr release is installed, or one of the attributes in ``PATCHES`` is
+            missing or of another kind; nothing has been swapped then.
+    """
+    _check()
+    # MultiStepRestartLR keeps its milestones in a Counter, which training states are loaded with
+    torch.serialization.add_safe_globals([Counter])
+    for module, name, replacement in PATCHES:
+        _replaced.setdefault(replacement, getattr(module, name))
+        setattr(module, name, replacement)
