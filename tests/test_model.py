@@ -1,15 +1,20 @@
-"""CNLRNModel without the pipeline: stages, parameter groups, deblur loading, overfitting."""
+"""CNLRNModel without the pipeline: stages, parameter groups, deblur loading, overfitting, old training states,
+released and shipped weights."""
 import copy
 import logging
+import os
 
 import pytest
 import torch
+import yaml
 
 import cnlrn_arch  # noqa: F401
 from basicsr.models import build_model
 from cnlrn_arch.archs.deblur_arch import CNLRNPreDeblur
+from cnlrn_arch.models.robust_sr_model import RobustSRModel
 from cnlrn_arch.utils.errors import UserError
 from cnlrn_arch.utils.self_ensemble import self_ensemble
+from conftest import DATA_DIR, REPO_DIR
 
 TINY = dict(n_deblur_blocks=1, n_nlrgs_body=1, n_nlrgs_up1=1, n_nlrgs_up2=1, n_subgroups=1, n_rcabs=1, n_feats=16)
 
@@ -165,3 +170,65 @@ def test_non_finite_updates_are_skipped_then_stop_training(tmp_path):
                        r'checkpoint: .*net_g_3.pth'):
         model.optimize_parameters(6)
     assert all(torch.isfinite(v).all() for v in model.net_g.state_dict().values())
+
+
+RESUME_V1 = os.path.join(DATA_DIR, 'resume_v1')
+
+
+def test_resumes_a_training_state_of_the_first_format(tmp_path):
+    """tests/data/resume_v1 was written before RobustSRModel existed; it resumes and trains on unchanged."""
+    with open(os.path.join(RESUME_V1, 'options.yml'), encoding='utf-8') as f:
+        opt = yaml.safe_load(f)
+    opt['path'] = dict(pretrain_network_g=os.path.join(RESUME_V1, 'net_g_2.pth'), models=str(tmp_path),
+                       training_states=str(tmp_path), resume_state=os.path.join(RESUME_V1, '2.state'))
+    state = torch.load(os.path.join(RESUME_V1, '2.state'), weights_only=True)
+    model = build_model(opt)
+    assert isinstance(model, RobustSRModel)
+    model.resume_training(state)
+    resumed = model.optimizer_g.state_dict()
+    assert [len(g['params']) for g in resumed['param_groups']] == [64, 20]  # DeblurNet, then the rest
+    assert all(torch.equal(resumed['state'][i]['exp_avg'], s['exp_avg'])
+               for i, s in state['optimizers'][0]['state'].items())
+    assert model.schedulers[0].state_dict() == state['schedulers'][0]
+    model.update_learning_rate(3)
+    gt = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    model.feed_data(dict(lq=torch.nn.functional.avg_pool2d(gt, 4), gt=gt))
+    model.optimize_parameters(3)
+    # the losses and learning rates the code that wrote the fixture computed for this iteration
+    log = model.get_current_log()
+    assert log['l_pix'] == pytest.approx(0.2541355, rel=1e-4) and log['l_grad'] == pytest.approx(0.1591377, rel=1e-4)
+    assert model.get_current_learning_rate() == pytest.approx([9.046039886902862e-05, 0.001809026543525229])
+    assert model.optimizer_g.state_dict()['state'][0]['step'] == 3
+    assert all(torch.isfinite(v).all() for v in model.net_g.state_dict().values())
+    model.save(0, 3)
+    for name, old in (('net_g_3.pth', 'net_g_2.pth'), ('3.state', '2.state')):
+        new_file = torch.load(tmp_path / name, weights_only=True)
+        old_file = torch.load(os.path.join(RESUME_V1, old), weights_only=True)
+        assert new_file.keys() == old_file.keys()
+    assert list(torch.load(tmp_path / 'net_g_3.pth', weights_only=True)['params']) == list(
+        torch.load(os.path.join(RESUME_V1, 'net_g_2.pth'), weights_only=True)['params'])
+
+
+def test_model_reproduces_the_released_output(tmp_path):
+    """The released-keys fixture through load_network and test(), as ``basicsr test`` runs it."""
+    fixture = torch.load(os.path.join(DATA_DIR, 'cnlrn_small_fixture.pt'), weights_only=True)
+    torch.save({'params': fixture['state_dict']}, tmp_path / 'released.pth')
+    model = build_model(dict(model_type='CNLRNModel', is_train=False, dist=False, num_gpu=0, scale=4,
+                             network_g=dict(type='CNLRN', **fixture['config']),
+                             path=dict(pretrain_network_g=str(tmp_path / 'released.pth')), val=dict()))
+    model.feed_data(dict(lq=fixture['input']))
+    model.test()
+    assert (model.output - fixture['output']).abs().max().item() < 1e-5
+
+
+def test_model_loads_the_shipped_demo_checkpoint():
+    with open(os.path.join(REPO_DIR, 'options/demo/test_checkpoint.yml'), encoding='utf-8') as f:
+        opt = yaml.safe_load(f)
+    checkpoint = os.path.join(REPO_DIR, opt['path']['pretrain_network_g'])
+    opt.update(is_train=False, dist=False, path=dict(opt['path'], pretrain_network_g=checkpoint))
+    model = build_model(opt)
+    shipped = torch.load(checkpoint, weights_only=True)['params']
+    assert all(torch.equal(v, shipped[k]) for k, v in model.net_g.state_dict().items())
+    model.feed_data(dict(lq=torch.rand(1, 3, 12, 16)))
+    model.test()
+    assert model.output.shape == (1, 3, 48, 64) and torch.isfinite(model.output).all()
