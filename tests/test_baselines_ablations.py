@@ -77,6 +77,16 @@ def test_every_table_has_its_option_file():
         for n in ('no_deblur', 'frozen_deblur', 'no_nonlocal', 'post_upsampling', 'no_gradient_loss')}
 
 
+def test_one_stage_baselines_train_through_the_general_model():
+    """Plain SR networks need none of CNLRNModel's stages; the cascades keep it for their DeblurNet options."""
+    model_types = {}
+    for name in ('rcan', 'rrdbnet', 'srn_rcan', 'srn_rrdbnet'):
+        with open(os.path.join(REPO_DIR, 'options', 'baselines', f'{name}.yml'), encoding='utf-8') as f:
+            model_types[name] = yaml.safe_load(f)['model_type']
+    assert model_types == dict(rcan='RobustSRModel', rrdbnet='RobustSRModel', srn_rcan='CNLRNModel',
+                               srn_rrdbnet='CNLRNModel')
+
+
 def shrink(network):
     """The option file's network with its layer counts cut to a tiny size, switches kept."""
     if network['type'] == 'DeblurSRCascade':
@@ -114,6 +124,7 @@ def test_option_file_trains_two_iterations(option_file, tiny_data):
                      dataroot_lq=data['train_blur_bicubic_X4'])
     dataset = build_dataset(train_set)
     model = build_model(opt)
+    assert type(model).__name__ == opt['model_type']
     net = model.get_bare_model(model.net_g)
     before = {k: v.clone() for k, v in net.state_dict().items()}
     for it in (1, 2):
