@@ -16,7 +16,7 @@ setup(
     description='CNLRN (cascaded non-local residual network for super-resolving blurry images) as a BasicSR plugin',
     long_description=long_description,
     long_description_content_type='text/markdown',
-    packages=find_packages(include=['cnlrn_arch', 'cnlrn_arch.*']),
+    packages=find_packages(include=['cnlrn_arch', 'cnlrn_arch.*', 'cnlrn_cli', 'cnlrn_cli.*']),
     python_requires='>=3.9',
     install_requires=[
         'torch',
@@ -34,8 +34,8 @@ setup(
     extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [
-            'basicsr=cnlrn_arch.runner:main',
-            'cnlrn=cnlrn_arch.cli:main',
+            'basicsr=cnlrn_cli.basicsr_runner:main',
+            'cnlrn=cnlrn_cli.main:main',
         ],
         # the basicsr runner imports every package listed in this group
         'basicsr.plugins': ['cnlrn=cnlrn_arch'],

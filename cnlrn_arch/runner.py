@@ -1,9 +1,9 @@
-"""The ``basicsr`` command: BasicSR's own train/test pipelines, plugins loaded.
+"""BasicSR's own train/test pipelines with the plugins loaded: what ``basicsr train|test`` and
+``python -m cnlrn_arch.train|test`` run.
 
-``basicsr train -opt X.yml [--launcher ...] [--auto_resume] [--debug]
-[--force_yml ...]`` runs ``basicsr.train.train_pipeline`` with the current
-directory as root, so ``experiments/``, ``results/`` and ``tb_logger/`` appear
-where the user stands. Before that it imports every package that declares
+``run_entry_point('train', ['-opt', 'X.yml', ...])`` runs
+``basicsr.train.train_pipeline`` with the current directory as root, so
+``experiments/``, ``results/`` and ``tb_logger/`` appear where the user stands. Before that it imports every package that declares
 itself in the ``basicsr.plugins`` entry-point group (this one first), so any
 BasicSR plugin's networks, data sets, losses and models are available.
 """
@@ -62,22 +62,3 @@ def run_entry_point(phase, argv, prog):
     except UserError as err:
         print(f'{prog}: error: {user_message(err)}', file=sys.stderr)
         sys.exit(2)
-
-
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(
-        prog='basicsr',
-        description='Run BasicSR training or testing from an option YAML, with all installed plugins loaded.',
-        epilog="Run 'basicsr train --help' or 'basicsr test --help' for the pipeline's own options.")
-    parser.add_argument('phase', choices=['train', 'test'], help='which BasicSR pipeline to run')
-    parser.add_argument('args', nargs=argparse.REMAINDER, help='arguments for that pipeline (-opt FILE ...)')
-    if not argv or argv[0] in ('-h', '--help'):
-        parser.print_help()
-        sys.exit(0 if argv else 2)
-    ns = parser.parse_args(argv[:1])
-    run_entry_point(ns.phase, argv[1:], f'basicsr {ns.phase}')
-
-
-if __name__ == '__main__':
-    main()

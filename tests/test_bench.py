@@ -8,7 +8,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from cnlrn_arch.archs.cnlrn_arch import CNLRN
-from cnlrn_arch.benchmark.flops import count_flops
+from cnlrn_arch.benchmark.speed.flops import count_flops
 from conftest import command
 
 def bench(*args, cwd):

@@ -8,8 +8,8 @@ import cv2
 import pytest
 
 import cnlrn_arch  # noqa: F401  (before basicsr)
-from cnlrn_arch.cli import main
-from cnlrn_arch.tools.bench_quality_variants import (BY_NAME, VARIANTS, count_parameters, match_parameters,
+from cnlrn_cli.main import main
+from cnlrn_arch.benchmark.quality.variants import (BY_NAME, VARIANTS, count_parameters, match_parameters,
                                                      reference_network, scaled_network)
 from conftest import command
 

@@ -12,7 +12,7 @@ import pytest
 import cnlrn_arch  # noqa: F401  (before basicsr)
 from basicsr.metrics.psnr_ssim import calculate_psnr
 from basicsr.utils.matlab_functions import imresize
-from cnlrn_arch.cli import main
+from cnlrn_cli.main import main
 from cnlrn_arch.data.motion_blur import blur, motion_kernel, shake_kernels
 from conftest import command
 

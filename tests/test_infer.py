@@ -9,7 +9,7 @@ import torch
 import yaml
 
 import cnlrn_arch  # noqa: F401  (before basicsr)
-from cnlrn_arch import cli
+from cnlrn_cli.main import main
 from cnlrn_arch.archs.cnlrn_arch import CNLRN
 from cnlrn_arch.inference.tiling import tiled_forward
 from conftest import TINY_CNLRN, command
@@ -131,7 +131,7 @@ def test_wrong_weights_is_one_line_naming_the_file(model, tmp_path):
 def test_usage_errors(model, tmp_path, capsys, argv, message):
     cv2.imwrite(str(tmp_path / 'x.png'), noise((8, 8, 3)))
     argv = [a.format(tmp=tmp_path) for a in argv]
-    assert cli.main(['infer', *argv, '-o', str(tmp_path / 'out'), '--weights', str(model['checkpoint'])]) == 2
+    assert main(['infer', *argv, '-o', str(tmp_path / 'out'), '--weights', str(model['checkpoint'])]) == 2
     assert message in capsys.readouterr().err
 
 
@@ -139,11 +139,11 @@ def test_out_of_memory_suggests_tiles(model, tmp_path, capsys, monkeypatch):
     def exhausted(*args, **kwargs):
         raise torch.OutOfMemoryError('CUDA out of memory. Tried to allocate 20.00 GiB')
 
-    monkeypatch.setattr('cnlrn_arch.tools.infer.upscale', exhausted)
+    monkeypatch.setattr('cnlrn_arch.inference.restore_files.upscale', exhausted)
     cv2.imwrite(str(tmp_path / 'x.png'), noise((8, 8, 3)))
     argv = ['infer', '-i', str(tmp_path / 'x.png'), '-o', str(tmp_path / 'out'), '--weights', str(model['checkpoint']),
             '--opt', str(model['opt'])]
-    assert cli.main(argv) == 1
+    assert main(argv) == 1
     assert 'x.png: out of memory on 8x8 pixels; retry with --tile 256' in capsys.readouterr().err
 
 

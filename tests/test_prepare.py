@@ -10,7 +10,7 @@ import pytest
 
 import cnlrn_arch  # noqa: F401  (before basicsr)
 from basicsr.utils.matlab_functions import imresize
-from cnlrn_arch.cli import main
+from cnlrn_cli.main import main
 from conftest import command
 
 HR_SHAPE, LR_SHAPE = (16, 24, 3), (4, 6, 3)

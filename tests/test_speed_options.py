@@ -18,7 +18,7 @@ import torch
 
 import cnlrn_arch  # noqa: F401  (before basicsr)
 from basicsr.models import build_model
-from cnlrn_arch import cli
+from cnlrn_cli.main import main
 from cnlrn_arch.archs.cnlrn_arch import CNLRN
 from cnlrn_arch.utils.errors import UserError
 from cnlrn_arch.utils.option_check import check_options
@@ -223,7 +223,7 @@ def infer_output(root, name, *flags):
     out = root / name
     argv = ['infer', '-i', str(root / 'x.png'), '-o', str(out), '--weights', str(root / 'w.pth'),
             '--opt', str(root / 'tiny.yml'), '--device', 'cpu', *flags]
-    assert cli.main(argv) == 0
+    assert main(argv) == 0
     return cv2.imread(str(out / 'x_cnlrn.png'), cv2.IMREAD_UNCHANGED).astype(int)
 
 

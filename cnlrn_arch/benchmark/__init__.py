@@ -1,1 +1,2 @@
-"""``cnlrn bench``: speed and memory of CNLRN against the hardware's FLOP floor."""
+"""Benchmarks: ``speed`` (``cnlrn bench``: time and memory against the FLOP floor) and ``quality``
+(``cnlrn bench-quality``: CNLRN, its ablations and the baselines trained on an equal budget)."""

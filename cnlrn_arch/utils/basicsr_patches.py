@@ -6,7 +6,7 @@ basicsr 1.4.2 assumes a GPU in two places the ``basicsr`` runner passes through:
 - ``basicsr.utils.options.init_dist`` always uses NCCL and picks the GPU as
   ``RANK % num_gpus`` (wrong across nodes, a division by zero on CPU).
 DistributedDataParallel wrapping, the third place, is handled by
-``CNLRNModel.model_to_device``.
+``RobustSRModel.model_to_device``.
 
 And a resumed run of basicsr 1.4.2 replays its epoch from the start, with
 other crops: :class:`ResumableSampler` skips the batches already trained on

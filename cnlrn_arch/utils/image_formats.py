@@ -1,6 +1,4 @@
 """Image file types and small conversions shared by the data tools and inference."""
-import argparse
-
 import numpy as np
 
 from basicsr.utils.matlab_functions import imresize
@@ -14,17 +12,3 @@ def bicubic_resize_uint8(img, scale):
     """MATLAB-compatible bicubic resize (BasicSR's ``imresize``) of a uint8 image, rounded to uint8."""
     out = imresize(img.astype(np.float32) / 255., scale)
     return np.clip(np.round(out * 255.), 0, 255).astype(np.uint8)
-
-
-def int_at_least(minimum):
-    """argparse type: an integer of at least ``minimum``."""
-    def parse(text):
-        value = int(text)
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f'must be at least {minimum}, got {value}')
-        return value
-    parse.__name__ = 'int'  # argparse names the type in "invalid int value"
-    return parse
-
-
-positive_int = int_at_least(1)

@@ -1,4 +1,4 @@
-"""Speed options shared by ``CNLRNModel`` and ``cnlrn infer``: autocast, channels_last, torch.compile.
+"""Speed options shared by ``RobustSRModel`` and ``cnlrn infer``: autocast, channels_last, torch.compile.
 
 All are off by default, so a plain run computes in float32 on contiguous
 tensors, exactly as before they existed. In option files they read::

@@ -1,57 +1,17 @@
-"""What the demo shows: a PSNR/SSIM table, a side-by-side picture, a PSNR curve.
-
-``cnlrn bench-quality`` scores and plots with the same helpers, so both report
-numbers measured the same way.
-"""
-import glob
+"""Figures and Markdown tables of the demo and the benchmarks: one table helper, one way to save a figure."""
 import os
 from os import path as osp
 
 import cv2
 import numpy as np
 
-from basicsr.metrics.psnr_ssim import calculate_psnr, calculate_ssim
-from ..utils.image_formats import bicubic_resize_uint8
-from .data_prep import SCALE
-
-CROP_BORDER = 4  # as the paper measures
 ZOOM = 3  # magnification of the detail crops in the picture
 
 
-def score(restored, sharp):
-    """Mean PSNR and SSIM (RGB, 4-pixel border cropped) over lists of uint8 BGR images."""
-    psnr = np.mean([calculate_psnr(r, s, CROP_BORDER) for r, s in zip(restored, sharp)])
-    ssim = np.mean([calculate_ssim(r, s, CROP_BORDER) for r, s in zip(restored, sharp)])
-    return float(psnr), float(ssim)
-
-
-def read_val(val_dir):
-    """Names, sharp HR, blurry LR and bicubic x4 of the blurry LR (uint8 BGR) of a demo data ``val`` folder."""
-    names = sorted(osp.splitext(f)[0] for f in os.listdir(osp.join(val_dir, 'sharp')))
-    sharp = [cv2.imread(osp.join(val_dir, 'sharp', f'{n}.png')) for n in names]
-    blurry = [cv2.imread(osp.join(val_dir, 'blur_bicubic_X4', f'{n}.png')) for n in names]
-    return names, sharp, blurry, [bicubic_resize_uint8(img, SCALE) for img in blurry]
-
-
-def read_results(folder, names):
-    """The images ``basicsr test`` saved for each validation name (``<name>_<suffix>.png``)."""
-    images = []
-    for name in names:
-        matches = glob.glob(osp.join(folder, f'{name}_*.png'))
-        if len(matches) != 1:
-            raise FileNotFoundError(f'expected one result for {name} in {folder}, found {len(matches)}')
-        images.append(cv2.imread(matches[0]))
-    return images
-
-
-def markdown_table(rows):
-    """rows: (method, psnr, ssim), the baseline first -> a Markdown table as text."""
-    lines = ['| method | PSNR (dB) | SSIM | vs bicubic |', '|---|---|---|---|']
-    base = rows[0][1]
-    for method, psnr, ssim in rows:
-        delta = '' if method == rows[0][0] else f'{psnr - base:+.2f} dB'
-        lines.append(f'| {method} | {psnr:.2f} | {ssim:.4f} | {delta} |')
-    return '\n'.join(lines)
+def markdown_table(columns, rows):
+    """A Markdown table as a list of lines: a header of ``columns``, then one line per row of cell strings."""
+    return ['| ' + ' | '.join(columns) + ' |', '|' + '---|' * len(columns)] + [
+        '| ' + ' | '.join(row) + ' |' for row in rows]
 
 
 def _label(img, text):

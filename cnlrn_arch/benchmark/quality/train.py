@@ -1,7 +1,7 @@
-"""Train and score one variant of ``cnlrn bench-quality`` in this process.
+"""Train and score one variant of the quality benchmark in this process.
 
-Training goes through :class:`CNLRNModel`, the model class ``basicsr train``
-uses, so each variant is trained as its option file says (losses, frozen or
+Training goes through the model class of each variant's option file, as ``basicsr train``
+does, so each variant is trained as its option file says (losses, frozen or
 separately tuned deblurring module); the loop around it is BasicSR's, without
 its logging, checkpoints and validation, so that the timings measure
 training and inference only and compare across variants.
@@ -12,22 +12,20 @@ import tempfile
 import time
 from os import path as osp
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from basicsr.models import build_model
-from basicsr.utils import get_root_logger, img2tensor, tensor2img
-from ..data.paired_blur_sr_dataset import PairedBlurSRDataset
-from . import demo_report
-from .bench_quality_variants import load_option, pretrain_iterations, scaled_network
-from .data_prep import SCALE
+from basicsr.utils import get_root_logger, tensor2img
+from ...data.paired_blur_sr_dataset import PairedBlurSRDataset
+from ...evaluation import score
+from ...project import DEMO_JOINT, DEMO_PRETRAIN, SCALE
+from .variants import load_option, pretrain_iterations, scaled_network
 
 # fractions of the budget after which the held-out PSNR is measured (a learning curve);
 # all fall into the joint stage of two-stage recipes
 EVAL_FRACTIONS = (0.5, 0.75, 1.0)
-DEMO_PRETRAIN, DEMO_JOINT = 'demo/pretrain.yml', 'demo/joint.yml'
 
 
 def quiet_basicsr():
@@ -57,15 +55,16 @@ def training_batches(data, settings):
 
 
 def model_options(option, demo_option, network, iters, device, deblur_weights=None):
-    """CNLRNModel options: the training recipe of ``option`` at the demo's learning rates, ``iters`` long."""
-    train = load_option(option)['train']
+    """Model options: the training recipe of ``option`` at the demo's learning rates, ``iters`` long."""
+    recipe = load_option(option)
+    train = recipe['train']
     demo = load_option(demo_option)['train']
     optim = dict(train['optim_g'], lr=demo['optim_g']['lr'])
     if 'lr_deblur' in optim:
         optim['lr_deblur'] = demo['optim_g']['lr_deblur']
     train.update(optim_g=optim, scheduler=dict(demo['scheduler'], periods=[iters]), total_iter=iters,
                  warmup_iter=-1, ema_decay=0)
-    return dict(model_type='CNLRNModel', scale=SCALE, num_gpu=int(device.type == 'cuda'), is_train=True, dist=False,
+    return dict(model_type=recipe['model_type'], scale=SCALE, num_gpu=int(device.type == 'cuda'), is_train=True, dist=False,
                 rank=0, world_size=1, network_g=network, train=train,
                 path=dict(pretrain_network_g=None, strict_load_g=True, pretrain_network_deblur=deblur_weights,
                           param_key_deblur='params'))
@@ -74,11 +73,6 @@ def model_options(option, demo_option, network, iters, device, deblur_weights=No
 def _sync(device):
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
-
-
-def val_inputs(blurry):
-    """The blurry LR validation images (uint8 BGR) as the networks' 1x3xHxW RGB inputs."""
-    return [img2tensor(img.astype(np.float32) / 255., bgr2rgb=True, float32=True)[None] for img in blurry]
 
 
 def evaluate(model, inputs, sharp, device):
@@ -91,7 +85,7 @@ def evaluate(model, inputs, sharp, device):
         _sync(device)
         seconds += time.perf_counter() - start
         restored.append(tensor2img(model.output))
-    return (*demo_report.score(restored, sharp), seconds / len(inputs))
+    return (*score(restored, sharp), seconds / len(inputs))
 
 
 class Budget:

@@ -12,8 +12,8 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..archs.cnlrn_arch import CNLRN
-from ..archs.nonlocal_attention import PatchMultiHeadAttention
+from ...archs.cnlrn_arch import CNLRN
+from ...archs.nonlocal_attention import PatchMultiHeadAttention
 
 MATMUL_SIZE = 4096
 

@@ -1,4 +1,4 @@
-"""``cnlrn demo``: the main job end to end on the embedded demo data, on CPU.
+"""The main job end to end on the embedded demo data, on CPU (``cnlrn demo``).
 
 1. ``cnlrn make-demo-data`` (blurry LR / sharp HR pairs from scikit-image's photos);
 2. ``basicsr train -opt options/demo/pretrain.yml`` (deblurring module);
@@ -16,30 +16,17 @@ import sys
 import time
 from os import path as osp
 
-from ..utils.errors import UserError
-from . import demo_report
+from . import reporting
+from .evaluation import read_results, read_val, score
+from .project import DEMO_DATA, DEMO_JOINT, DEMO_PRETRAIN, DEMO_VAL, option_path
+from .utils.errors import UserError
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-OPTIONS = osp.join(REPO, 'options', 'demo')
-DEFAULT_CHECKPOINT = osp.join(REPO, 'experiments', 'pretrained_models', 'CNLRN_demo.pth')
-DATA = osp.join('datasets', 'demo')
-VAL = osp.join(DATA, 'val')
 # experiment and result names of options/demo/*.yml
 PRETRAIN, JOINT = 'CNLRN_demo_pretrain', 'CNLRN_demo_joint'
 TEST_RUN, TEST_CHECKPOINT = 'CNLRN_demo_test', 'CNLRN_demo_checkpoint_test'
 # --quick: a smoke run for CI, a few iterations per stage
 QUICK_ITERS = 4
 
-
-def add_parser(subparsers):
-    parser = subparsers.add_parser('demo', help='train and test a small CNLRN on the embedded demo data (CPU)',
-                                   description=__doc__.split('\n', 2)[2])
-    parser.add_argument('--out', default=osp.join('results', 'demo'), help='pictures and table (default: %(default)s)')
-    parser.add_argument('--checkpoint', default=DEFAULT_CHECKPOINT,
-                        help='demo checkpoint to compare with (default: the one shipped in the repository)')
-    parser.add_argument('--quick', action='store_true',
-                        help=f'{QUICK_ITERS} iterations per stage and a smaller data set: checks the pipeline only')
-    parser.set_defaults(func=demo)
 
 
 def run(args):
@@ -52,7 +39,7 @@ def run(args):
 
 
 def option(name):
-    path = osp.join(OPTIONS, name)
+    path = option_path(name)
     if not osp.isfile(path):
         raise UserError(f'{path} not found: run the demo from a clone of the repository (pip install -e .)')
     return path
@@ -63,36 +50,47 @@ def quick_overrides(total_iter):
             f'val:val_freq={total_iter}', f'logger:save_checkpoint_freq={total_iter}', 'logger:print_freq=1']
 
 
-def demo(args):
+def run_demo(out, checkpoint, quick=False):
+    """Make the data, train both stages, test this run and ``checkpoint``, and write the report to ``out``.
+
+    quick: a few iterations per stage on a smaller data set, to check the pipeline only.
+    """
     start = time.time()
-    data_args = ['--crops-per-photo', '2'] if args.quick else []
-    run(['cnlrn', 'make-demo-data', '--out', DATA] + data_args)
-    train_extra = quick_overrides(QUICK_ITERS) if args.quick else []
-    run(['basicsr', 'train', '-opt', option('pretrain.yml')] + train_extra)
-    run(['basicsr', 'train', '-opt', option('joint.yml')] + train_extra)
-    run(['basicsr', 'test', '-opt', option('test.yml')])
-    has_checkpoint = osp.isfile(args.checkpoint)
+    data_args = ['--crops-per-photo', '2'] if quick else []
+    run(['cnlrn', 'make-demo-data', '--out', DEMO_DATA] + data_args)
+    train_extra = quick_overrides(QUICK_ITERS) if quick else []
+    run(['basicsr', 'train', '-opt', option(DEMO_PRETRAIN)] + train_extra)
+    run(['basicsr', 'train', '-opt', option(DEMO_JOINT)] + train_extra)
+    run(['basicsr', 'test', '-opt', option('demo/test.yml')])
+    has_checkpoint = osp.isfile(checkpoint)
     if has_checkpoint:
-        run(['basicsr', 'test', '-opt', option('test_checkpoint.yml'), '--force_yml',
-             f'path:pretrain_network_g={args.checkpoint}'])
+        run(['basicsr', 'test', '-opt', option('demo/test_checkpoint.yml'), '--force_yml',
+             f'path:pretrain_network_g={checkpoint}'])
     else:
-        print(f'no demo checkpoint at {args.checkpoint}: its row is left out')
-    report(args.out, has_checkpoint)
+        print(f'no demo checkpoint at {checkpoint}: its row is left out')
+    report(out, has_checkpoint)
     print(f'\nwall time: {time.time() - start:.0f} s')
-    return 0
+
+
+def score_table(rows):
+    """rows: (method, psnr, ssim), the baseline first -> a Markdown table as text."""
+    base_method, base_psnr = rows[0][:2]
+    cells = [[method, f'{psnr:.2f}', f'{ssim:.4f}', '' if method == base_method else f'{psnr - base_psnr:+.2f} dB']
+             for method, psnr, ssim in rows]
+    return '\n'.join(reporting.markdown_table(['method', 'PSNR (dB)', 'SSIM', 'vs bicubic'], cells))
 
 
 def report(out, has_checkpoint):
-    names, sharp, _, bicubic = demo_report.read_val(VAL)
-    trained = demo_report.read_results(osp.join('results', TEST_RUN, 'visualization', 'demo_val'), names)
-    rows = [('bicubic upsampling of the blurry LR', *demo_report.score(bicubic, sharp)),
-            ('CNLRN, trained just now (options/demo)', *demo_report.score(trained, sharp))]
+    names, sharp, _, bicubic = read_val(DEMO_VAL)
+    trained = read_results(osp.join('results', TEST_RUN, 'visualization', 'demo_val'), names)
+    rows = [('bicubic upsampling of the blurry LR', *score(bicubic, sharp)),
+            ('CNLRN, trained just now (options/demo)', *score(trained, sharp))]
     panels = [('bicubic', bicubic), ('CNLRN (this run)', trained)]
     if has_checkpoint:
-        shipped = demo_report.read_results(osp.join('results', TEST_CHECKPOINT, 'visualization', 'demo_val'), names)
-        rows.append(('CNLRN, shipped demo checkpoint', *demo_report.score(shipped, sharp)))
+        shipped = read_results(osp.join('results', TEST_CHECKPOINT, 'visualization', 'demo_val'), names)
+        rows.append(('CNLRN, shipped demo checkpoint', *score(shipped, sharp)))
         panels.append(('CNLRN (checkpoint)', shipped))
-    table = demo_report.markdown_table(rows)
+    table = score_table(rows)
     os.makedirs(out, exist_ok=True)
     with open(osp.join(out, 'table.md'), 'w', encoding='utf-8') as f:
         f.write(f'Held-out photos ({len(names)}: {", ".join(names)}), RGB, 4-pixel border cropped.\n\n{table}\n')
@@ -102,11 +100,11 @@ def report(out, has_checkpoint):
     for i, name in enumerate(names):
         first_of_clip.setdefault(name.split('_')[0], i)
     shown = list(first_of_clip.values())
-    demo_report.comparison_picture(picture, [(label, [imgs[i] for i in shown]) for label, imgs in panels],
+    reporting.comparison_picture(picture, [(label, [imgs[i] for i in shown]) for label, imgs in panels],
                                    [sharp[i] for i in shown])
     curve = osp.join(out, 'psnr_curve.png')
-    joint_curve = demo_report.read_scalar_curve(osp.join('tb_logger', JOINT), 'metrics/demo_val/psnr')
-    demo_report.psnr_curve_picture(curve, {'joint training': joint_curve}, rows[0][1])
+    joint_curve = reporting.read_scalar_curve(osp.join('tb_logger', JOINT), 'metrics/demo_val/psnr')
+    reporting.psnr_curve_picture(curve, {'joint training': joint_curve}, rows[0][1])
     print(f'\nPSNR / SSIM on the {len(names)} held-out photos (RGB, 4-pixel border cropped):\n\n{table}\n')
     print(f'side-by-side picture:   {picture}')
     print(f'validation PSNR curve:  {curve}')

@@ -4,11 +4,10 @@ from os import path as osp
 import torch
 
 from basicsr.utils import tensor2img
-from ..inference.network import load_network
-from ..tools.bench_quality_train import val_inputs
-from ..tools.demo import DEFAULT_CHECKPOINT, OPTIONS, VAL
-from ..tools.demo_report import read_val, score
-from ..utils.speed import autocast
+from ...evaluation import read_val, score, val_inputs
+from ...inference.network import load_network
+from ...project import DEMO_CHECKPOINT, DEMO_JOINT, DEMO_VAL, option_path
+from ...utils.speed import autocast
 
 
 def restore(net, inputs, dtype):
@@ -17,11 +16,11 @@ def restore(net, inputs, dtype):
         return [tensor2img(net(x).float()) for x in inputs]
 
 
-def bf16_psnr_change(val_dir=VAL, weights=DEFAULT_CHECKPOINT):
+def bf16_psnr_change(val_dir=DEMO_VAL, weights=DEMO_CHECKPOINT):
     """{'fp32': (psnr, ssim), 'bf16': (psnr, ssim), 'images': n}, or None without demo data."""
     if not (osp.isdir(val_dir) and osp.isfile(weights)):
         return None
-    net = load_network(weights, osp.join(OPTIONS, 'joint.yml'))
+    net = load_network(weights, option_path(DEMO_JOINT))
     _, sharp, blurry, _ = read_val(val_dir)
     inputs = val_inputs(blurry)
     return {'images': len(sharp), 'fp32': score(restore(net, inputs, None), sharp),

@@ -1,4 +1,4 @@
-"""The variants ``cnlrn bench-quality`` compares, each a REDS option file of this project scaled down.
+"""The variants the quality benchmark compares, each a REDS option file of this project scaled down.
 
 A variant keeps everything its option file decides (network type and
 switches, losses, a frozen or separately tuned deblurring module, whether it
@@ -14,13 +14,11 @@ about the recipes, not about their sizes:
 """
 import copy
 from dataclasses import dataclass, field
-from os import path as osp
 
 from basicsr.utils.registry import ARCH_REGISTRY
-from ..utils.option_check import load_option_file
-from .demo import REPO
+from ...project import DEMO_JOINT, option_path
+from ...utils.option_check import load_option_file
 
-OPTIONS = osp.join(REPO, 'options')
 # share of the iterations that pre-trains the deblurring module in two-stage recipes
 # (the demo: 300 of 1,300)
 PRETRAIN_SHARE = 0.25
@@ -68,7 +66,7 @@ BICUBIC_PAPER = (23.848, 0.6481)
 
 def load_option(name):
     """An option file of this repository, by its path under ``options/``."""
-    return load_option_file(osp.join(OPTIONS, name))
+    return load_option_file(option_path(name))
 
 
 def count_parameters(network):
@@ -112,7 +110,7 @@ def match_parameters(network, key_path, target):
 
 def reference_network():
     """The demo's CNLRN (``options/demo/joint.yml``): the size every variant is matched to."""
-    return load_option(osp.join('demo', 'joint.yml'))['network_g']
+    return load_option(DEMO_JOINT)['network_g']
 
 
 def scaled_network(variant):

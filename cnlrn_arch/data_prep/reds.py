@@ -1,4 +1,4 @@
-"""``cnlrn prepare-reds``: REDS training LMDBs and the Val300 validation set.
+"""REDS training LMDBs and the Val300 validation set (``cnlrn prepare-reds``).
 
 Input, the official archives extracted under ROOT:
   train_sharp/<clip>/<frame>.png, train_blur_bicubic/X4/<clip>/<frame>.png,
@@ -13,12 +13,11 @@ Output under ROOT:
 
 Outputs already complete are skipped, so an interrupted run can be restarted.
 """
-import argparse
 import os
 from os import path as osp
 
 from ..utils.errors import UserError
-from .data_prep import add_workers_argument, build_lmdb, convert_images, paired_images
+from .files import build_lmdb, convert_images, paired_images
 
 TRAIN_HR, TRAIN_LQ = 'train_sharp', osp.join('train_blur_bicubic', 'X4')
 TRAIN_SHARP_LR, SHARP_LR_LMDB = osp.join('train_sharp_bicubic', 'X4'), 'train_sharp_bicubic_X4.lmdb'
@@ -30,15 +29,6 @@ VAL300 = 'val300'
 VAL300_FRAMES = frozenset(f'{i:08d}' for i in range(9, 100, 10))
 
 
-def add_parser(subparsers):
-    parser = subparsers.add_parser(
-        'prepare-reds', help='build the REDS training LMDBs and the Val300 set',
-        description=__doc__.split('\n', 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--root', default=osp.join('datasets', 'REDS'),
-                        help='folder of the extracted REDS archives (default: %(default)s)')
-    add_workers_argument(parser)
-    parser.set_defaults(func=prepare_reds)
-
 
 def clip_frames(hr_dir, lq_dir):
     """The <clip>/<frame>.png paths present in both folders."""
@@ -49,15 +39,15 @@ def clip_frames(hr_dir, lq_dir):
     return frames
 
 
-def prepare_reds(args):
-    root = args.root
+def prepare_reds(root, workers):
+    """Build everything the module docstring lists under ``root``, with ``workers`` processes."""
     train_frames = clip_frames(osp.join(root, TRAIN_HR), osp.join(root, TRAIN_LQ))
     val_frames = clip_frames(osp.join(root, VAL_HR), osp.join(root, VAL_LQ))
 
     # the sharp LR PNGs only feed their LMDB: once it is complete they may be deleted
     if not osp.exists(osp.join(root, SHARP_LR_LMDB)):
         jobs = [(osp.join(root, TRAIN_HR, f), osp.join(root, TRAIN_SHARP_LR, f), False, True) for f in train_frames]
-        convert_images(jobs, args.workers, 'train sharp LR')
+        convert_images(jobs, workers, 'train sharp LR')
     for folder, name in TRAIN_LMDBS:
         build_lmdb(osp.join(root, folder), osp.join(root, name), train_frames)
 
@@ -70,6 +60,5 @@ def prepare_reds(args):
         jobs += [(hr, osp.join(root, VAL300, 'sharp', flat), False, False),
                  (lq, osp.join(root, VAL300, 'blur_bicubic_X4', flat), False, False),
                  (hr, osp.join(root, VAL300, 'sharp_bicubic_X4', flat), False, True)]
-    convert_images(jobs, args.workers, 'Val300')
+    convert_images(jobs, workers, 'Val300')
     print(f'REDS ready under {root}')
-    return 0

@@ -1,4 +1,4 @@
-"""``cnlrn prepare-dvd``: the DVD100 test set from the DVD quantitative videos.
+"""The DVD100 test set from the DVD quantitative videos (``cnlrn prepare-dvd``).
 
 Input (Su et al., "Deep Video Deblurring", CVPR 2017), extracted under ROOT:
   quantitative_datasets/<clip>/{GT,input}/<frame>.jpg
@@ -13,11 +13,10 @@ evenly spaced from the first to the last. Output under ROOT:
 
 Outputs already complete are skipped, so an interrupted run can be restarted.
 """
-import argparse
 from os import path as osp
 
 from ..utils.errors import UserError
-from .data_prep import add_workers_argument, convert_images, paired_images
+from .files import convert_images, paired_images
 
 TEST_CLIPS = ('720p_240fps_2', 'IMG_0003', 'IMG_0021', 'IMG_0030', 'IMG_0031', 'IMG_0032', 'IMG_0033', 'IMG_0037',
               'IMG_0039', 'IMG_0049')
@@ -26,15 +25,6 @@ SOURCE = 'quantitative_datasets'
 DVD100 = 'DVD100'
 
 
-def add_parser(subparsers):
-    parser = subparsers.add_parser(
-        'prepare-dvd', help='build the DVD100 test set', description=__doc__.split('\n', 2)[2],
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--root', default=osp.join('datasets', 'DVD'),
-                        help='folder holding the extracted quantitative_datasets (default: %(default)s)')
-    add_workers_argument(parser)
-    parser.set_defaults(func=prepare_dvd)
-
 
 def pick_frames(frames):
     """FRAMES_PER_CLIP evenly spaced frames of a sorted list, first and last included."""
@@ -42,11 +32,12 @@ def pick_frames(frames):
     return [frames[i * (n - 1) // (k - 1)] for i in range(k)]
 
 
-def prepare_dvd(args):
+def prepare_dvd(root, workers):
+    """Build DVD100 under ``root`` from its extracted quantitative set, with ``workers`` processes."""
     # check every clip before writing anything
     clips = {}
     for clip in TEST_CLIPS:
-        gt_dir, input_dir = (osp.join(args.root, SOURCE, clip, sub) for sub in ('GT', 'input'))
+        gt_dir, input_dir = (osp.join(root, SOURCE, clip, sub) for sub in ('GT', 'input'))
         frames = paired_images(gt_dir, input_dir)
         if len(frames) < FRAMES_PER_CLIP:
             raise UserError(f'{gt_dir} holds {len(frames)} frames, DVD100 takes {FRAMES_PER_CLIP}')
@@ -56,8 +47,7 @@ def prepare_dvd(args):
     for clip, (gt_dir, input_dir, frames) in clips.items():
         for frame in frames:
             name = f'{clip}_{osp.splitext(frame)[0]}.png'
-            jobs += [(osp.join(gt_dir, frame), osp.join(args.root, DVD100, 'sharp', name), True, False),
-                     (osp.join(input_dir, frame), osp.join(args.root, DVD100, 'blur_bicubic_X4', name), True, True)]
-    convert_images(jobs, args.workers, 'DVD100')
-    print(f'DVD100 ready under {osp.join(args.root, DVD100)}')
-    return 0
+            jobs += [(osp.join(gt_dir, frame), osp.join(root, DVD100, 'sharp', name), True, False),
+                     (osp.join(input_dir, frame), osp.join(root, DVD100, 'blur_bicubic_X4', name), True, True)]
+    convert_images(jobs, workers, 'DVD100')
+    print(f'DVD100 ready under {osp.join(root, DVD100)}')

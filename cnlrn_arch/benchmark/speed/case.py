@@ -3,7 +3,7 @@
 The case is profiled (``"profile": true``) after it is measured, so the
 profiler's overhead touches neither time nor memory.
 
-``python -m cnlrn_arch.benchmark.case '<json>'`` prints one JSON line:
+``python -m cnlrn_arch.benchmark.speed.case '<json>'`` prints one JSON line:
 median wall time, activation memory and output shape. Activation memory on
 CPU is the peak resident set after the timed work minus the peak after
 imports, model construction and input creation; on CUDA it is
@@ -18,11 +18,10 @@ import time
 
 import torch
 
-import cnlrn_arch  # noqa: F401  (registers the networks)
-from ..archs.cnlrn_arch import CNLRN
-from ..utils.cpu_allocator import use_fixed_mmap_threshold
-from ..utils.errors import UserError
-from ..utils.speed import amp_dtype, autocast
+from ...archs.cnlrn_arch import CNLRN
+from ...utils.cpu_allocator import use_fixed_mmap_threshold
+from ...utils.errors import UserError
+from ...utils.speed import amp_dtype, autocast
 
 PROFILE_ROWS = 12
 

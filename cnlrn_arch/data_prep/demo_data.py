@@ -1,4 +1,4 @@
-"""``cnlrn make-demo-data``: a small REDS-like set made from the photographs shipped inside scikit-image.
+"""A small REDS-like set made from the photographs shipped inside scikit-image (``cnlrn make-demo-data``).
 
 Training crops and validation tiles of sharp photos are blurred with random,
 spatially varying camera-shake kernels plus mild noise, then downscaled x4
@@ -12,9 +12,7 @@ Output under OUT (clip = photo, frame = crop, as in REDS):
       256x256 HR tiles of photos never used for training, and their LR
   README.txt  seed, counts and the bicubic baseline PSNR; written last
 """
-import argparse
 import os
-import shutil
 import time
 from os import path as osp
 
@@ -28,8 +26,9 @@ from basicsr.metrics.psnr_ssim import calculate_psnr
 from basicsr.utils.lmdb_util import LmdbMaker
 from ..data.motion_blur import blur, shake_kernels
 from ..utils.errors import UserError
-from ..utils.image_formats import bicubic_resize_uint8, positive_int
-from .data_prep import SCALE
+from ..project import SCALE
+from ..utils.image_formats import bicubic_resize_uint8
+from .files import build_then_rename, lmdb_map_size
 
 # skimage.data names; grayscale ones become 3 equal channels
 TRAIN_PHOTOS = ('rocket', 'motorcycle', 'hubble_deep_field', 'retina', 'immunohistochemistry', 'colorwheel', 'camera',
@@ -47,17 +46,6 @@ SETS = ('sharp', 'blur_bicubic_X4', 'sharp_bicubic_X4')
 PNG_LEVEL = 1  # the compression BasicSR's LMDB makers use and record in meta_info.txt
 HEADER = 'CNLRN demo data'
 
-
-def add_parser(subparsers):
-    parser = subparsers.add_parser(
-        'make-demo-data', help='make a small REDS-like set from the photographs shipped with scikit-image',
-        description=__doc__.split('\n', 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--out', default=osp.join('datasets', 'demo'), help='output folder (default: %(default)s)')
-    parser.add_argument('--seed', type=int, default=0, help='random seed (default: %(default)s)')
-    parser.add_argument('--crops-per-photo', type=positive_int, default=24, metavar='N',
-                        help=f'training crops per photo, {len(TRAIN_PHOTOS)} photos (default: %(default)s)')
-    parser.add_argument('--force', action='store_true', help='remake OUT even if it already holds demo data')
-    parser.set_defaults(func=make_demo_data)
 
 
 def load_photo(name):
@@ -121,8 +109,7 @@ def png(img):
 
 def write_lmdb(path, keys, imgs):
     data = [png(img) for img in imgs]
-    # sized as basicsr's make_lmdb_from_imgs sizes it
-    maker = LmdbMaker(path, map_size=10 * sum(map(len, data)) + 2**20, compress_level=PNG_LEVEL)
+    maker = LmdbMaker(path, map_size=lmdb_map_size(sum(map(len, data))), compress_level=PNG_LEVEL)
     for key, img, img_bytes in zip(keys, imgs, data):
         maker.put(img_bytes, key, img.shape)
     maker.close()
@@ -135,7 +122,8 @@ def bicubic_psnr(sharp, blurry_lr):
 
 
 def make(out, seed, crops_per_photo):
-    """Write the data set into the new folder ``out``; return the README text."""
+    """Write the data set and its README.txt into the new folder ``out``; return the README text."""
+    os.makedirs(out)
     torch.set_num_threads(1)  # imresize works on tiny tensors, where threads only add overhead
     train_rng, val_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     with tqdm(total=len(TRAIN_PHOTOS) + len(VAL_PHOTOS), desc='demo data', unit='photo') as pbar:
@@ -151,7 +139,7 @@ def make(out, seed, crops_per_photo):
                 f.write(png(t[i]))
 
     psnr = np.mean([bicubic_psnr(t[0], t[1]) for _, _, t in val])
-    return '\n'.join([
+    readme = '\n'.join([
         _header(seed, crops_per_photo),
         "Made by 'cnlrn make-demo-data' from photographs shipped with scikit-image; see its --help.",
         f'train: {len(train)} pairs, HR {TRAIN_SIZE}x{TRAIN_SIZE}, LR x1/{SCALE}; clips: ' +
@@ -162,6 +150,10 @@ def make(out, seed, crops_per_photo):
         f'(RGB, crop border {SCALE}; REDS Val300: 23.85 dB)',
         '',
     ])
+    # written last: its first line marks the set as complete
+    with open(osp.join(out, 'README.txt'), 'w', encoding='utf-8') as f:
+        f.write(readme)
+    return readme
 
 
 def _header(seed, crops_per_photo):
@@ -181,33 +173,16 @@ def _existing_header(out):
     raise UserError(f'{out} exists and is not a demo data folder; choose another --out')
 
 
-def make_demo_data(args):
-    out = args.out
+def make_demo_data(out, seed=0, crops_per_photo=24, force=False):
+    """Make the demo set in ``out`` unless it already holds one made with the same settings (or ``force``)."""
     existing = _existing_header(out)
-    if existing == _header(args.seed, args.crops_per_photo) and not args.force:
+    if existing == _header(seed, crops_per_photo) and not force:
         print(f'{out} already holds this demo data ({existing}); --force remakes it')
-        return 0
+        return
     if existing:
         print(f'{out} holds demo data made with other settings ({existing}): remaking it')
-
     start = time.perf_counter()
-    parent = osp.dirname(osp.abspath(out))
-    os.makedirs(parent, exist_ok=True)
     # built beside OUT and renamed once complete, so OUT never holds a partial set
-    tmp = osp.join(parent, f'.incomplete-{osp.basename(osp.abspath(out))}')
-    if osp.exists(tmp):
-        shutil.rmtree(tmp)
-    os.makedirs(tmp)
-    try:
-        readme = make(tmp, args.seed, args.crops_per_photo)
-        with open(osp.join(tmp, 'README.txt'), 'w', encoding='utf-8') as f:
-            f.write(readme)
-        if osp.exists(out):
-            shutil.rmtree(out)
-        os.rename(tmp, out)
-    finally:
-        if osp.exists(tmp):
-            shutil.rmtree(tmp)
+    readme = build_then_rename(out, lambda tmp: make(tmp, seed, crops_per_photo))
     print(readme, end='')
     print(f'demo data written to {out} in {time.perf_counter() - start:.1f} s')
-    return 0

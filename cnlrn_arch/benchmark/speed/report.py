@@ -7,7 +7,7 @@ import glob
 import json
 from os import path as osp
 
-from ..tools.demo_report import pyplot, save_figure
+from ...reporting import markdown_table, pyplot, save_figure
 from .flops import floor_seconds
 
 GB = 1e9
@@ -25,12 +25,9 @@ def floor_ratio(row, run):
     return row['median_s'] / floor_of(row, run)
 
 
-def markdown_table(columns, rows, cells, not_run_cells):
-    """A Markdown table: ``cells(row)`` per measured row, ``not_run_cells(row)`` where a case was not run."""
-    lines = ['| ' + ' | '.join(columns) + ' |', '|' + '---|' * len(columns)]
-    for row in rows:
-        lines.append('| ' + ' | '.join(not_run_cells(row) if 'error' in row else cells(row)) + ' |')
-    return lines
+def case_table(columns, rows, cells, not_run_cells):
+    """A Markdown table of cases: ``cells(row)`` per measured row, ``not_run_cells(row)`` where a case was not run."""
+    return markdown_table(columns, [not_run_cells(row) if 'error' in row else cells(row) for row in rows])
 
 
 def inference_table(run):
@@ -50,7 +47,7 @@ def inference_table(run):
 
     columns = ['LR input', 'output', 'attention', 'precision', 'runs', 'median time (s)', 'activations (GB)',
                'GFLOP/s', 'x floor', 'time vs naive', 'memory vs naive']
-    return markdown_table(columns, rows, cells, not_run_cells)
+    return case_table(columns, rows, cells, not_run_cells)
 
 
 def training_table(run):
@@ -63,7 +60,7 @@ def training_table(run):
 
     columns = ['attention', 'precision', 'batch x LR patch', 'median step (s)', 'iterations/s',
                'peak memory above weights and Adam (GB)']
-    return markdown_table(columns, [r for r in run['cases'] if r['kind'] == 'training'], cells, not_run_cells)
+    return case_table(columns, [r for r in run['cases'] if r['kind'] == 'training'], cells, not_run_cells)
 
 
 def device_section(run):

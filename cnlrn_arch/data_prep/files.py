@@ -1,8 +1,8 @@
-"""Helpers of the data preparation tools.
+"""What the data preparation commands share: paired image lists, PNG conversion, complete-or-nothing outputs.
 
 Outputs only ever appear complete: PNGs are written to a temporary file and
-renamed, LMDBs are built under a temporary name and renamed, so a tool that
-was interrupted can be run again and redoes only what is missing.
+renamed, LMDBs and the demo set are built under a temporary name and renamed,
+so an interrupted run can be started again and redoes only what is missing.
 """
 import os
 import shutil
@@ -16,21 +16,42 @@ from tqdm import tqdm
 from basicsr.data.transforms import mod_crop
 from basicsr.utils import scandir
 from basicsr.utils.lmdb_util import make_lmdb_from_imgs
+from ..project import SCALE
 from ..utils.atomic import atomic_write
 from ..utils.errors import UserError
-from ..utils.image_formats import IMG_EXTENSIONS, bicubic_resize_uint8, positive_int
+from ..utils.image_formats import IMG_EXTENSIONS, bicubic_resize_uint8
 
-SCALE = 4
-# LMDB map space beyond 10x the source images (bookkeeping pages of small sets)
+# LMDB map space beyond 10x the images (bookkeeping pages of small sets)
 LMDB_MAP_MARGIN = 64 * 2**20
 
 
-def add_workers_argument(parser):
-    parser.add_argument(
-        '--workers', type=positive_int, default=os.cpu_count() or 1, metavar='N',
-        help='processes for reading, resizing and writing images (default: number of CPUs)')
+def lmdb_map_size(image_bytes):
+    """LMDB map size for images of ``image_bytes`` in all: BasicSR sizes it from the first image alone,
+    too small when images differ in size or are tiny."""
+    return 10 * image_bytes + LMDB_MAP_MARGIN
 
 
+def build_then_rename(path, build):
+    """Run ``build(tmp)`` on a fresh temporary path beside ``path``, then rename it to ``path``.
+
+    ``path`` (a file or folder) is replaced only by a complete result; a failed
+    build leaves no temporary behind. The temporary name keeps ``path``'s
+    suffix, as BasicSR's LMDB writers want ``.lmdb``.
+    """
+    parent, name = osp.split(osp.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    tmp = osp.join(parent, f'.incomplete-{name}')
+    if osp.exists(tmp):
+        shutil.rmtree(tmp)
+    try:
+        result = build(tmp)
+        if osp.exists(path):
+            shutil.rmtree(path)
+        os.rename(tmp, path)
+    finally:
+        if osp.exists(tmp):
+            shutil.rmtree(tmp)
+    return result
 
 
 def require_dir(path):
@@ -50,8 +71,6 @@ def paired_images(first, second):
         has, lacks = (first, second) if unpaired[0] in first_names else (second, first)
         raise UserError(f'{unpaired[0]} is in {has} but not in {lacks}')
     return first_names
-
-
 
 
 def convert_image(job):
@@ -94,11 +113,6 @@ def build_lmdb(src_root, lmdb_path, rel_paths):
     if osp.exists(lmdb_path):
         print(f'{lmdb_path}: already complete')
         return
-    # ends in .lmdb as make_lmdb_from_imgs requires; renamed only once complete
-    tmp = osp.join(osp.dirname(lmdb_path), f'.incomplete-{osp.basename(lmdb_path)}')
-    if osp.exists(tmp):
-        shutil.rmtree(tmp)
-    # BasicSR sizes the map from the first image alone, too small when images differ or are tiny
-    map_size = 10 * sum(osp.getsize(osp.join(src_root, p)) for p in rel_paths) + LMDB_MAP_MARGIN
-    make_lmdb_from_imgs(src_root, tmp, rel_paths, [osp.splitext(p)[0] for p in rel_paths], map_size=map_size)
-    os.rename(tmp, lmdb_path)
+    map_size = lmdb_map_size(sum(osp.getsize(osp.join(src_root, p)) for p in rel_paths))
+    keys = [osp.splitext(p)[0] for p in rel_paths]
+    build_then_rename(lmdb_path, lambda tmp: make_lmdb_from_imgs(src_root, tmp, rel_paths, keys, map_size=map_size))

@@ -6,8 +6,9 @@ rewrite the table, the ordering check and the chart without training again.
 import json
 from os import path as osp
 
-from . import demo_report
-from .bench_quality_variants import PRETRAIN_SHARE
+from ...evaluation import CROP_BORDER
+from ...reporting import markdown_table, pyplot, save_figure
+from .variants import PRETRAIN_SHARE
 
 MD, PNG, JSON = 'QUALITY.md', 'quality.png', 'quality.json'
 # the paper's ordering on REDS, worst first: each level should beat every row of the one before
@@ -44,15 +45,14 @@ def _paper(numbers):
 
 def table(result):
     bicubic = result['bicubic']
-    lines = ['| method | option file scaled down | parameters | PSNR (dB) | SSIM | vs bicubic | training (s) | '
-             'inference (ms / image) | paper, REDS Val300 PSNR / SSIM |', '|---|---|---|---|---|---|---|---|---|',
-             f"| bicubic upsampling of the blurry LR | — | — | {bicubic['psnr']:.2f} | {bicubic['ssim']:.4f} | | "
-             f"— | — | {_paper(bicubic['paper'])} |"]
-    for row in result['rows']:
-        lines.append(f"| {row['label']} | `{row['option']}` | {row['params'] / 1e6:.2f} M | {row['psnr']:.2f} | "
-                     f"{row['ssim']:.4f} | {row['psnr'] - bicubic['psnr']:+.2f} dB | {row['train_s']:.0f} | "
-                     f"{1000 * row['infer_s']:.0f} | {_paper(row['paper'])} |")
-    return '\n'.join(lines)
+    columns = ['method', 'option file scaled down', 'parameters', 'PSNR (dB)', 'SSIM', 'vs bicubic', 'training (s)',
+               'inference (ms / image)', 'paper, REDS Val300 PSNR / SSIM']
+    rows = [['bicubic upsampling of the blurry LR', '—', '—', f"{bicubic['psnr']:.2f}", f"{bicubic['ssim']:.4f}", '',
+             '—', '—', _paper(bicubic['paper'])]]
+    rows += [[row['label'], f"`{row['option']}`", f"{row['params'] / 1e6:.2f} M", f"{row['psnr']:.2f}",
+              f"{row['ssim']:.4f}", f"{row['psnr'] - bicubic['psnr']:+.2f} dB", f"{row['train_s']:.0f}",
+              f"{1000 * row['infer_s']:.0f}", _paper(row['paper'])] for row in result['rows']]
+    return '\n'.join(markdown_table(columns, rows))
 
 
 def _last_gain(row):
@@ -96,10 +96,8 @@ def ordering(result):
 def curve_table(result):
     rows = result['rows']
     iters = [point['iter'] for point in rows[0]['curve']] if rows else []
-    lines = ['| method | ' + ' | '.join(f'after {i} it.' for i in iters) + ' |', '|---|' + '---|' * len(iters)]
-    for row in rows:
-        lines.append(f"| {row['label']} | " + ' | '.join(f"{p['psnr']:.2f}" for p in row['curve']) + ' |')
-    return '\n'.join(lines)
+    cells = [[row['label']] + [f"{p['psnr']:.2f}" for p in row['curve']] for row in rows]
+    return '\n'.join(markdown_table(['method'] + [f'after {i} it.' for i in iters], cells))
 
 
 def markdown(result):
@@ -117,7 +115,7 @@ those are REDS Val300 after 1M iterations at full size, shown for reference only
   device {m['device']}; torch {m['torch']}, basicsr {m['basicsr']}
 - **data**: `{s['data']}` (`cnlrn make-demo-data`: {s['data_header']}); training on its LMDBs, scoring on
   its {val['count']} held-out 256x256 tiles (`val/`, photos never trained on): PSNR and SSIM on RGB,
-  {demo_report.CROP_BORDER}-pixel border cropped (basicsr.metrics, as `cnlrn demo`)
+  {CROP_BORDER}-pixel border cropped (basicsr.metrics, as `cnlrn demo`)
 - **budget, the same for every variant**: {s['iters']} iterations, batch {s['batch']}, LR patch
   {s['gt_size'] // 4} (HR {s['gt_size']}), flips and rotations, seed {s['seed']}, the same batches in the same
   order; Adam at the demo's learning rates (`options/demo/joint.yml`: {s['lr']:g}, {s['lr_deblur']:g} for a
@@ -134,9 +132,8 @@ those are REDS Val300 after 1M iterations at full size, shown for reference only
 - **times**: training time is the sum of the training steps (data loading included; model building and the
   evaluations excluded); inference is the mean per held-out image (LR {val['lr_size']}) at the end
 
-| variant | network (scaled down) |
-|---|---|
-""" + '\n'.join(f"| {r['label']} | `{network_text(r['network'])}` |" for r in result['rows']) + f"""
+""" + '\n'.join(markdown_table(['variant', 'network (scaled down)'],
+                             [[r['label'], f"`{network_text(r['network'])}`"] for r in result['rows']])) + f"""
 
 ## Results
 
@@ -164,7 +161,7 @@ out:
 
 def chart(result, path):
     """PSNR bars per variant (coloured by the paper's groups) with bicubic as a line, and the learning curves."""
-    plt = demo_report.pyplot()
+    plt = pyplot()
     bicubic = result['bicubic']['psnr']
     rows = result['rows']
     fig, (bars, curves) = plt.subplots(1, 2, figsize=(12, 0.45 * len(rows) + 2.5), dpi=120,
@@ -192,7 +189,7 @@ def chart(result, path):
     curves.set_ylabel('held-out PSNR (dB)')
     curves.set_title('during training')
     curves.legend(fontsize=7, loc='best')
-    demo_report.save_figure(fig, path)
+    save_figure(fig, path)
 
 
 def write_report(result, out):

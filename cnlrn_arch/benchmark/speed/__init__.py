@@ -1,0 +1,1 @@
+"""``cnlrn bench``: time and memory of CNLRN against the hardware's FLOP floor."""

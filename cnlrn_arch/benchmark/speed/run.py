@@ -1,0 +1,147 @@
+"""CNLRN's speed and memory against the machine's FLOP floor (``cnlrn bench``).
+
+Inference (one forward at batch 1) at each LR size, with the default fused
+attention and with the explicit score-matrix attention of the authors'
+release side by side; one training step (forward, L1, backward, Adam) for
+both; bf16 autocast where the hardware computes in bf16. On CPU the PSNR
+change of bf16 is measured on the demo validation images in any case (the
+rounding is the same where it is emulated, only far slower). Every case runs in a fresh process so that
+its memory is its own. Prints the tables and writes RESULTS.md,
+results_<device>.json and speed.png to OUT.
+"""
+import json
+import os
+import subprocess
+import sys
+from os import path as osp
+
+import torch
+from tqdm import tqdm
+
+from ...utils.errors import UserError
+from ...utils.machine import cpu_name
+from .bf16_quality import bf16_psnr_change
+from .flops import MATMUL_SIZE, count_flops, floor_seconds, matmul_peak
+from .report import size_label, write_report
+
+DEFAULT_SIZES = ((90, 160), (180, 320), (360, 640))
+# a REDS frame: when benchmarked (else the first size), profiled and run in bf16 too
+MAIN_SIZE = (180, 320)
+CASE_BUDGET_S = 150
+# the release's naive path holds scores, scaled scores and probabilities of one head: 3 N^2 floats
+NAIVE_COPIES = 3
+
+
+def bf16_native(device):
+    """Whether ``device`` computes bf16 in hardware (on CPU: oneDNN's check for AVX512-BF16 or AMX)."""
+    if device == 'cuda':
+        return torch.cuda.is_bf16_supported()
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def naive_too_big(config, size, device):
+    """None, or why the explicit score matrices of one head cannot fit on ``device``."""
+    patch = min(config.get('nonlocal_psize', (4,)))
+    tokens = (2 * size[0] // patch) * (2 * size[1] // patch)  # the largest attention runs at 2x
+    needed = NAIVE_COPIES * tokens**2 * 4
+    available = (torch.cuda.get_device_properties(0).total_memory if device == 'cuda'
+                 else os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES'))
+    if needed > 0.8 * available:
+        return f'score matrices need {needed / 1e9:.0f} GB'
+    return None
+
+
+def run_case(case):
+    """Run one case in a fresh interpreter; its JSON result merged into ``case``."""
+    command = [sys.executable, '-m', 'cnlrn_arch.benchmark.speed.case', json.dumps(case)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    lines = result.stdout.strip().splitlines()
+    if result.returncode or not lines:
+        reason = 'killed (out of memory?)' if result.returncode < 0 else result.stderr.strip().splitlines()[-1:]
+        return dict(case, error=str(reason))
+    return dict(case, **json.loads(lines[-1]))
+
+
+def plan(config, sizes, runs, train_size, train_batch, training, device, threads):
+    """The cases to run, as dicts for :func:`run_case`; a case that cannot fit carries its ``error``."""
+    base = {'config': config, 'device': device, 'threads': threads, 'runs': runs}
+    main_size = MAIN_SIZE if MAIN_SIZE in sizes else sizes[0]
+    cases = []
+    for size in sizes:
+        for impl in ('sdpa', 'naive'):
+            case = dict(base, kind='inference', impl=impl, size=size, batch=1, precision='fp32')
+            too_big = naive_too_big(config, size, device) if impl == 'naive' else None
+            cases.append(dict(case, error=too_big) if too_big else case)
+            if impl == 'sdpa' and size == main_size:
+                case['profile'] = True  # where the time goes, operator by operator
+    # emulated bf16 (e.g. a CPU with AVX2 only) runs its matmuls ~100x slower: no point timing it
+    bf16 = bf16_native(device)
+    if bf16:
+        cases.append(dict(base, kind='inference', impl='sdpa', size=main_size, batch=1, precision='bf16'))
+    if training:
+        train = dict(base, kind='training', size=train_size, batch=train_batch)
+        cases += [dict(train, impl=impl, precision='fp32') for impl in ('sdpa', 'naive')]
+        if bf16:
+            cases.append(dict(train, impl='sdpa', precision='bf16'))
+    return cases
+
+
+def run_speed_benchmark(command, out, config, sizes=DEFAULT_SIZES, runs=3, train_size=(64, 64), train_batch=2,
+                        training=True, device='cpu', threads=None, matmul_size=MATMUL_SIZE):
+    """Run every case of :func:`plan`; write results_<device>.json, RESULTS.md and speed.png to ``out``.
+
+    Args:
+        command (str): the command line, recorded in the report.
+        out (str): output folder.
+        config (dict): CNLRN arguments overriding the released configuration.
+        sizes (list[tuple[int, int]]): LR (height, width) of the inference cases.
+        runs (int): forwards per case, fewer where the FLOP floor says they would take over CASE_BUDGET_S.
+        train_size (tuple[int, int]): LR patch of the training step.
+        train_batch (int): batch of the training step.
+        training (bool): whether to run the training-step cases.
+        device (str): 'cpu' or 'cuda'.
+        threads (int | None): torch threads, None to let torch choose.
+        matmul_size (int): side of the square matmul that measures the peak.
+    """
+    if device == 'cuda' and not torch.cuda.is_available():
+        raise UserError('--device cuda: CUDA is not available here')
+    if threads:
+        torch.set_num_threads(threads)
+    cases = plan(config, sizes, runs, train_size, train_batch, training, device, threads)
+    precisions = {'fp32': torch.float32} | ({'bf16': torch.bfloat16} if any(
+        c['precision'] == 'bf16' for c in cases) else {})
+    print(f'matmul peak ({matmul_size}^2) ...', flush=True)
+    peaks = {name: matmul_peak(dtype, device, matmul_size) for name, dtype in precisions.items()}
+    size_flops = {size_label(s): count_flops(config, s) for s in sizes}
+    results = []
+    for case in tqdm(cases, desc='cases', unit='case'):
+        if case['kind'] == 'training':
+            # backward costs about twice the forward
+            flops = 3 * count_flops(config, case['size'], case['batch'])['total']
+        else:
+            flops = size_flops[size_label(case['size'])]['total']
+        case['runs'] = max(1, min(runs, int(CASE_BUDGET_S // floor_seconds(flops, peaks[case['precision']]))))
+        result = case if 'error' in case else run_case(case)
+        results.append(dict(result, flops=flops))
+        tqdm.write(summary(result))
+    name = torch.cuda.get_device_name(0) if device == 'cuda' else f'{cpu_name()} ({os.cpu_count()} cores)'
+    run = {'device': name, 'device_short': device, 'command': command,
+           'torch': torch.__version__, 'threads': threads or torch.get_num_threads(), 'runs': runs,
+           'matmul_size': matmul_size, 'peak_gflops': peaks, 'config': config,
+           'bf16_native': bf16_native(device), 'cpu_capability': torch.backends.cpu.get_cpu_capability(),
+           'flops': size_flops,
+           'cases': results}
+    if device == 'cpu':
+        print('bf16 quality on the demo validation images ...', flush=True)
+        run['bf16_quality'] = bf16_psnr_change()
+    os.makedirs(out, exist_ok=True)
+    with open(osp.join(out, f'results_{device}.json'), 'w') as f:
+        json.dump(run, f, indent=1)
+    print('\n'.join(write_report(out)))
+
+
+def summary(result):
+    name = f"{result['kind']} {result['impl']} {result['precision']} {size_label(result['size'])}"
+    if 'error' in result:
+        return f"{name}: not run: {result['error']}"
+    return f"{name}: {result['median_s']:.2f} s, {result['activation_bytes'] / 1e9:.3f} GB"

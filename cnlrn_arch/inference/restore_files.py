@@ -1,0 +1,105 @@
+"""Restoring image files into a folder, one after another (``cnlrn infer``).
+
+Each input is written as the PNG OUTDIR/<name><suffix>.png in its own mode
+and bit depth. An input that cannot be read, or whose output would overwrite
+an input, is reported and skipped; the others are still restored.
+"""
+import os
+import sys
+
+import torch
+from tqdm import tqdm
+
+from ..utils.errors import UserError
+from ..utils.speed import AMP_DTYPES, Speed, check_autocast, compile_args, compiled, to_memory_format
+from .image_io import find_images, read_image, write_png
+from .network import load_network, resolve_device
+from .upscale import upscale
+DEFAULT_TILE_PAD = 16
+SUGGESTED_TILE = 256
+# LR inputs above this many pixels print a hint to use --tile (full-size activations take gigabytes)
+LARGE_INPUT_PIXELS = 1024 * 1024
+
+
+def _file_id(path):
+    stat = os.stat(path)
+    return stat.st_dev, stat.st_ino
+
+
+def _check_output(path, out_path, input_ids, written_ids):
+    """Refuse to replace an input, or an output written earlier in this run (two inputs with the same stem)."""
+    # (device, inode) pairs see through symlinks, hard links and case-insensitive file names
+    owner = _file_id(out_path) if os.path.exists(out_path) else None
+    if owner in input_ids:
+        raise UserError(f'{path}: its output {out_path} would overwrite the input {input_ids[owner]}; '
+                        'choose another -o or --suffix')
+    if owner in written_ids:
+        raise UserError(f'{path}: its output {out_path} was already written from {written_ids[owner]}')
+
+
+def _upscale(net, image, path, device, tile, tile_pad, self_ensemble, precision):
+    """:func:`upscale`, with running out of memory turned into a per-image error that suggests tiles."""
+    try:
+        return upscale(net, image, device, tile, tile_pad, self_ensemble, AMP_DTYPES.get(precision))
+    except RuntimeError as err:
+        if not (isinstance(err, torch.OutOfMemoryError) or "can't allocate memory" in str(err)):  # CPU allocator
+            raise
+    # outside the except block: the traceback's frames, which hold the tensors, are released by now
+    if device.type == 'cuda':
+        torch.cuda.empty_cache()
+    height, width = image.rgb.shape[:2]
+    advice = f'a smaller --tile than {tile}' if tile else f'--tile {SUGGESTED_TILE}'
+    raise UserError(f'{path}: out of memory on {width}x{height} pixels; retry with {advice}')
+
+
+def restore_files(inputs, output, weights, opt=None, tile=None, tile_pad=None, self_ensemble=False, device='auto',
+                  precision=None, channels_last=False, compile_backend=None, suffix='_cnlrn'):
+    """Restore the images ``inputs`` names into the folder ``output``; return how many were skipped.
+
+    Args:
+        inputs (list[str]): image files, folders (their images) or glob patterns.
+        output (str): folder for the results, created if missing.
+        weights (str): a bare state dict or a BasicSR checkpoint (params_ema, else params).
+        opt (str | None): option file whose ``network_g`` gives the architecture (default: CNLRN's).
+        tile (int | None): LR tile side; None runs each image whole.
+        tile_pad (int | None): LR context around each tile (default: DEFAULT_TILE_PAD); needs ``tile``.
+        self_ensemble (bool): average over the 8 flips/rotations.
+        device (str): 'auto', 'cpu' or 'cuda'.
+        precision (str | None): None (float32) or a key of AMP_DTYPES to autocast to.
+        channels_last (bool): NHWC weights and activations.
+        compile_backend (str | None): torch.compile backend, None for none.
+        suffix (str): appended to each output's name.
+    """
+    if tile_pad is not None and tile is None:
+        raise UserError('--tile-pad needs --tile')
+    tile_pad = DEFAULT_TILE_PAD if tile_pad is None else tile_pad
+    device = resolve_device(device)
+    check_autocast(device.type, AMP_DTYPES.get(precision), f'--{precision}')
+    speed = Speed(channels_last, compile_args({'backend': compile_backend} if compile_backend else None, '--compile'))
+    inputs = find_images(inputs)
+    net = compiled(to_memory_format(load_network(weights, opt, device), speed), speed)
+    try:
+        os.makedirs(output, exist_ok=True)
+    except OSError as err:
+        raise UserError(f'cannot create output folder {output}: {err.strerror}') from None
+    input_ids = {_file_id(path): path for path in inputs}
+    written_ids = {}
+    hinted = False
+    failed = 0
+    for path in tqdm(inputs, desc='infer', unit='image'):
+        out_path = os.path.join(output, os.path.splitext(os.path.basename(path))[0] + suffix + '.png')
+        try:
+            _check_output(path, out_path, input_ids, written_ids)
+            image = read_image(path)
+            height, width = image.rgb.shape[:2]
+            if tile is None and height * width > LARGE_INPUT_PIXELS and not hinted:
+                tqdm.write(f'cnlrn infer: {path} is {width}x{height}; if memory runs out, add --tile {SUGGESTED_TILE}',
+                           file=sys.stderr)
+                hinted = True
+            write_png(out_path, _upscale(net, image, path, device, tile, tile_pad, self_ensemble, precision))
+            written_ids[_file_id(out_path)] = path
+        except UserError as err:
+            failed += 1
+            tqdm.write(f'cnlrn infer: skipped {err}', file=sys.stderr)
+    print(f'wrote {len(inputs) - failed} of {len(inputs)} images to {output}')
+    return failed

@@ -1,1 +1,0 @@
-"""Subcommands of the ``cnlrn`` command, one module each (see ``cnlrn_arch/cli.py``)."""

@@ -1,0 +1,41 @@
+"""argparse types and arguments shared by several commands."""
+import argparse
+import os
+
+
+def int_at_least(minimum):
+    """argparse type: an integer of at least ``minimum``."""
+
+    def parse(text):
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f'must be at least {minimum}, got {value}')
+        return value
+
+    parse.__name__ = 'int'  # argparse names the type in "invalid int value"
+    return parse
+
+
+positive_int = int_at_least(1)
+
+
+def height_width(text):
+    """argparse type: 'HEIGHTxWIDTH' -> (height, width), both positive."""
+    try:
+        height, width = (int(v) for v in text.lower().split('x'))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{text!r} is not HEIGHTxWIDTH, e.g. 180x320') from None
+    if height < 1 or width < 1:
+        raise argparse.ArgumentTypeError(f'{text!r} needs positive sides')
+    return height, width
+
+
+def add_workers_argument(parser):
+    parser.add_argument(
+        '--workers', type=positive_int, default=os.cpu_count() or 1, metavar='N',
+        help='processes for reading, resizing and writing images (default: number of CPUs)')
+
+
+def description(module):
+    """A library module's docstring without its first line: the ``--help`` text of the command it implements."""
+    return module.__doc__.split('\n', 2)[2]
