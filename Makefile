@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: venv demo test clean
+.PHONY: venv demo test test-fast lint format clean
 
 venv: $(VENV)/.installed
 
@@ -21,8 +21,21 @@ $(VENV)/.installed: setup.py
 demo: venv
 	$(VENV)/bin/cnlrn demo
 
+# everything (CI runs this through .ci/run)
 test: venv
 	$(PY) -m pytest -q tests
+
+# the tests that start no processes: the loop to run while editing
+test-fast: venv
+	$(PY) -m pytest -q -m 'not slow' tests
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 clean:
 	rm -rf $(VENV) build *.egg-info

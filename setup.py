@@ -1,4 +1,5 @@
 """CNLRN for BasicSR: install with ``make venv`` (pins torch; see README)."""
+
 import os
 
 from setuptools import find_packages, setup
@@ -31,7 +32,7 @@ setup(
         'scikit-image',
         'matplotlib',
     ],
-    extras_require={'test': ['pytest']},
+    extras_require={'test': ['pytest', 'ruff']},
     entry_points={
         'console_scripts': [
             'basicsr=cnlrn_cli.basicsr_runner:main',

@@ -8,6 +8,7 @@ under the old name. This must run before anything imports basicsr, which is
 why ``cnlrn_arch/__init__.py`` imports it first. Nothing in site-packages is
 edited.
 """
+
 import importlib
 import sys
 

@@ -9,6 +9,7 @@
 Data, experiments and results are written in the current directory; the option
 files come from this repository.
 """
+
 import os
 import shlex
 import subprocess
@@ -28,7 +29,6 @@ TEST_RUN, TEST_CHECKPOINT = 'CNLRN_demo_test', 'CNLRN_demo_checkpoint_test'
 QUICK_ITERS = 4
 
 
-
 def run(args):
     """Run a command of this environment, its output streaming to the console."""
     print(f'\n$ {shlex.join(args)}', flush=True)
@@ -46,8 +46,14 @@ def option(name):
 
 
 def quick_overrides(total_iter):
-    return ['--force_yml', f'train:total_iter={total_iter}', f'train:scheduler:periods=[{total_iter}]',
-            f'val:val_freq={total_iter}', f'logger:save_checkpoint_freq={total_iter}', 'logger:print_freq=1']
+    return [
+        '--force_yml',
+        f'train:total_iter={total_iter}',
+        f'train:scheduler:periods=[{total_iter}]',
+        f'val:val_freq={total_iter}',
+        f'logger:save_checkpoint_freq={total_iter}',
+        'logger:print_freq=1',
+    ]
 
 
 def run_demo(out, checkpoint, quick=False):
@@ -64,8 +70,16 @@ def run_demo(out, checkpoint, quick=False):
     run(['basicsr', 'test', '-opt', option('demo/test.yml')])
     has_checkpoint = osp.isfile(checkpoint)
     if has_checkpoint:
-        run(['basicsr', 'test', '-opt', option('demo/test_checkpoint.yml'), '--force_yml',
-             f'path:pretrain_network_g={checkpoint}'])
+        run(
+            [
+                'basicsr',
+                'test',
+                '-opt',
+                option('demo/test_checkpoint.yml'),
+                '--force_yml',
+                f'path:pretrain_network_g={checkpoint}',
+            ]
+        )
     else:
         print(f'no demo checkpoint at {checkpoint}: its row is left out')
     report(out, has_checkpoint)
@@ -75,16 +89,20 @@ def run_demo(out, checkpoint, quick=False):
 def score_table(rows):
     """rows: (method, psnr, ssim), the baseline first -> a Markdown table as text."""
     base_method, base_psnr = rows[0][:2]
-    cells = [[method, f'{psnr:.2f}', f'{ssim:.4f}', '' if method == base_method else f'{psnr - base_psnr:+.2f} dB']
-             for method, psnr, ssim in rows]
+    cells = [
+        [method, f'{psnr:.2f}', f'{ssim:.4f}', '' if method == base_method else f'{psnr - base_psnr:+.2f} dB']
+        for method, psnr, ssim in rows
+    ]
     return '\n'.join(reporting.markdown_table(['method', 'PSNR (dB)', 'SSIM', 'vs bicubic'], cells))
 
 
 def report(out, has_checkpoint):
     names, sharp, _, bicubic = read_val(DEMO_VAL)
     trained = read_results(osp.join('results', TEST_RUN, 'visualization', 'demo_val'), names)
-    rows = [('bicubic upsampling of the blurry LR', *score(bicubic, sharp)),
-            ('CNLRN, trained just now (options/demo)', *score(trained, sharp))]
+    rows = [
+        ('bicubic upsampling of the blurry LR', *score(bicubic, sharp)),
+        ('CNLRN, trained just now (options/demo)', *score(trained, sharp)),
+    ]
     panels = [('bicubic', bicubic), ('CNLRN (this run)', trained)]
     if has_checkpoint:
         shipped = read_results(osp.join('results', TEST_CHECKPOINT, 'visualization', 'demo_val'), names)
@@ -100,8 +118,9 @@ def report(out, has_checkpoint):
     for i, name in enumerate(names):
         first_of_clip.setdefault(name.split('_')[0], i)
     shown = list(first_of_clip.values())
-    reporting.comparison_picture(picture, [(label, [imgs[i] for i in shown]) for label, imgs in panels],
-                                   [sharp[i] for i in shown])
+    reporting.comparison_picture(
+        picture, [(label, [imgs[i] for i in shown]) for label, imgs in panels], [sharp[i] for i in shown]
+    )
     curve = osp.join(out, 'psnr_curve.png')
     joint_curve = reporting.read_scalar_curve(osp.join('tb_logger', JOINT), 'metrics/demo_val/psnr')
     reporting.psnr_curve_picture(curve, {'joint training': joint_curve}, rows[0][1])

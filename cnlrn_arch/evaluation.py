@@ -3,15 +3,16 @@
 ``cnlrn demo`` and both benchmarks score through these helpers, so their
 numbers are measured the same way.
 """
+
 import glob
 import os
 from os import path as osp
 
 import cv2
 import numpy as np
-
 from basicsr.metrics.psnr_ssim import calculate_psnr, calculate_ssim
 from basicsr.utils import img2tensor
+
 from .project import SCALE
 from .utils.image_formats import bicubic_resize_uint8
 
@@ -46,4 +47,4 @@ def read_results(folder, names):
 
 def val_inputs(blurry):
     """The blurry LR validation images (uint8 BGR) as the networks' 1x3xHxW RGB inputs."""
-    return [img2tensor(img.astype(np.float32) / 255., bgr2rgb=True, float32=True)[None] for img in blurry]
+    return [img2tensor(img.astype(np.float32) / 255.0, bgr2rgb=True, float32=True)[None] for img in blurry]

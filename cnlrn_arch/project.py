@@ -1,4 +1,5 @@
 """Names the whole project shares, spelled once: the repository's folders, the demo's files, the scale."""
+
 from os import path as osp
 
 # every network, data set and tool here super-resolves x4, as REDS' LR frames are 1/4 of the HR

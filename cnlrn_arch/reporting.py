@@ -1,4 +1,5 @@
 """Figures and Markdown tables of the demo and the benchmarks: one table helper, one way to save a figure."""
+
 import os
 from os import path as osp
 
@@ -11,7 +12,8 @@ ZOOM = 3  # magnification of the detail crops in the picture
 def markdown_table(columns, rows):
     """A Markdown table as a list of lines: a header of ``columns``, then one line per row of cell strings."""
     return ['| ' + ' | '.join(columns) + ' |', '|' + '---|' * len(columns)] + [
-        '| ' + ' | '.join(row) + ' |' for row in rows]
+        '| ' + ' | '.join(row) + ' |' for row in rows
+    ]
 
 
 def _label(img, text):
@@ -23,7 +25,7 @@ def _label(img, text):
 
 def _detail(img, box):
     top, left, size = box
-    crop = img[top:top + size, left:left + size]
+    crop = img[top : top + size, left : left + size]
     return cv2.resize(crop, (size * ZOOM, size * ZOOM), interpolation=cv2.INTER_NEAREST)
 
 
@@ -31,7 +33,7 @@ def _busiest_box(img, size):
     """The size x size window with the most edges: where restoration shows."""
     edges = cv2.Laplacian(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY).astype(np.float32), cv2.CV_32F)
     energy = cv2.boxFilter(np.abs(edges), -1, (size, size), normalize=False, anchor=(0, 0))
-    valid = energy[:img.shape[0] - size + 1, :img.shape[1] - size + 1]
+    valid = energy[: img.shape[0] - size + 1, : img.shape[1] - size + 1]
     top, left = np.unravel_index(np.argmax(valid), valid.shape)
     return int(top), int(left), size
 
@@ -59,6 +61,7 @@ def comparison_picture(path, panels, sharp, detail_size=48):
 def read_scalar_curve(tb_dir, tag):
     """(steps, values) of a TensorBoard scalar, empty when there is none."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     acc = EventAccumulator(tb_dir)
     acc.Reload()
     if tag not in acc.Tags().get('scalars', []):
@@ -70,8 +73,10 @@ def read_scalar_curve(tb_dir, tag):
 def pyplot():
     """matplotlib's pyplot on the Agg backend: pictures are written without a display."""
     import matplotlib
+
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+
     return plt
 
 

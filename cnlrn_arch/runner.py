@@ -3,10 +3,12 @@
 
 ``run_entry_point('train', ['-opt', 'X.yml', ...])`` runs
 ``basicsr.train.train_pipeline`` with the current directory as root, so
-``experiments/``, ``results/`` and ``tb_logger/`` appear where the user stands. Before that it imports every package that declares
-itself in the ``basicsr.plugins`` entry-point group (this one first), so any
-BasicSR plugin's networks, data sets, losses and models are available.
+``experiments/``, ``results/`` and ``tb_logger/`` appear where the user stands.
+Before that it imports every package that declares itself in the
+``basicsr.plugins`` entry-point group (this one first), so any BasicSR
+plugin's networks, data sets, losses and models are available.
 """
+
 import argparse
 import importlib
 import os

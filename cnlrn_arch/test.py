@@ -1,4 +1,5 @@
 """``python -m cnlrn_arch.test -opt options/test_val300.yml``: same as ``basicsr test``."""
+
 import sys
 
 from cnlrn_arch.runner import run_entry_point

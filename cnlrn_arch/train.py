@@ -1,4 +1,5 @@
 """``python -m cnlrn_arch.train -opt options/joint.yml``: same as ``basicsr train``."""
+
 import sys
 
 from cnlrn_arch.runner import run_entry_point

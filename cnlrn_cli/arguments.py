@@ -1,4 +1,5 @@
 """argparse types and arguments shared by several commands."""
+
 import argparse
 import os
 
@@ -32,8 +33,12 @@ def height_width(text):
 
 def add_workers_argument(parser):
     parser.add_argument(
-        '--workers', type=positive_int, default=os.cpu_count() or 1, metavar='N',
-        help='processes for reading, resizing and writing images (default: number of CPUs)')
+        '--workers',
+        type=positive_int,
+        default=os.cpu_count() or 1,
+        metavar='N',
+        help='processes for reading, resizing and writing images (default: number of CPUs)',
+    )
 
 
 def description(module):

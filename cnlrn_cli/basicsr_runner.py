@@ -3,6 +3,7 @@
 The pipeline's own arguments (``--launcher``, ``--auto_resume``, ``--debug``,
 ``--force_yml``) pass through to BasicSR; see :mod:`cnlrn_arch.runner`.
 """
+
 import argparse
 import sys
 
@@ -12,7 +13,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         prog='basicsr',
         description='Run BasicSR training or testing from an option YAML, with all installed plugins loaded.',
-        epilog="Run 'basicsr train --help' or 'basicsr test --help' for the pipeline's own options.")
+        epilog="Run 'basicsr train --help' or 'basicsr test --help' for the pipeline's own options.",
+    )
     parser.add_argument('phase', choices=['train', 'test'], help='which BasicSR pipeline to run')
     parser.add_argument('args', nargs=argparse.REMAINDER, help='arguments for that pipeline (-opt FILE ...)')
     if not argv or argv[0] in ('-h', '--help'):

@@ -1,4 +1,5 @@
 """``cnlrn bench``."""
+
 import json
 import shlex
 import sys
@@ -12,21 +13,44 @@ from .arguments import description, height_width, int_at_least
 
 def add_arguments(parser):
     parser.description = description(speed)
-    parser.add_argument('--sizes', nargs='+', type=height_width, default=list(speed.DEFAULT_SIZES), metavar='HxW',
-                        help='LR input sizes for inference (default: 90x160 180x320 360x640)')
-    parser.add_argument('--runs', type=int_at_least(1), default=3,
-                        help=f'forwards per case (default: %(default)s); fewer, down to one, where the FLOP floor '
-                        f'says they would take more than {speed.CASE_BUDGET_S} s')
-    parser.add_argument('--train-size', type=height_width, default=(64, 64), metavar='HxW',
-                        help='LR patch of the training step (default: 64x64)')
+    parser.add_argument(
+        '--sizes',
+        nargs='+',
+        type=height_width,
+        default=list(speed.DEFAULT_SIZES),
+        metavar='HxW',
+        help='LR input sizes for inference (default: 90x160 180x320 360x640)',
+    )
+    parser.add_argument(
+        '--runs',
+        type=int_at_least(1),
+        default=3,
+        help=f'forwards per case (default: %(default)s); fewer, down to one, where the FLOP floor '
+        f'says they would take more than {speed.CASE_BUDGET_S} s',
+    )
+    parser.add_argument(
+        '--train-size',
+        type=height_width,
+        default=(64, 64),
+        metavar='HxW',
+        help='LR patch of the training step (default: 64x64)',
+    )
     parser.add_argument('--train-batch', type=int_at_least(1), default=2, help='batch of the training step')
     parser.add_argument('--no-training', action='store_true', help='skip the training-step cases')
     parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
     parser.add_argument('--threads', type=int_at_least(1), help='torch threads (default: torch chooses)')
-    parser.add_argument('--config', default='{}', metavar='JSON',
-                        help='CNLRN arguments overriding the released configuration, e.g. \'{"n_feats": 32}\'')
-    parser.add_argument('--matmul-size', type=int_at_least(64), default=MATMUL_SIZE,
-                        help='side of the square matmul that measures the peak (default: %(default)s)')
+    parser.add_argument(
+        '--config',
+        default='{}',
+        metavar='JSON',
+        help='CNLRN arguments overriding the released configuration, e.g. \'{"n_feats": 32}\'',
+    )
+    parser.add_argument(
+        '--matmul-size',
+        type=int_at_least(64),
+        default=MATMUL_SIZE,
+        help='side of the square matmul that measures the peak (default: %(default)s)',
+    )
     parser.add_argument('--out', default='benchmarks', help='folder for RESULTS.md (default: %(default)s)')
     parser.set_defaults(run=run)
 
@@ -36,6 +60,16 @@ def run(args):
         config = json.loads(args.config)
     except json.JSONDecodeError as err:
         raise UserError(f'--config: not JSON: {err}') from None
-    speed.run_speed_benchmark('cnlrn bench ' + shlex.join(sys.argv[2:]), args.out, config, args.sizes, args.runs,
-                              args.train_size, args.train_batch, not args.no_training, args.device, args.threads,
-                              args.matmul_size)
+    speed.run_speed_benchmark(
+        'cnlrn bench ' + shlex.join(sys.argv[2:]),
+        args.out,
+        config,
+        args.sizes,
+        args.runs,
+        args.train_size,
+        args.train_batch,
+        not args.no_training,
+        args.device,
+        args.threads,
+        args.matmul_size,
+    )

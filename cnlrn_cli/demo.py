@@ -1,4 +1,5 @@
 """``cnlrn demo``."""
+
 from os import path as osp
 
 from cnlrn_arch import demo
@@ -10,10 +11,16 @@ from .arguments import description
 def add_arguments(parser):
     parser.description = description(demo)
     parser.add_argument('--out', default=osp.join('results', 'demo'), help='pictures and table (default: %(default)s)')
-    parser.add_argument('--checkpoint', default=DEMO_CHECKPOINT,
-                        help='demo checkpoint to compare with (default: the one shipped in the repository)')
-    parser.add_argument('--quick', action='store_true',
-                        help=f'{demo.QUICK_ITERS} iterations per stage and a smaller data set: checks the pipeline only')
+    parser.add_argument(
+        '--checkpoint',
+        default=DEMO_CHECKPOINT,
+        help='demo checkpoint to compare with (default: the one shipped in the repository)',
+    )
+    parser.add_argument(
+        '--quick',
+        action='store_true',
+        help=f'{demo.QUICK_ITERS} iterations per stage and a smaller data set: checks only the pipeline',
+    )
     parser.set_defaults(run=run)
 
 

@@ -1,4 +1,5 @@
 """``cnlrn infer``: super-resolve blurry low-resolution images x4 with trained weights."""
+
 from cnlrn_arch.inference.restore_files import DEFAULT_TILE_PAD, restore_files
 from cnlrn_arch.utils.speed import AMP_DTYPES
 
@@ -21,38 +22,83 @@ reported and skipped; the exit status is then 1.
 
 def add_arguments(parser):
     parser.description = DESCRIPTION
-    parser.add_argument('-i', '--input', nargs='+', required=True, metavar='PATH',
-                        help='image files, folders or glob patterns')
+    parser.add_argument(
+        '-i', '--input', nargs='+', required=True, metavar='PATH', help='image files, folders or glob patterns'
+    )
     parser.add_argument('-o', '--output', required=True, metavar='OUTDIR', help='folder for the results')
-    parser.add_argument('--weights', required=True, metavar='W.pth',
-                        help="a bare state dict (the authors' release) or a BasicSR checkpoint "
-                        '(params_ema, else params)')
-    parser.add_argument('--opt', metavar='X.yml',
-                        help='option file whose network_g gives the architecture (default: CNLRN as in the paper)')
-    parser.add_argument('--tile', type=int_at_least(1), metavar='N',
-                        help='run N x N LR tiles one at a time to bound memory, blended without seams')
-    parser.add_argument('--tile-pad', type=int_at_least(0), metavar='P',
-                        help='LR pixels of context around each tile, overlapping its neighbours '
-                        f'(default: {DEFAULT_TILE_PAD})')
-    parser.add_argument('--self-ensemble', action='store_true',
-                        help='average over the 8 flips/rotations (slightly better, 8 times slower)')
-    parser.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default='auto',
-                        help='auto: CUDA when available (default: %(default)s)')
+    parser.add_argument(
+        '--weights',
+        required=True,
+        metavar='W.pth',
+        help="a bare state dict (the authors' release) or a BasicSR checkpoint (params_ema, else params)",
+    )
+    parser.add_argument(
+        '--opt',
+        metavar='X.yml',
+        help='option file whose network_g gives the architecture (default: CNLRN as in the paper)',
+    )
+    parser.add_argument(
+        '--tile',
+        type=int_at_least(1),
+        metavar='N',
+        help='run N x N LR tiles one at a time to bound memory, blended without seams',
+    )
+    parser.add_argument(
+        '--tile-pad',
+        type=int_at_least(0),
+        metavar='P',
+        help=f'LR pixels of context around each tile, overlapping its neighbours (default: {DEFAULT_TILE_PAD})',
+    )
+    parser.add_argument(
+        '--self-ensemble',
+        action='store_true',
+        help='average over the 8 flips/rotations (slightly better, 8 times slower)',
+    )
+    parser.add_argument(
+        '--device',
+        choices=('auto', 'cpu', 'cuda'),
+        default='auto',
+        help='auto: CUDA when available (default: %(default)s)',
+    )
     precision = parser.add_mutually_exclusive_group()
     for name in AMP_DTYPES:
-        precision.add_argument(f'--{name}', dest='precision', action='store_const', const=name,
-                               help=f'autocast to {name}: faster where the GPU or CPU computes {name} natively')
-    parser.add_argument('--channels-last', action='store_true',
-                        help='keep the weights and activations in NHWC memory order (often faster on GPUs)')
-    parser.add_argument('--compile', nargs='?', const='inductor', metavar='BACKEND',
-                        help='torch.compile the network (default backend: inductor, which needs a C++ compiler '
-                        'on the CPU); the first image, and each new image size, takes longer')
+        precision.add_argument(
+            f'--{name}',
+            dest='precision',
+            action='store_const',
+            const=name,
+            help=f'autocast to {name}: faster where the GPU or CPU computes {name} natively',
+        )
+    parser.add_argument(
+        '--channels-last',
+        action='store_true',
+        help='keep the weights and activations in NHWC memory order (often faster on GPUs)',
+    )
+    parser.add_argument(
+        '--compile',
+        nargs='?',
+        const='inductor',
+        metavar='BACKEND',
+        help='torch.compile the network (default backend: inductor, which needs a C++ compiler '
+        'on the CPU); the first image, and each new image size, takes longer',
+    )
     parser.add_argument('--suffix', default='_cnlrn', help='appended to each output name (default: %(default)s)')
     parser.set_defaults(run=run)
 
 
 def run(args):
-    skipped = restore_files(args.input, args.output, args.weights, args.opt, args.tile, args.tile_pad,
-                            args.self_ensemble, args.device, args.precision, args.channels_last, args.compile,
-                            args.suffix)
+    skipped = restore_files(
+        args.input,
+        args.output,
+        args.weights,
+        args.opt,
+        args.tile,
+        args.tile_pad,
+        args.self_ensemble,
+        args.device,
+        args.precision,
+        args.channels_last,
+        args.compile,
+        args.suffix,
+    )
     return 1 if skipped else 0

@@ -3,6 +3,7 @@
 A subcommand's module is imported only when it is chosen, so ``cnlrn --help``
 and ``cnlrn --version`` answer without importing torch.
 """
+
 import argparse
 import importlib
 import sys
@@ -16,8 +17,10 @@ COMMANDS = {
     'prepare-reds': ('prepare_reds', 'build the REDS training LMDBs and the Val300 set'),
     'prepare-dvd': ('prepare_dvd', 'build the DVD100 test set'),
     'bench': ('bench', "measure CNLRN's speed and memory against the FLOP floor"),
-    'bench-quality': ('bench_quality', 'train CNLRN, its ablations and the baselines on an equal budget; '
-                      'compare quality'),
+    'bench-quality': (
+        'bench_quality',
+        'train CNLRN, its ablations and the baselines on an equal budget; compare quality',
+    ),
 }
 
 
@@ -31,8 +34,9 @@ def build_parser(chosen=None):
     parser = argparse.ArgumentParser(
         prog='cnlrn',
         description='Tools of the CNLRN BasicSR plugin. Training and testing run through '
-        "BasicSR's runner: 'basicsr train -opt options/joint.yml'.")
-    parser.add_argument('--version', action='version', version=f"%(prog)s {version('cnlrn_arch')}")
+        "BasicSR's runner: 'basicsr train -opt options/joint.yml'.",
+    )
+    parser.add_argument('--version', action='version', version=f'%(prog)s {version("cnlrn_arch")}')
     subparsers = parser.add_subparsers(dest='command', metavar='COMMAND')
     for name, (module, summary) in COMMANDS.items():
         subparser = subparsers.add_parser(name, help=summary, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -1,4 +1,5 @@
 """``cnlrn make-demo-data``."""
+
 from cnlrn_arch.data_prep import demo_data
 from cnlrn_arch.project import DEMO_DATA
 
@@ -9,8 +10,13 @@ def add_arguments(parser):
     parser.description = description(demo_data)
     parser.add_argument('--out', default=DEMO_DATA, help='output folder (default: %(default)s)')
     parser.add_argument('--seed', type=int, default=0, help='random seed (default: %(default)s)')
-    parser.add_argument('--crops-per-photo', type=positive_int, default=24, metavar='N',
-                        help=f'training crops per photo, {len(demo_data.TRAIN_PHOTOS)} photos (default: %(default)s)')
+    parser.add_argument(
+        '--crops-per-photo',
+        type=positive_int,
+        default=24,
+        metavar='N',
+        help=f'training crops per photo, {len(demo_data.TRAIN_PHOTOS)} photos (default: %(default)s)',
+    )
     parser.add_argument('--force', action='store_true', help='remake OUT even if it already holds demo data')
     parser.set_defaults(run=run)
 

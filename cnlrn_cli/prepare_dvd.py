@@ -1,4 +1,5 @@
 """``cnlrn prepare-dvd``."""
+
 from os import path as osp
 
 from cnlrn_arch.data_prep import dvd
@@ -8,8 +9,11 @@ from .arguments import add_workers_argument, description
 
 def add_arguments(parser):
     parser.description = description(dvd)
-    parser.add_argument('--root', default=osp.join('datasets', 'DVD'),
-                        help='folder holding the extracted quantitative_datasets (default: %(default)s)')
+    parser.add_argument(
+        '--root',
+        default=osp.join('datasets', 'DVD'),
+        help='folder holding the extracted quantitative_datasets (default: %(default)s)',
+    )
     add_workers_argument(parser)
     parser.set_defaults(run=run)
 

@@ -1,4 +1,5 @@
 """Networks: importing a ``*_arch.py`` module here registers it in ARCH_REGISTRY."""
+
 from os import path as osp
 
 from ..autoimport import import_modules

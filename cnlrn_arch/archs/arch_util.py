@@ -70,8 +70,15 @@ def run_in_strips(layers, x, halo, scale=1):
         start, stop = max(0, top - halo), min(height, bottom + halo)
         strip = layers(x[..., start:stop, :])
         if out is None:
-            out = torch.empty(x.shape[0], strip.shape[1], height * scale, width * scale, dtype=strip.dtype,
-                              device=strip.device, memory_format=torch.channels_last)
-        out[..., top * scale:bottom * scale, :] = strip[..., (top - start) * scale:(bottom - start) * scale, :]
+            out = torch.empty(
+                x.shape[0],
+                strip.shape[1],
+                height * scale,
+                width * scale,
+                dtype=strip.dtype,
+                device=strip.device,
+                memory_format=torch.channels_last,
+            )
+        out[..., top * scale : bottom * scale, :] = strip[..., (top - start) * scale : (bottom - start) * scale, :]
         del strip
     return out

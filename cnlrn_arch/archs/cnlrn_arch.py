@@ -4,11 +4,12 @@ Blurry LR image -> :class:`DeblurNet` (sharp LR features) ->
 :class:`NonLocalResidualNet` (x4 image). Attribute names (``DeblurNet``,
 ``SRNet``) match the authors' release, whose weights load strictly.
 """
+
 import math
 
+from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
-from basicsr.utils.registry import ARCH_REGISTRY
 from .arch_util import check_positive, pad_to_multiple
 from .deblur_arch import DeblurNet
 from .nlrn_arch import NonLocalResidualNet
@@ -50,13 +51,34 @@ class CNLRN(nn.Module):
     patch size) are reflect-padded and the output is cropped to 4H x 4W.
     """
 
-    def __init__(self, n_colors=3, n_deblur_blocks=20, n_nlrgs_body=6, n_nlrgs_up1=2, n_nlrgs_up2=2, n_subgroups=2,
-                 n_rcabs=4, n_feats=64, nonlocal_psize=(4, 4, 4, 4), scale=4, attn_impl='sdpa', with_deblur=True,
-                 nonlocal_block=True, upsampling='progressive'):
+    def __init__(
+        self,
+        n_colors=3,
+        n_deblur_blocks=20,
+        n_nlrgs_body=6,
+        n_nlrgs_up1=2,
+        n_nlrgs_up2=2,
+        n_subgroups=2,
+        n_rcabs=4,
+        n_feats=64,
+        nonlocal_psize=(4, 4, 4, 4),
+        scale=4,
+        attn_impl='sdpa',
+        with_deblur=True,
+        nonlocal_block=True,
+        upsampling='progressive',
+    ):
         super().__init__()
         check_positive(
-            n_colors=n_colors, n_deblur_blocks=n_deblur_blocks, n_nlrgs_body=n_nlrgs_body, n_nlrgs_up1=n_nlrgs_up1,
-            n_nlrgs_up2=n_nlrgs_up2, n_subgroups=n_subgroups, n_rcabs=n_rcabs, n_feats=n_feats)
+            n_colors=n_colors,
+            n_deblur_blocks=n_deblur_blocks,
+            n_nlrgs_body=n_nlrgs_body,
+            n_nlrgs_up1=n_nlrgs_up1,
+            n_nlrgs_up2=n_nlrgs_up2,
+            n_subgroups=n_subgroups,
+            n_rcabs=n_rcabs,
+            n_feats=n_feats,
+        )
         if scale != 4:
             raise ValueError(f'CNLRN upsamples x4 only (two x2 stages), got scale={scale!r}')
         patch_sizes = tuple(nonlocal_psize)
@@ -64,8 +86,10 @@ class CNLRN(nn.Module):
             raise ValueError('nonlocal_psize needs at least one patch size (one per attention head)')
         check_positive(**{f'nonlocal_psize[{i}]': p for i, p in enumerate(patch_sizes)})
         if n_feats % len(patch_sizes):
-            raise ValueError(f'n_feats={n_feats} must be divisible by the number of attention heads '
-                             f'len(nonlocal_psize)={len(patch_sizes)}')
+            raise ValueError(
+                f'n_feats={n_feats} must be divisible by the number of attention heads '
+                f'len(nonlocal_psize)={len(patch_sizes)}'
+            )
         if n_feats < 16:
             raise ValueError(f'n_feats={n_feats} must be at least 16 (channel attention reduces channels by 16)')
         if attn_impl not in ATTN_IMPLS:
@@ -78,12 +102,22 @@ class CNLRN(nn.Module):
             self.DeblurNet = DeblurNet(n_colors, n_feats, n_deblur_blocks)
         else:
             self.head = nn.Conv2d(n_colors, n_feats, 3, padding=1)
-        self.SRNet = NonLocalResidualNet(n_colors, n_feats, n_nlrgs_body, n_nlrgs_up1, n_nlrgs_up2, n_subgroups,
-                                         n_rcabs, patch_sizes if nonlocal_block else None, attn_impl, upsampling)
+        self.SRNet = NonLocalResidualNet(
+            n_colors,
+            n_feats,
+            n_nlrgs_body,
+            n_nlrgs_up1,
+            n_nlrgs_up2,
+            n_subgroups,
+            n_rcabs,
+            patch_sizes if nonlocal_block else None,
+            attn_impl,
+            upsampling,
+        )
 
     def forward(self, x):
         height, width = x.shape[-2:]
         x = pad_to_multiple(x, self.size_multiple)
         features = self.DeblurNet(x) if hasattr(self, 'DeblurNet') else self.head(x)
         out = self.SRNet(features)
-        return out[..., :height * self.scale, :width * self.scale]
+        return out[..., : height * self.scale, : width * self.scale]

@@ -8,9 +8,10 @@ pre-training an image head makes it output that sharp image.
 Module and attribute names follow the authors' release so that their
 ``.pth`` files load strictly.
 """
-from torch import nn
 
 from basicsr.utils.registry import ARCH_REGISTRY
+from torch import nn
+
 from .arch_util import add_residual, check_positive, pad_to_multiple
 
 KERNEL_SIZE = 5
@@ -36,7 +37,8 @@ class ResBlock(nn.Module):
     def __init__(self, channels):
         super().__init__()
         self.body = nn.Sequential(
-            ConvLayer(channels, channels, act=False), nn.ReLU(inplace=True), ConvLayer(channels, channels, act=False))
+            ConvLayer(channels, channels, act=False), nn.ReLU(inplace=True), ConvLayer(channels, channels, act=False)
+        )
 
     def forward(self, x):
         return add_residual(self.body(x), x)
@@ -49,7 +51,8 @@ class DeconvLayer(nn.Module):
         super().__init__()
         self.body = nn.Sequential(
             nn.ConvTranspose2d(in_channels, out_channels, 3, stride=2, padding=1, output_padding=1),
-            nn.ReLU(inplace=True))
+            nn.ReLU(inplace=True),
+        )
 
     def forward(self, x):
         return self.body(x)
@@ -116,4 +119,3 @@ class CNLRNPreDeblur(nn.Module):
     def forward(self, x):
         height, width = x.shape[-2:]
         return self.DeblurNet(pad_to_multiple(x, 4))[..., :height, :width]
-

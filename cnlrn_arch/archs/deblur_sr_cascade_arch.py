@@ -4,7 +4,9 @@ A deblurring module outputs a sharp LR image; any registered SR network
 upsamples it. Both are trained jointly, like CNLRN, but they meet at an
 image instead of at features.
 """
+
 from basicsr.utils.registry import ARCH_REGISTRY
+
 from .deblur_arch import CNLRNPreDeblur
 
 

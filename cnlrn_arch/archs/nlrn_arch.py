@@ -9,6 +9,7 @@ Features flow channels-last: the non-local blocks cut them into patches
 whose pixels are then whole channel vectors, and oneDNN convolutions read
 that layout without reordering.
 """
+
 import torch
 from torch import nn
 
@@ -35,8 +36,11 @@ class CALayer(nn.Module):
         super().__init__()
         self.avg_pool = nn.AdaptiveAvgPool2d(1)
         self.conv_du = nn.Sequential(
-            nn.Conv2d(channels, channels // reduction, 1), nn.ReLU(inplace=True),
-            nn.Conv2d(channels // reduction, channels, 1), nn.Sigmoid())
+            nn.Conv2d(channels, channels // reduction, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels // reduction, channels, 1),
+            nn.Sigmoid(),
+        )
 
     def forward(self, x):
         gate = self.conv_du(self.avg_pool(x))
@@ -50,8 +54,9 @@ class RCAB(nn.Module):
 
     def __init__(self, n_feats):
         super().__init__()
-        self.body = nn.Sequential(conv3x3(n_feats, n_feats), nn.ReLU(inplace=True), conv3x3(n_feats, n_feats),
-                                  CALayer(n_feats))
+        self.body = nn.Sequential(
+            conv3x3(n_feats, n_feats), nn.ReLU(inplace=True), conv3x3(n_feats, n_feats), CALayer(n_feats)
+        )
 
     def forward(self, x):
         convs, channel_attention = self.body[:3], self.body[3]
@@ -81,8 +86,8 @@ class NLRG(nn.Module):
     def __init__(self, n_feats, n_subgroups, n_rcabs, patch_sizes, attn_impl):
         super().__init__()
         self.body = nn.Sequential(
-            *[SubGroup(n_feats, n_rcabs, patch_sizes, attn_impl) for _ in range(n_subgroups)],
-            conv3x3(n_feats, n_feats))
+            *[SubGroup(n_feats, n_rcabs, patch_sizes, attn_impl) for _ in range(n_subgroups)], conv3x3(n_feats, n_feats)
+        )
 
     def forward(self, x):
         return add_residual(self.body(x), x)
@@ -92,7 +97,8 @@ def nlrg_stage(n_groups, n_feats, n_subgroups, n_rcabs, patch_sizes, attn_impl):
     """``n_groups`` NLRGs and a closing conv; the caller adds the skip."""
     return nn.Sequential(
         *[NLRG(n_feats, n_subgroups, n_rcabs, patch_sizes, attn_impl) for _ in range(n_groups)],
-        conv3x3(n_feats, n_feats))
+        conv3x3(n_feats, n_feats),
+    )
 
 
 def upsampler_x2(n_feats):
@@ -117,8 +123,19 @@ class NonLocalResidualNet(nn.Module):
             LR, then both x2 upsamplers in a row: the paper's baseline2).
     """
 
-    def __init__(self, n_colors, n_feats, n_nlrgs_body, n_nlrgs_up1, n_nlrgs_up2, n_subgroups, n_rcabs,
-                 patch_sizes, attn_impl, upsampling='progressive'):
+    def __init__(
+        self,
+        n_colors,
+        n_feats,
+        n_nlrgs_body,
+        n_nlrgs_up1,
+        n_nlrgs_up2,
+        n_subgroups,
+        n_rcabs,
+        patch_sizes,
+        attn_impl,
+        upsampling='progressive',
+    ):
         super().__init__()
         self.upsampling = upsampling
         group_args = (n_feats, n_subgroups, n_rcabs, patch_sizes, attn_impl)

@@ -19,6 +19,7 @@ Memory and copies, which bound the frame size on CPU:
   exist at a time. The release orders a token's features (channel, pixel);
   attention is invariant to that order, so its weights give the same result.
 """
+
 import math
 
 import torch
@@ -70,8 +71,7 @@ class PatchMultiHeadAttention(nn.Module):
         self.query_embedding = nn.Conv2d(n_feats, n_feats, 1)
         self.value_embedding = nn.Conv2d(n_feats, n_feats, 1)
         self.key_embedding = nn.Conv2d(n_feats, n_feats, 1)
-        self.output_linear = nn.Sequential(
-            nn.Conv2d(n_feats, n_feats, 3, padding=1), nn.LeakyReLU(0.2, inplace=True))
+        self.output_linear = nn.Sequential(nn.Conv2d(n_feats, n_feats, 3, padding=1), nn.LeakyReLU(0.2, inplace=True))
 
     def forward(self, x):
         b, channels, height, width = x.shape
@@ -81,9 +81,11 @@ class PatchMultiHeadAttention(nn.Module):
         for head, patch in enumerate(self.patch_sizes):
             head_slice = slice(head * self.head_channels, (head + 1) * self.head_channels)
             query, key, value = (
-                image_to_tokens(F.linear(pixels, embedding.weight[head_slice].flatten(1), embedding.bias[head_slice]),
-                                patch)
-                for embedding in (self.query_embedding, self.key_embedding, self.value_embedding))
+                image_to_tokens(
+                    F.linear(pixels, embedding.weight[head_slice].flatten(1), embedding.bias[head_slice]), patch
+                )
+                for embedding in (self.query_embedding, self.key_embedding, self.value_embedding)
+            )
             attended = attend(query, key, value)
             del query, key, value
             fold_tokens_into(out[..., head_slice], attended, patch)
@@ -97,8 +99,11 @@ class FeedForward(nn.Module):
     def __init__(self, n_feats):
         super().__init__()
         self.conv = nn.Sequential(
-            nn.Conv2d(n_feats, n_feats, 3, padding=2, dilation=2), nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(n_feats, n_feats, 3, padding=1), nn.LeakyReLU(0.2, inplace=True))
+            nn.Conv2d(n_feats, n_feats, 3, padding=2, dilation=2),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(n_feats, n_feats, 3, padding=1),
+            nn.LeakyReLU(0.2, inplace=True),
+        )
 
     def forward(self, x):
         return run_in_strips(self.conv, x, FEED_FORWARD_HALO)

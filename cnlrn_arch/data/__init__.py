@@ -1,4 +1,5 @@
 """Data sets: importing a ``*_dataset.py`` module here registers it in DATASET_REGISTRY."""
+
 from os import path as osp
 
 from ..autoimport import import_modules

@@ -4,6 +4,7 @@ kernels, and a spatially varying blur that blends several of them.
 ``cnlrn make-demo-data`` uses it to imitate REDS' blur (the average of the
 frames of a hand-held 240 fps video around the sharp middle one) on still photos.
 """
+
 import cv2
 import numpy as np
 
@@ -36,7 +37,7 @@ def motion_kernel(rng, length, heading):
     points += radius
     corner = np.floor(points).astype(int)
     frac = points - corner
-    kernel = np.zeros((2 * radius + 1, ) * 2)
+    kernel = np.zeros((2 * radius + 1,) * 2)
     # bilinear splatting keeps the sub-pixel positions (and the centre of mass)
     for dx in (0, 1):
         for dy in (0, 1):
@@ -70,9 +71,10 @@ def blur(img, kernels, rng):
     y, x = np.mgrid[:h, :w].astype(np.float32)
     anchors = rng.uniform(0, 1, (len(kernels), 2)) * (w, h)
     spread = 0.3 * max(h, w)
-    logits = np.stack([-((x - ax)**2 + (y - ay)**2) / (2 * spread**2) for ax, ay in anchors])
+    logits = np.stack([-((x - ax) ** 2 + (y - ay) ** 2) / (2 * spread**2) for ax, ay in anchors])
     weights = np.exp(logits - logits.max(axis=0))
     weights /= weights.sum(axis=0)
     # filter2D correlates rather than convolves: the same for a random kernel
     return sum(
-        wk[..., None] * cv2.filter2D(img, -1, k, borderType=cv2.BORDER_REFLECT) for wk, k in zip(weights, kernels))
+        wk[..., None] * cv2.filter2D(img, -1, k, borderType=cv2.BORDER_REFLECT) for wk, k in zip(weights, kernels)
+    )

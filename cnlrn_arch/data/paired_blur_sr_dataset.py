@@ -4,19 +4,19 @@ The sharp LR image (``gt_lr``) is the target of the deblurring module's
 pre-training; it is read from ``dataroot_gt_lr`` when given, else computed
 from the HR image with MATLAB-compatible bicubic downscaling.
 """
+
 import random
 from os import path as osp
 
 import numpy as np
-from torch.utils import data
-from torchvision.transforms.functional import normalize
-
 from basicsr.utils import FileClient, imfrombytes, img2tensor, scandir
 from basicsr.utils.matlab_functions import imresize
 from basicsr.utils.registry import DATASET_REGISTRY
+from torch.utils import data
+from torchvision.transforms.functional import normalize
+
 from ..utils.errors import UserError
 from ..utils.image_formats import IMG_EXTENSIONS
-
 
 
 @DATASET_REGISTRY.register()
@@ -180,7 +180,7 @@ class PairedBlurSRDataset(data.Dataset):
         if img is None:
             where = f'{path} in {self.roots[client]}' if self.backend == 'lmdb' else path
             raise UserError(f'cannot read image {where}')
-        return img.astype(np.float32) / 255.
+        return img.astype(np.float32) / 255.0
 
     def _check_sizes(self, key, imgs):
         (h, w), s = imgs['lq'].shape[:2], self.scale
@@ -211,11 +211,13 @@ class PairedBlurSRDataset(data.Dataset):
         size = gt_size // s
         h, w = imgs['lq'].shape[:2]
         if h < size or w < size:
-            raise UserError(f'image {key}: LR size {(h, w)} is smaller than the training patch {(size, size)} '
-                            f'(gt_size {gt_size} / scale {s})')
+            raise UserError(
+                f'image {key}: LR size {(h, w)} is smaller than the training patch {(size, size)} '
+                f'(gt_size {gt_size} / scale {s})'
+            )
         top, left = rng.randint(0, h - size), rng.randint(0, w - size)
-        crops = {'gt': imgs['gt'][top * s:(top + size) * s, left * s:(left + size) * s]}
-        crops.update({client: imgs[client][top:top + size, left:left + size] for client in self._lr_clients()})
+        crops = {'gt': imgs['gt'][top * s : (top + size) * s, left * s : (left + size) * s]}
+        crops.update({client: imgs[client][top : top + size, left : left + size] for client in self._lr_clients()})
         return crops
 
     def __len__(self):

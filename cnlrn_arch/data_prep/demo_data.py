@@ -12,6 +12,7 @@ Output under OUT (clip = photo, frame = crop, as in REDS):
       256x256 HR tiles of photos never used for training, and their LR
   README.txt  seed, counts and the bicubic baseline PSNR; written last
 """
+
 import os
 import time
 from os import path as osp
@@ -20,19 +21,32 @@ import cv2
 import numpy as np
 import skimage.data
 import torch
-from tqdm import tqdm
-
 from basicsr.metrics.psnr_ssim import calculate_psnr
 from basicsr.utils.lmdb_util import LmdbMaker
+from tqdm import tqdm
+
 from ..data.motion_blur import blur, shake_kernels
-from ..utils.errors import UserError
 from ..project import SCALE
+from ..utils.errors import UserError
 from ..utils.image_formats import bicubic_resize_uint8
 from .files import build_then_rename, lmdb_map_size
 
 # skimage.data names; grayscale ones become 3 equal channels
-TRAIN_PHOTOS = ('rocket', 'motorcycle', 'hubble_deep_field', 'retina', 'immunohistochemistry', 'colorwheel', 'camera',
-                'brick', 'grass', 'gravel', 'coins', 'moon', 'page')
+TRAIN_PHOTOS = (
+    'rocket',
+    'motorcycle',
+    'hubble_deep_field',
+    'retina',
+    'immunohistochemistry',
+    'colorwheel',
+    'camera',
+    'brick',
+    'grass',
+    'gravel',
+    'coins',
+    'moon',
+    'page',
+)
 VAL_PHOTOS = ('astronaut', 'coffee', 'chelsea')
 TRAIN_SIZE, VAL_SIZE = 128, 256  # HR sides, multiples of 16
 MIN_ZOOM = 0.4  # training crops see their photo downscaled by a random factor in [MIN_ZOOM, 1]
@@ -45,7 +59,6 @@ NOISE_SIGMA = (1 / 255, 2 / 255)
 SETS = ('sharp', 'blur_bicubic_X4', 'sharp_bicubic_X4')
 PNG_LEVEL = 1  # the compression BasicSR's LMDB makers use and record in meta_info.txt
 HEADER = 'CNLRN demo data'
-
 
 
 def load_photo(name):
@@ -63,12 +76,12 @@ def degrade(photo, top, left, size, rng):
     kernels = shake_kernels(rng, BLUR_LENGTH)
     m = max(k.shape[0] for k in kernels) // 2
     padded = cv2.copyMakeBorder(photo, m, m, m, m, cv2.BORDER_REFLECT_101)
-    window = padded[top:top + size + 2 * m, left:left + size + 2 * m]
-    blurry = blur(window.astype(np.float32) / 255, kernels, rng)[m:m + size, m:m + size]
+    window = padded[top : top + size + 2 * m, left : left + size + 2 * m]
+    blurry = blur(window.astype(np.float32) / 255, kernels, rng)[m : m + size, m : m + size]
     blurry += rng.normal(0, rng.uniform(*NOISE_SIGMA), blurry.shape)
     # quantised before downscaling, as REDS' blurry HR frames were
     blurry = np.clip(np.round(blurry * 255), 0, 255).astype(np.uint8)
-    sharp = photo[top:top + size, left:left + size]
+    sharp = photo[top : top + size, left : left + size]
     return sharp, bicubic_resize_uint8(blurry, 1 / SCALE), bicubic_resize_uint8(sharp, 1 / SCALE)
 
 
@@ -79,7 +92,7 @@ def train_crops(photo, n, rng):
         scaled = cv2.resize(photo, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_AREA)
         for _ in range(10):  # skip flat crops (black sky, background)
             top, left = (int(rng.integers(0, side - TRAIN_SIZE + 1)) for side in scaled.shape[:2])
-            if scaled[top:top + TRAIN_SIZE, left:left + TRAIN_SIZE].std() >= MIN_STD:
+            if scaled[top : top + TRAIN_SIZE, left : left + TRAIN_SIZE].std() >= MIN_STD:
                 break
         yield degrade(scaled, top, left, TRAIN_SIZE, rng)
 
@@ -131,25 +144,30 @@ def make(out, seed, crops_per_photo):
         val = cut(VAL_PHOTOS, lambda photo: val_tiles(photo, val_rng), pbar)
 
     for i, suffix in enumerate(SETS):
-        write_lmdb(osp.join(out, f'train_{suffix}.lmdb'), [f'{c:03d}/{f:08d}' for c, f, _ in train],
-                   [t[i] for _, _, t in train])
+        write_lmdb(
+            osp.join(out, f'train_{suffix}.lmdb'),
+            [f'{c:03d}/{f:08d}' for c, f, _ in train],
+            [t[i] for _, _, t in train],
+        )
         os.makedirs(osp.join(out, 'val', suffix))
         for clip, frame, t in val:
             with open(osp.join(out, 'val', suffix, f'{clip:03d}_{frame:08d}.png'), 'wb') as f:
                 f.write(png(t[i]))
 
     psnr = np.mean([bicubic_psnr(t[0], t[1]) for _, _, t in val])
-    readme = '\n'.join([
-        _header(seed, crops_per_photo),
-        "Made by 'cnlrn make-demo-data' from photographs shipped with scikit-image; see its --help.",
-        f'train: {len(train)} pairs, HR {TRAIN_SIZE}x{TRAIN_SIZE}, LR x1/{SCALE}; clips: ' +
-        ', '.join(f'{c:03d} {n}' for c, n in enumerate(TRAIN_PHOTOS)),
-        f'val: {len(val)} pairs, HR {VAL_SIZE}x{VAL_SIZE}, LR x1/{SCALE}; clips: ' +
-        ', '.join(f'{c:03d} {n}' for c, n in enumerate(VAL_PHOTOS)),
-        f'bicubic x{SCALE} of the blurry val LR against the sharp HR: {psnr:.2f} dB PSNR '
-        f'(RGB, crop border {SCALE}; REDS Val300: 23.85 dB)',
-        '',
-    ])
+    readme = '\n'.join(
+        [
+            _header(seed, crops_per_photo),
+            "Made by 'cnlrn make-demo-data' from photographs shipped with scikit-image; see its --help.",
+            f'train: {len(train)} pairs, HR {TRAIN_SIZE}x{TRAIN_SIZE}, LR x1/{SCALE}; clips: '
+            + ', '.join(f'{c:03d} {n}' for c, n in enumerate(TRAIN_PHOTOS)),
+            f'val: {len(val)} pairs, HR {VAL_SIZE}x{VAL_SIZE}, LR x1/{SCALE}; clips: '
+            + ', '.join(f'{c:03d} {n}' for c, n in enumerate(VAL_PHOTOS)),
+            f'bicubic x{SCALE} of the blurry val LR against the sharp HR: {psnr:.2f} dB PSNR '
+            f'(RGB, crop border {SCALE}; REDS Val300: 23.85 dB)',
+            '',
+        ]
+    )
     # written last: its first line marks the set as complete
     with open(osp.join(out, 'README.txt'), 'w', encoding='utf-8') as f:
         f.write(readme)

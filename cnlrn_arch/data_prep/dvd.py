@@ -13,17 +13,27 @@ evenly spaced from the first to the last. Output under ROOT:
 
 Outputs already complete are skipped, so an interrupted run can be restarted.
 """
+
 from os import path as osp
 
 from ..utils.errors import UserError
 from .files import convert_images, paired_images
 
-TEST_CLIPS = ('720p_240fps_2', 'IMG_0003', 'IMG_0021', 'IMG_0030', 'IMG_0031', 'IMG_0032', 'IMG_0033', 'IMG_0037',
-              'IMG_0039', 'IMG_0049')
+TEST_CLIPS = (
+    '720p_240fps_2',
+    'IMG_0003',
+    'IMG_0021',
+    'IMG_0030',
+    'IMG_0031',
+    'IMG_0032',
+    'IMG_0033',
+    'IMG_0037',
+    'IMG_0039',
+    'IMG_0049',
+)
 FRAMES_PER_CLIP = 10
 SOURCE = 'quantitative_datasets'
 DVD100 = 'DVD100'
-
 
 
 def pick_frames(frames):
@@ -47,7 +57,9 @@ def prepare_dvd(root, workers):
     for clip, (gt_dir, input_dir, frames) in clips.items():
         for frame in frames:
             name = f'{clip}_{osp.splitext(frame)[0]}.png'
-            jobs += [(osp.join(gt_dir, frame), osp.join(root, DVD100, 'sharp', name), True, False),
-                     (osp.join(input_dir, frame), osp.join(root, DVD100, 'blur_bicubic_X4', name), True, True)]
+            jobs += [
+                (osp.join(gt_dir, frame), osp.join(root, DVD100, 'sharp', name), True, False),
+                (osp.join(input_dir, frame), osp.join(root, DVD100, 'blur_bicubic_X4', name), True, True),
+            ]
     convert_images(jobs, workers, 'DVD100')
     print(f'DVD100 ready under {osp.join(root, DVD100)}')

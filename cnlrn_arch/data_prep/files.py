@@ -4,6 +4,7 @@ Outputs only ever appear complete: PNGs are written to a temporary file and
 renamed, LMDBs and the demo set are built under a temporary name and renamed,
 so an interrupted run can be started again and redoes only what is missing.
 """
+
 import os
 import shutil
 from multiprocessing import Pool
@@ -11,11 +12,11 @@ from os import path as osp
 
 import cv2
 import torch
-from tqdm import tqdm
-
 from basicsr.data.transforms import mod_crop
 from basicsr.utils import scandir
 from basicsr.utils.lmdb_util import make_lmdb_from_imgs
+from tqdm import tqdm
+
 from ..project import SCALE
 from ..utils.atomic import atomic_write
 from ..utils.errors import UserError
@@ -63,7 +64,8 @@ def require_dir(path):
 def paired_images(first, second):
     """Sorted relative image paths, checked to be the same under both folders."""
     first_names, second_names = (
-        sorted(scandir(require_dir(root), suffix=IMG_EXTENSIONS, recursive=True)) for root in (first, second))
+        sorted(scandir(require_dir(root), suffix=IMG_EXTENSIONS, recursive=True)) for root in (first, second)
+    )
     if not first_names:
         raise UserError(f'no images found in {first}')
     unpaired = sorted(set(first_names).symmetric_difference(second_names))
@@ -103,7 +105,7 @@ def convert_images(jobs, workers, desc):
                 pbar.update()
         else:
             # one torch thread per process: the processes already use every core
-            with Pool(min(workers, len(todo)), initializer=torch.set_num_threads, initargs=(1, )) as pool:
+            with Pool(min(workers, len(todo)), initializer=torch.set_num_threads, initargs=(1,)) as pool:
                 for _ in pool.imap_unordered(convert_image, todo, chunksize=4):
                     pbar.update()
 

@@ -13,6 +13,7 @@ Output under ROOT:
 
 Outputs already complete are skipped, so an interrupted run can be restarted.
 """
+
 import os
 from os import path as osp
 
@@ -23,11 +24,13 @@ TRAIN_HR, TRAIN_LQ = 'train_sharp', osp.join('train_blur_bicubic', 'X4')
 TRAIN_SHARP_LR, SHARP_LR_LMDB = osp.join('train_sharp_bicubic', 'X4'), 'train_sharp_bicubic_X4.lmdb'
 VAL_HR, VAL_LQ = 'val_sharp', osp.join('val_blur_bicubic', 'X4')
 # (source folder, LMDB name) for training
-TRAIN_LMDBS = ((TRAIN_HR, 'train_sharp.lmdb'), (TRAIN_LQ, 'train_blur_bicubic_X4.lmdb'),
-               (TRAIN_SHARP_LR, SHARP_LR_LMDB))
+TRAIN_LMDBS = (
+    (TRAIN_HR, 'train_sharp.lmdb'),
+    (TRAIN_LQ, 'train_blur_bicubic_X4.lmdb'),
+    (TRAIN_SHARP_LR, SHARP_LR_LMDB),
+)
 VAL300 = 'val300'
 VAL300_FRAMES = frozenset(f'{i:08d}' for i in range(9, 100, 10))
-
 
 
 def clip_frames(hr_dir, lq_dir):
@@ -57,8 +60,10 @@ def prepare_reds(root, workers):
         if osp.splitext(name)[0] not in VAL300_FRAMES:
             continue
         hr, lq, flat = osp.join(root, VAL_HR, frame), osp.join(root, VAL_LQ, frame), f'{clip}_{name}'
-        jobs += [(hr, osp.join(root, VAL300, 'sharp', flat), False, False),
-                 (lq, osp.join(root, VAL300, 'blur_bicubic_X4', flat), False, False),
-                 (hr, osp.join(root, VAL300, 'sharp_bicubic_X4', flat), False, True)]
+        jobs += [
+            (hr, osp.join(root, VAL300, 'sharp', flat), False, False),
+            (lq, osp.join(root, VAL300, 'blur_bicubic_X4', flat), False, False),
+            (hr, osp.join(root, VAL300, 'sharp_bicubic_X4', flat), False, True),
+        ]
     convert_images(jobs, workers, 'Val300')
     print(f'REDS ready under {root}')

@@ -4,6 +4,7 @@ Every mode is kept: 8- or 16-bit, grayscale, RGB or RGBA. The network sees
 RGB floats in [0, 1]; :class:`UserImage` remembers how to write the result
 back in the input's mode. Outputs are always PNG, so nothing is lost.
 """
+
 import glob
 import os
 from dataclasses import dataclass
@@ -14,7 +15,6 @@ import numpy as np
 from ..utils.atomic import atomic_write
 from ..utils.errors import UserError
 from ..utils.image_formats import IMG_EXTENSIONS
-
 
 
 @dataclass
@@ -41,8 +41,11 @@ def find_images(patterns):
         if os.path.isfile(pattern):
             matches = [pattern]
         elif os.path.isdir(pattern):
-            matches = sorted(os.path.join(pattern, name) for name in os.listdir(pattern)
-                             if is_image_name(name) and os.path.isfile(os.path.join(pattern, name)))
+            matches = sorted(
+                os.path.join(pattern, name)
+                for name in os.listdir(pattern)
+                if is_image_name(name) and os.path.isfile(os.path.join(pattern, name))
+            )
             if not matches:
                 raise UserError(f'no images ({", ".join(IMG_EXTENSIONS)}) in folder {pattern}')
         else:

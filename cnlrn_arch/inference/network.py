@@ -1,8 +1,9 @@
 """Build the network that ``cnlrn infer`` runs, load its weights, pick its device."""
-import torch
 
+import torch
 from basicsr.archs import build_network
 from basicsr.utils.registry import ARCH_REGISTRY
+
 from ..archs.cnlrn_arch import CNLRN
 from ..utils.errors import UserError
 from ..utils.option_check import check_buildable, check_registered, load_option_file

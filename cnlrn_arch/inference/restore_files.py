@@ -4,6 +4,7 @@ Each input is written as the PNG OUTDIR/<name><suffix>.png in its own mode
 and bit depth. An input that cannot be read, or whose output would overwrite
 an input, is reported and skipped; the others are still restored.
 """
+
 import os
 import sys
 
@@ -15,6 +16,7 @@ from ..utils.speed import AMP_DTYPES, Speed, check_autocast, compile_args, compi
 from .image_io import find_images, read_image, write_png
 from .network import load_network, resolve_device
 from .upscale import upscale
+
 DEFAULT_TILE_PAD = 16
 SUGGESTED_TILE = 256
 # LR inputs above this many pixels print a hint to use --tile (full-size activations take gigabytes)
@@ -31,8 +33,9 @@ def _check_output(path, out_path, input_ids, written_ids):
     # (device, inode) pairs see through symlinks, hard links and case-insensitive file names
     owner = _file_id(out_path) if os.path.exists(out_path) else None
     if owner in input_ids:
-        raise UserError(f'{path}: its output {out_path} would overwrite the input {input_ids[owner]}; '
-                        'choose another -o or --suffix')
+        raise UserError(
+            f'{path}: its output {out_path} would overwrite the input {input_ids[owner]}; choose another -o or --suffix'
+        )
     if owner in written_ids:
         raise UserError(f'{path}: its output {out_path} was already written from {written_ids[owner]}')
 
@@ -52,8 +55,20 @@ def _upscale(net, image, path, device, tile, tile_pad, self_ensemble, precision)
     raise UserError(f'{path}: out of memory on {width}x{height} pixels; retry with {advice}')
 
 
-def restore_files(inputs, output, weights, opt=None, tile=None, tile_pad=None, self_ensemble=False, device='auto',
-                  precision=None, channels_last=False, compile_backend=None, suffix='_cnlrn'):
+def restore_files(
+    inputs,
+    output,
+    weights,
+    opt=None,
+    tile=None,
+    tile_pad=None,
+    self_ensemble=False,
+    device='auto',
+    precision=None,
+    channels_last=False,
+    compile_backend=None,
+    suffix='_cnlrn',
+):
     """Restore the images ``inputs`` names into the folder ``output``; return how many were skipped.
 
     Args:
@@ -93,8 +108,10 @@ def restore_files(inputs, output, weights, opt=None, tile=None, tile_pad=None, s
             image = read_image(path)
             height, width = image.rgb.shape[:2]
             if tile is None and height * width > LARGE_INPUT_PIXELS and not hinted:
-                tqdm.write(f'cnlrn infer: {path} is {width}x{height}; if memory runs out, add --tile {SUGGESTED_TILE}',
-                           file=sys.stderr)
+                tqdm.write(
+                    f'cnlrn infer: {path} is {width}x{height}; if memory runs out, add --tile {SUGGESTED_TILE}',
+                    file=sys.stderr,
+                )
                 hinted = True
             write_png(out_path, _upscale(net, image, path, device, tile, tile_pad, self_ensemble, precision))
             written_ids[_file_id(out_path)] = path

@@ -8,6 +8,7 @@ across the overlap along a raised cosine: a tile's edge pixels, which saw the
 least context, count the least, and one tile fades smoothly into the next.
 Sides on the image border keep weight 1, as nothing lies beyond them.
 """
+
 import math
 
 import torch
@@ -20,8 +21,10 @@ def output_scale(x, y):
     scale = y.shape[-1] // x.shape[-1] if isinstance(y, torch.Tensor) and y.ndim == 4 else 0
     if scale < 1 or tuple(y.shape) != (*x.shape[:2], x.shape[-2] * scale, x.shape[-1] * scale):
         shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
-        raise UserError(f'the network maps an input of shape {tuple(x.shape)} to {shape}, '
-                        'not to an image upscaled by an integer factor')
+        raise UserError(
+            f'the network maps an input of shape {tuple(x.shape)} to {shape}, '
+            'not to an image upscaled by an integer factor'
+        )
     return scale
 
 
@@ -72,8 +75,9 @@ def tiled_forward(forward, x, tile, tile_pad):
             if out is None:
                 out = torch.zeros(*y.shape[:2], height * s, width * s)
                 total = torch.zeros(height * s, width * s)
-            weight = torch.outer(_weights(y.shape[-2], above * s, below * s),
-                                 _weights(y.shape[-1], before * s, after * s))
-            out[..., top * s:bottom * s, left * s:right * s] += y.float().cpu() * weight
-            total[top * s:bottom * s, left * s:right * s] += weight
+            weight = torch.outer(
+                _weights(y.shape[-2], above * s, below * s), _weights(y.shape[-1], before * s, after * s)
+            )
+            out[..., top * s : bottom * s, left * s : right * s] += y.float().cpu() * weight
+            total[top * s : bottom * s, left * s : right * s] += weight
     return out / total

@@ -1,4 +1,5 @@
 """Run a network on one :class:`~.image_io.UserImage`, with self-ensemble, tiling and autocast as asked."""
+
 from dataclasses import replace
 from functools import partial
 

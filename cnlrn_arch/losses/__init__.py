@@ -1,4 +1,5 @@
 """Losses: importing a ``*_loss.py`` module here registers it in LOSS_REGISTRY."""
+
 from os import path as osp
 
 from ..autoimport import import_modules

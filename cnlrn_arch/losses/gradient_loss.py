@@ -1,14 +1,14 @@
 """Sobel-gradient L1 loss of the CNLRN release, for sharper edges in joint training."""
+
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from basicsr.losses.basic_loss import l1_loss
 from basicsr.utils.registry import LOSS_REGISTRY
+from torch import nn
 
 _REDUCTIONS = ('none', 'mean', 'sum')
-SOBEL_X = ((1., 0., -1.), (2., 0., -2.), (1., 0., -1.))
-SOBEL_Y = ((1., 2., 1.), (0., 0., 0.), (-1., -2., -1.))
+SOBEL_X = ((1.0, 0.0, -1.0), (2.0, 0.0, -2.0), (1.0, 0.0, -1.0))
+SOBEL_Y = ((1.0, 2.0, 1.0), (0.0, 0.0, 0.0), (-1.0, -2.0, -1.0))
 
 
 @LOSS_REGISTRY.register()

@@ -1,4 +1,5 @@
 """Models: importing a ``*_model.py`` module here registers it in MODEL_REGISTRY."""
+
 from os import path as osp
 
 from ..autoimport import import_modules

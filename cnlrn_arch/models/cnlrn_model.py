@@ -7,12 +7,13 @@ gradient loss; ``path: {pretrain_network_deblur: ...}`` initialises the
 deblurring module from a pre-training checkpoint; ``optim_g: {lr_deblur: ...}``
 gives that module its own learning rate.
 """
-from typing import Any
 
-from torch import nn
+from typing import Any
 
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
+from torch import nn
+
 from ..utils.errors import UserError
 from ..utils.weights import first_items, load_into, read_state_dict
 from .robust_sr_model import RobustSRModel
@@ -53,8 +54,10 @@ class CNLRNModel(RobustSRModel):
             # the resumed checkpoint already holds the jointly trained DeblurNet
             get_root_logger().info(f'Resuming: path:pretrain_network_deblur ({deblur_path}) is not loaded.')
         elif path_opt.get('pretrain_network_g'):
-            raise UserError('path:pretrain_network_g and path:pretrain_network_deblur are both set; the second '
-                            'would overwrite the deblurring weights of the first: set one to ~')
+            raise UserError(
+                'path:pretrain_network_g and path:pretrain_network_deblur are both set; the second '
+                'would overwrite the deblurring weights of the first: set one to ~'
+            )
         else:
             self.load_deblur_network(deblur_path, path_opt.get('param_key_deblur', 'params'))
 
@@ -89,11 +92,13 @@ class CNLRNModel(RobustSRModel):
         """
         deblur = getattr(self.get_bare_model(self.net_g), 'DeblurNet', None)
         if deblur is None:
-            raise UserError(f'path:pretrain_network_deblur needs a network with a DeblurNet module, '
-                            f"got {self.opt['network_g']['type']}")
+            raise UserError(
+                f'path:pretrain_network_deblur needs a network with a DeblurNet module, '
+                f'got {self.opt["network_g"]["type"]}'
+            )
         loaded = read_state_dict(path, param_key)
         wanted = deblur.state_dict()
-        state = {k[len(DEBLUR_PREFIX):]: v for k, v in loaded.items() if k.startswith(DEBLUR_PREFIX)}
+        state = {k[len(DEBLUR_PREFIX) :]: v for k, v in loaded.items() if k.startswith(DEBLUR_PREFIX)}
         used = {k: v for k, v in state.items() if k in wanted}
         dropped = sorted(set(loaded) - {DEBLUR_PREFIX + k for k in used})
         missing = [k for k in wanted if k not in used]
@@ -114,8 +119,9 @@ class CNLRNModel(RobustSRModel):
         """
         deblur = getattr(net, 'DeblurNet', None)
         if deblur is None:
-            raise UserError('train:freeze_deblur needs a network with a DeblurNet, '
-                            f"got {self.opt['network_g']['type']}")
+            raise UserError(
+                f'train:freeze_deblur needs a network with a DeblurNet, got {self.opt["network_g"]["type"]}'
+            )
         deblur.requires_grad_(False)
         get_root_logger().info('DeblurNet is frozen (train:freeze_deblur).')
 
@@ -134,5 +140,7 @@ class CNLRNModel(RobustSRModel):
             return super().param_groups(named, optim_opt)
         if not any(k.startswith(DEBLUR_PREFIX) for k, _ in named):
             raise UserError('train:optim_g:lr_deblur is set but the network has no trainable DeblurNet')
-        return [{'params': [v for k, v in named if k.startswith(DEBLUR_PREFIX)], 'lr': lr_deblur},
-                {'params': [v for k, v in named if not k.startswith(DEBLUR_PREFIX)]}]
+        return [
+            {'params': [v for k, v in named if k.startswith(DEBLUR_PREFIX)], 'lr': lr_deblur},
+            {'params': [v for k, v in named if not k.startswith(DEBLUR_PREFIX)]},
+        ]

@@ -6,6 +6,7 @@ the same weights, and offers the speed options (``train: {amp}``, ``val:
 {amp}``, ``speed: {channels_last, compile}``, see :mod:`cnlrn_arch.utils.speed`),
 determinism and x8 self-ensemble testing.
 """
+
 import hashlib
 import os
 from collections import OrderedDict
@@ -13,14 +14,14 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from torch import nn
-from torch.nn.parallel import DataParallel, DistributedDataParallel
-
 from basicsr.losses import build_loss
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import MODEL_REGISTRY
+from torch import nn
+from torch.nn.parallel import DataParallel, DistributedDataParallel
+
 from ..utils.atomic import atomic_torch_save
 from ..utils.errors import UserError
 from ..utils.self_ensemble import self_ensemble
@@ -100,7 +101,8 @@ class RobustSRModel(SRModel):
         if self.opt['dist']:
             device_ids = [torch.cuda.current_device()] if self.device.type == 'cuda' else None
             net = DistributedDataParallel(
-                net, device_ids=device_ids, find_unused_parameters=self.opt.get('find_unused_parameters', False))
+                net, device_ids=device_ids, find_unused_parameters=self.opt.get('find_unused_parameters', False)
+            )
         elif self.opt['num_gpu'] > 1:
             net = DataParallel(net)
         return net
@@ -239,14 +241,21 @@ class RobustSRModel(SRModel):
         self.nonfinite_in_a_row += 1
         losses = ', '.join(f'{k}={v:.4g}' for k, v in self.log_dict.items())
         scale = f', fp16 loss scale now {self.scaler.get_scale():g}' if self.scaler.is_enabled() else ''
-        get_root_logger().warning(f'iter {current_iter}: non-finite loss or gradient ({losses}); update skipped '
-                                  f'({self.nonfinite_in_a_row} in a row{scale})')
+        get_root_logger().warning(
+            f'iter {current_iter}: non-finite loss or gradient ({losses}); update skipped '
+            f'({self.nonfinite_in_a_row} in a row{scale})'
+        )
         if self.nonfinite_in_a_row >= self.opt['train'].get('nonfinite_patience', NONFINITE_PATIENCE):
-            last = (f"{self.opt['path']['models']}/net_g_{self.last_saved_iter}.pth"
-                    if self.last_saved_iter is not None else 'none saved yet')
-            raise TrainingDiverged(f'training stopped at iter {current_iter} after {self.nonfinite_in_a_row} '
-                                   f'non-finite updates in a row; last good checkpoint: {last} '
-                                   '(lower the learning rate, then resume with --auto_resume)')
+            last = (
+                f'{self.opt["path"]["models"]}/net_g_{self.last_saved_iter}.pth'
+                if self.last_saved_iter is not None
+                else 'none saved yet'
+            )
+            raise TrainingDiverged(
+                f'training stopped at iter {current_iter} after {self.nonfinite_in_a_row} '
+                f'non-finite updates in a row; last good checkpoint: {last} '
+                '(lower the learning rate, then resume with --auto_resume)'
+            )
 
     # -- checkpoints ------------------------------------------------------------------------------
 
@@ -263,8 +272,9 @@ class RobustSRModel(SRModel):
         self.last_saved_iter = 'latest' if current_iter == -1 else current_iter
 
     @master_only
-    def save_network(self, net: nn.Module | list[nn.Module], net_label: str, current_iter: int,
-                     param_key: str | list[str] = 'params') -> None:
+    def save_network(
+        self, net: nn.Module | list[nn.Module], net_label: str, current_iter: int, param_key: str | list[str] = 'params'
+    ) -> None:
         """BaseModel.save_network, written atomically; a failure is raised, not ignored.
 
         Args:
@@ -276,8 +286,10 @@ class RobustSRModel(SRModel):
         nets = net if isinstance(net, list) else [net]
         param_keys = param_key if isinstance(param_key, list) else [param_key]
         # contiguous: checkpoints look alike with and without speed:channels_last
-        save_dict = {key: {k: v.cpu().contiguous() for k, v in self.get_bare_model(n).state_dict().items()}
-                     for n, key in zip(nets, param_keys)}
+        save_dict = {
+            key: {k: v.cpu().contiguous() for k, v in self.get_bare_model(n).state_dict().items()}
+            for n, key in zip(nets, param_keys)
+        }
         label = 'latest' if current_iter == -1 else current_iter
         atomic_torch_save(save_dict, os.path.join(self.opt['path']['models'], f'{net_label}_{label}.pth'))
 
@@ -291,9 +303,12 @@ class RobustSRModel(SRModel):
         """
         if current_iter == -1:
             return
-        state = {'epoch': epoch, 'iter': current_iter,
-                 'optimizers': [o.state_dict() for o in self.optimizers],
-                 'schedulers': [s.state_dict() for s in self.schedulers]}
+        state = {
+            'epoch': epoch,
+            'iter': current_iter,
+            'optimizers': [o.state_dict() for o in self.optimizers],
+            'schedulers': [s.state_dict() for s in self.schedulers],
+        }
         if self.scaler.is_enabled():
             state['scaler'] = self.scaler.state_dict()  # its loss scale, so a resumed fp16 run continues exactly
         atomic_torch_save(state, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))
@@ -323,8 +338,9 @@ class RobustSRModel(SRModel):
         hashes = [bytes(t.tolist()).hex() for t in gathered]
         if len(set(hashes)) != 1:
             raise RuntimeError(f'iter {current_iter}: ranks hold different weights (hashes {hashes})')
-        get_root_logger().info(f'iter {current_iter}: weights identical on all {len(hashes)} ranks '
-                               f'(sha256 prefix {hashes[0]})')
+        get_root_logger().info(
+            f'iter {current_iter}: weights identical on all {len(hashes)} ranks (sha256 prefix {hashes[0]})'
+        )
 
     # -- testing ----------------------------------------------------------------------------------
 

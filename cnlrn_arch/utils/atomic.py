@@ -5,6 +5,7 @@ BasicSR 1.4.2 writes checkpoints in place, so a job killed during
 Here a file is written under a temporary name in the same folder, flushed and
 fsynced, then renamed over the final name (atomic on POSIX file systems).
 """
+
 import os
 
 import torch

@@ -17,6 +17,7 @@ The runner calls :func:`apply`, which swaps these in as module attributes
 (looked up at call time) after checking that basicsr is the release they were
 written for; site-packages stay untouched.
 """
+
 import logging
 import os
 import subprocess
@@ -25,16 +26,15 @@ from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
-import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
-from torch.utils.data import DataLoader, Dataset
-
 import basicsr
 import basicsr.train
 import basicsr.utils.options
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 from basicsr.data.data_sampler import EnlargedSampler
 from basicsr.utils import check_resume, scandir
+from torch.utils.data import DataLoader, Dataset
 
 from .errors import UserError
 
@@ -50,10 +50,10 @@ def _newest_complete_state(opt: dict[str, Any]) -> tuple[str | None, dict[str, A
     state_dir = opt['path']['training_states']
     if not os.path.isdir(state_dir):
         return None, None
-    names = [v for v in scandir(state_dir, suffix='.state', recursive=False) if v[:-len('.state')].isdigit()]
-    for name in sorted(names, key=lambda v: int(v[:-len('.state')]), reverse=True):
+    names = [v for v in scandir(state_dir, suffix='.state', recursive=False) if v[: -len('.state')].isdigit()]
+    for name in sorted(names, key=lambda v: int(v[: -len('.state')]), reverse=True):
         path = os.path.join(state_dir, name)
-        network = os.path.join(opt['path']['models'], f"net_g_{name[:-len('.state')]}.pth")
+        network = os.path.join(opt['path']['models'], f'net_g_{name[: -len(".state")]}.pth')
         if not os.path.isfile(network):
             print(f'auto_resume: skipping {path}: its network checkpoint {network} is missing', flush=True)
             continue
@@ -91,7 +91,7 @@ def load_resume_state(opt: dict[str, Any]) -> dict[str, Any] | None:
     # our checkpoints keep weights under 'params'; check_resume only fixes 'params_ema'
     for key in opt:
         if key.startswith('network_'):
-            opt['path'][f"param_key_{key[len('network_'):]}"] = 'params'
+            opt['path'][f'param_key_{key[len("network_") :]}'] = 'params'
     return resume_state
 
 
@@ -122,7 +122,8 @@ def _slurm_environment(port: int | None) -> None:
     """Translate SLURM's variables into torch.distributed's (as basicsr does)."""
     proc_id = int(os.environ['SLURM_PROCID'])
     os.environ['MASTER_ADDR'] = subprocess.getoutput(
-        f"scontrol show hostname {os.environ['SLURM_NODELIST']} | head -n1")
+        f'scontrol show hostname {os.environ["SLURM_NODELIST"]} | head -n1'
+    )
     if port is not None:
         os.environ['MASTER_PORT'] = str(port)
     os.environ.setdefault('MASTER_PORT', '29500')
@@ -173,12 +174,12 @@ class ResumableSampler(EnlargedSampler):
 
     def __iter__(self) -> Iterator[int]:
         indices = list(super().__iter__()) if not self.positions else self._positions()
-        return iter(indices[self.skip.get(self.epoch, 0):])
+        return iter(indices[self.skip.get(self.epoch, 0) :])
 
     def _positions(self) -> list[int]:
         g = torch.Generator()
         g.manual_seed(self.epoch)
-        return torch.randperm(self.total_size, generator=g).tolist()[self.rank:self.total_size:self.num_replicas]
+        return torch.randperm(self.total_size, generator=g).tolist()[self.rank : self.total_size : self.num_replicas]
 
 
 # basicsr's (train_loader, train_sampler, val_loaders, total_epochs, total_iters)
@@ -220,19 +221,20 @@ _replaced: dict[Callable, Callable] = {}  # replacement -> basicsr's own, as the
 def _check() -> None:
     """Raise a UserError unless basicsr is the release the patches were written for, with every patched name."""
     if basicsr.__version__ != BASICSR_VERSION:
-        raise UserError(f'basicsr {basicsr.__version__} is installed, but cnlrn_arch overrides parts of basicsr '
-                        f'{BASICSR_VERSION}: install basicsr=={BASICSR_VERSION} (see the README)')
+        raise UserError(
+            f'basicsr {basicsr.__version__} is installed, but cnlrn_arch overrides parts of basicsr '
+            f'{BASICSR_VERSION}: install basicsr=={BASICSR_VERSION} (see the README)'
+        )
     for module, name, replacement in PATCHES:
         current = getattr(module, name, None)
         is_class = isinstance(replacement, type)
-        if is_class:
-            fits = isinstance(current, type) and issubclass(replacement, current)
-        else:
-            fits = callable(current)
+        fits = isinstance(current, type) and issubclass(replacement, current) if is_class else callable(current)
         if not fits:
-            raise UserError(f'basicsr {BASICSR_VERSION} lacks {module.__name__}.{name} (or it is not the '
-                            f"{'class' if is_class else 'function'} cnlrn_arch replaces), so the installation is "
-                            f'modified: reinstall basicsr=={BASICSR_VERSION} (see the README)')
+            raise UserError(
+                f'basicsr {BASICSR_VERSION} lacks {module.__name__}.{name} (or it is not the '
+                f'{"class" if is_class else "function"} cnlrn_arch replaces), so the installation is '
+                f'modified: reinstall basicsr=={BASICSR_VERSION} (see the README)'
+            )
 
 
 def apply() -> None:

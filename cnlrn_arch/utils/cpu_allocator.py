@@ -11,6 +11,7 @@ the resident peak then tracks the live tensors.
 The setting is left alone when the user chose one through glibc's
 ``MALLOC_MMAP_THRESHOLD_`` environment variable, and on other C libraries.
 """
+
 import ctypes
 import ctypes.util
 import os

@@ -20,4 +20,4 @@ def user_message(err):
         return text
     last = text.splitlines()[-1]
     prefix = f'{UserError.__module__}.{UserError.__qualname__}: '
-    return last[len(prefix):] if last.startswith(prefix) else last
+    return last[len(prefix) :] if last.startswith(prefix) else last

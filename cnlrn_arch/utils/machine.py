@@ -1,4 +1,5 @@
 """What machine a benchmark ran on, for its report."""
+
 import platform
 from os import path as osp
 

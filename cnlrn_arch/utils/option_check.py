@@ -3,13 +3,14 @@
 BasicSR itself would fail later with a bare ``FileNotFoundError``, a YAML
 traceback or ``KeyError: "No object named ... found in 'arch' registry!"``.
 """
+
 import os
 
 import torch
 import yaml
-
 from basicsr.utils.options import ordered_yaml
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
+
 from .errors import UserError
 from .speed import parse_speed
 
@@ -37,7 +38,7 @@ def _require(opt, key, kind, where, path):
     if key not in opt or opt[key] is None:
         raise UserError(f'{path}: missing required option {where}{key}')
     if not isinstance(opt[key], kind) or isinstance(opt[key], bool):
-        kinds = kind if isinstance(kind, tuple) else (kind, )
+        kinds = kind if isinstance(kind, tuple) else (kind,)
         expected = ' or '.join(k.__name__ for k in kinds)
         raise UserError(f'{path}: option {where}{key} must be a {expected}, got {opt[key]!r}')
     return opt[key]

@@ -1,4 +1,5 @@
 """x8 geometric self-ensemble (the paper's "Ours#")."""
+
 import torch
 
 

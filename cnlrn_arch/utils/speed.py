@@ -15,6 +15,7 @@ Precision lives with the phase it changes (BasicSR keeps per-phase settings
 in ``train`` and ``val``); ``speed`` changes how, not what, the network
 computes, so one section serves training and testing alike.
 """
+
 import warnings
 from dataclasses import dataclass
 
@@ -25,7 +26,7 @@ from .errors import UserError
 
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 # torch.compile's keyword arguments an option file may set, with the types each accepts
-COMPILE_ARGS = {'mode': (str, type(None)), 'backend': (str, ), 'dynamic': (bool, type(None)), 'fullgraph': (bool, )}
+COMPILE_ARGS = {'mode': (str, type(None)), 'backend': (str,), 'dynamic': (bool, type(None)), 'fullgraph': (bool,)}
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,9 @@ def check_autocast(device_type, dtype, what):
         try:
             torch.autocast(device_type, dtype=dtype)
         except (RuntimeError, UserWarning) as err:
-            raise UserError(f'{what}: autocast to {dtype} does not work on {device_type} here: '
-                            f'{str(err).splitlines()[0]}') from None
+            raise UserError(
+                f'{what}: autocast to {dtype} does not work on {device_type} here: {str(err).splitlines()[0]}'
+            ) from None
 
 
 def autocast(device, dtype):

@@ -1,4 +1,5 @@
 """Read network weights safely (``weights_only=True``) with errors that name the file."""
+
 import os
 import pickle
 
@@ -28,24 +29,29 @@ def read_state_dict(path, param_key='params'):
     elif param_key == 'params_ema' and isinstance(data, dict) and 'params' in data:
         data = data['params']
     if not isinstance(data, dict) or not data or not all(isinstance(v, torch.Tensor) for v in data.values()):
-        raise UserError(f'{path}: does not hold a state dict (param key {param_key!r}); '
-                        f'top-level keys: {list(data)[:5] if isinstance(data, dict) else type(data).__name__}')
+        raise UserError(
+            f'{path}: does not hold a state dict (param key {param_key!r}); '
+            f'top-level keys: {list(data)[:5] if isinstance(data, dict) else type(data).__name__}'
+        )
     # checkpoints of DataParallel/DDP models prefix every key with 'module.'
-    return {k[len('module.'):] if k.startswith('module.') else k: v for k, v in data.items()}
+    return {k[len('module.') :] if k.startswith('module.') else k: v for k, v in data.items()}
 
 
 def first_items(items, limit=5):
     """'a, b, c (+N more)': the first ``limit`` of ``items`` for a one-line message."""
     more = f' (+{len(items) - limit} more)' if len(items) > limit else ''
-    return f"{', '.join(items[:limit])}{more}"
+    return f'{", ".join(items[:limit])}{more}'
 
 
 def describe_mismatch(net_state, loaded, limit=5):
     """One line listing the first missing, unexpected and mis-shaped keys."""
     missing = [k for k in net_state if k not in loaded]
     unexpected = [k for k in loaded if k not in net_state]
-    shapes = [f'{k} {tuple(loaded[k].shape)} vs {tuple(net_state[k].shape)}' for k in net_state
-              if k in loaded and loaded[k].shape != net_state[k].shape]
+    shapes = [
+        f'{k} {tuple(loaded[k].shape)} vs {tuple(net_state[k].shape)}'
+        for k in net_state
+        if k in loaded and loaded[k].shape != net_state[k].shape
+    ]
     parts = []
     for label, items in (('missing', missing), ('unexpected', unexpected), ('shape (file vs network)', shapes)):
         if items:

@@ -3,6 +3,7 @@
 Keeping the rendering a function of the JSON alone lets ``--report-only``
 rewrite the table, the ordering check and the chart without training again.
 """
+
 import json
 from os import path as osp
 
@@ -14,8 +15,13 @@ MD, PNG, JSON = 'QUALITY.md', 'quality.png', 'quality.json'
 # the paper's ordering on REDS, worst first: each level should beat every row of the one before
 ORDER = (('bicubic', 'bicubic'), ('baseline', 'RCAN / RRDBNet'), ('cascade', 'SRN+RCAN'), ('ours', 'CNLRN'))
 INTERFACE_KEYS = {'n_colors', 'num_in_ch', 'num_out_ch', 'scale', 'upscale', 'img_range', 'rgb_mean'}
-COLOURS = {'bicubic': 'gray', 'baseline': 'tab:blue', 'cascade': 'tab:orange', 'ours': 'tab:red',
-           'ablation': 'tab:purple'}
+COLOURS = {
+    'bicubic': 'gray',
+    'baseline': 'tab:blue',
+    'cascade': 'tab:orange',
+    'ours': 'tab:red',
+    'ablation': 'tab:purple',
+}
 
 
 def _write(path, text):
@@ -34,9 +40,12 @@ def read_json(out):
 
 def network_text(network):
     """``type(size settings)``: the interface settings (channels, scale, colour range), equal for all, left out."""
-    args = ', '.join(f'{k}={network_text(v) if isinstance(v, dict) else v}'
-                     for k, v in network.items() if k != 'type' and k not in INTERFACE_KEYS)
-    return f"{network['type']}({args})"
+    args = ', '.join(
+        f'{k}={network_text(v) if isinstance(v, dict) else v}'
+        for k, v in network.items()
+        if k != 'type' and k not in INTERFACE_KEYS
+    )
+    return f'{network["type"]}({args})'
 
 
 def _paper(numbers):
@@ -45,13 +54,44 @@ def _paper(numbers):
 
 def table(result):
     bicubic = result['bicubic']
-    columns = ['method', 'option file scaled down', 'parameters', 'PSNR (dB)', 'SSIM', 'vs bicubic', 'training (s)',
-               'inference (ms / image)', 'paper, REDS Val300 PSNR / SSIM']
-    rows = [['bicubic upsampling of the blurry LR', '—', '—', f"{bicubic['psnr']:.2f}", f"{bicubic['ssim']:.4f}", '',
-             '—', '—', _paper(bicubic['paper'])]]
-    rows += [[row['label'], f"`{row['option']}`", f"{row['params'] / 1e6:.2f} M", f"{row['psnr']:.2f}",
-              f"{row['ssim']:.4f}", f"{row['psnr'] - bicubic['psnr']:+.2f} dB", f"{row['train_s']:.0f}",
-              f"{1000 * row['infer_s']:.0f}", _paper(row['paper'])] for row in result['rows']]
+    columns = [
+        'method',
+        'option file scaled down',
+        'parameters',
+        'PSNR (dB)',
+        'SSIM',
+        'vs bicubic',
+        'training (s)',
+        'inference (ms / image)',
+        'paper, REDS Val300 PSNR / SSIM',
+    ]
+    rows = [
+        [
+            'bicubic upsampling of the blurry LR',
+            '—',
+            '—',
+            f'{bicubic["psnr"]:.2f}',
+            f'{bicubic["ssim"]:.4f}',
+            '',
+            '—',
+            '—',
+            _paper(bicubic['paper']),
+        ]
+    ]
+    rows += [
+        [
+            row['label'],
+            f'`{row["option"]}`',
+            f'{row["params"] / 1e6:.2f} M',
+            f'{row["psnr"]:.2f}',
+            f'{row["ssim"]:.4f}',
+            f'{row["psnr"] - bicubic["psnr"]:+.2f} dB',
+            f'{row["train_s"]:.0f}',
+            f'{1000 * row["infer_s"]:.0f}',
+            _paper(row['paper']),
+        ]
+        for row in result['rows']
+    ]
     return '\n'.join(markdown_table(columns, rows))
 
 
@@ -64,22 +104,26 @@ def _last_gain(row):
 def _pair_note(lower, higher):
     """One line: did ``higher`` beat ``lower`` as the paper says, and was a missing gap closing?"""
     delta = higher['psnr'] - lower['psnr']
-    text = f"{lower['label']} {lower['psnr']:.2f} dB < {higher['label']} {higher['psnr']:.2f} dB"
+    text = f'{lower["label"]} {lower["psnr"]:.2f} dB < {higher["label"]} {higher["psnr"]:.2f} dB'
     if delta > 0:
         return f'- held ({delta:+.2f} dB): {text}'
     if 'curve' not in lower:  # against bicubic, nothing to converge
         return f'- did not hold ({delta:+.2f} dB): {text}'
     closing = 'closing' if _last_gain(higher) > _last_gain(lower) else 'not closing'
-    return (f'- did not hold ({delta:+.2f} dB): {text}; the gap was {closing} at the end of the budget '
-            f"({higher['label']} {_last_gain(higher):+.2f} dB over the last evaluation interval, "
-            f"{lower['label']} {_last_gain(lower):+.2f} dB)")
+    return (
+        f'- did not hold ({delta:+.2f} dB): {text}; the gap was {closing} at the end of the budget '
+        f'({higher["label"]} {_last_gain(higher):+.2f} dB over the last evaluation interval, '
+        f'{lower["label"]} {_last_gain(lower):+.2f} dB)'
+    )
 
 
 def ordering(result):
     """The paper's ordering checked level by level, then each ablation against CNLRN."""
     bicubic = dict(result['bicubic'], label='bicubic')
-    levels = [(name, [bicubic] if group == 'bicubic' else [r for r in result['rows'] if r['group'] == group])
-              for group, name in ORDER]
+    levels = [
+        (name, [bicubic] if group == 'bicubic' else [r for r in result['rows'] if r['group'] == group])
+        for group, name in ORDER
+    ]
     levels = [(name, rows) for name, rows in levels if rows]
     lines = []
     for (low_name, lows), (high_name, highs) in zip(levels, levels[1:]):
@@ -96,14 +140,15 @@ def ordering(result):
 def curve_table(result):
     rows = result['rows']
     iters = [point['iter'] for point in rows[0]['curve']] if rows else []
-    cells = [[row['label']] + [f"{p['psnr']:.2f}" for p in row['curve']] for row in rows]
+    cells = [[row['label']] + [f'{p["psnr"]:.2f}' for p in row['curve']] for row in rows]
     return '\n'.join(markdown_table(['method'] + [f'after {i} it.' for i in iters], cells))
 
 
 def markdown(result):
     s, m = result['settings'], result['machine']
     val = result['val']
-    return f"""# Equal-budget quality benchmark
+    return (
+        f"""# Equal-budget quality benchmark
 
 CNLRN, each of its ablations and the baselines of the paper's Table 1, scaled down to about the same number of
 parameters and trained for the same {s['iters']} iterations on the same data, then scored on held-out images.
@@ -132,8 +177,14 @@ those are REDS Val300 after 1M iterations at full size, shown for reference only
 - **times**: training time is the sum of the training steps (data loading included; model building and the
   evaluations excluded); inference is the mean per held-out image (LR {val['lr_size']}) at the end
 
-""" + '\n'.join(markdown_table(['variant', 'network (scaled down)'],
-                             [[r['label'], f"`{network_text(r['network'])}`"] for r in result['rows']])) + f"""
+"""
+        + '\n'.join(
+            markdown_table(
+                ['variant', 'network (scaled down)'],
+                [[r['label'], f'`{network_text(r["network"])}`'] for r in result['rows']],
+            )
+        )
+        + f"""
 
 ## Results
 
@@ -157,6 +208,7 @@ out:
 
 {curve_table(result)}
 """
+    )
 
 
 def chart(result, path):
@@ -164,12 +216,13 @@ def chart(result, path):
     plt = pyplot()
     bicubic = result['bicubic']['psnr']
     rows = result['rows']
-    fig, (bars, curves) = plt.subplots(1, 2, figsize=(12, 0.45 * len(rows) + 2.5), dpi=120,
-                                       gridspec_kw=dict(width_ratios=(3, 2)))
-    labels = [f"{r['label']} ({r['params'] / 1e6:.1f} M)" for r in rows]
+    fig, (bars, curves) = plt.subplots(
+        1, 2, figsize=(12, 0.45 * len(rows) + 2.5), dpi=120, gridspec_kw=dict(width_ratios=(3, 2))
+    )
+    labels = [f'{r["label"]} ({r["params"] / 1e6:.1f} M)' for r in rows]
     bars.barh(labels, [r['psnr'] for r in rows], color=[COLOURS[r['group']] for r in rows])
     for y, row in enumerate(rows):
-        bars.text(row['psnr'], y, f" {row['psnr']:.2f}", va='center', fontsize=8)
+        bars.text(row['psnr'], y, f' {row["psnr"]:.2f}', va='center', fontsize=8)
     low = min([bicubic] + [r['psnr'] for r in rows])
     high = max([bicubic] + [r['psnr'] for r in rows])
     bars.set_xlim(low - 0.5, high + 0.4)
@@ -179,11 +232,16 @@ def chart(result, path):
         ax.grid(alpha=0.3)
     bars.axvline(bicubic, color=COLOURS['bicubic'], linestyle='--', label=f'bicubic ({bicubic:.2f} dB)')
     bars.legend(loc='lower right', fontsize=8)
-    bars.set_title(f"{result['settings']['iters']} iterations each (parameters in brackets)")
+    bars.set_title(f'{result["settings"]["iters"]} iterations each (parameters in brackets)')
     for row in rows:
         # a colour per variant here: several share a group
-        curves.plot([p['iter'] for p in row['curve']], [p['psnr'] for p in row['curve']], marker='o',
-                    label=row['label'], alpha=0.8)
+        curves.plot(
+            [p['iter'] for p in row['curve']],
+            [p['psnr'] for p in row['curve']],
+            marker='o',
+            label=row['label'],
+            alpha=0.8,
+        )
     curves.axhline(bicubic, color=COLOURS['bicubic'], linestyle='--')
     curves.set_xlabel('iteration')
     curves.set_ylabel('held-out PSNR (dB)')

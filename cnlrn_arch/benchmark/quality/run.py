@@ -12,13 +12,14 @@ scored on its held-out tiles against bicubic upsampling. Written to OUT:
   quality.json  the raw numbers; --report-only rewrites the other two from it
 The default budget takes about half an hour on a 2-core CPU; raise --iters on a GPU.
 """
+
 import os
 import time
 from os import path as osp
 
+import basicsr
 import torch
 
-import basicsr
 from ...data_prep.demo_data import SETS
 from ...evaluation import read_val, score, val_inputs
 from ...inference.network import resolve_device
@@ -42,21 +43,34 @@ def check_data(data):
 
 
 def machine(device):
-    return dict(cpu=cpu_name(), cpus=os.cpu_count(), threads=torch.get_num_threads(),
-                omp_num_threads=os.environ.get('OMP_NUM_THREADS', 'unset'),
-                device=torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu',
-                torch=torch.__version__, basicsr=basicsr.__version__)
+    return dict(
+        cpu=cpu_name(),
+        cpus=os.cpu_count(),
+        threads=torch.get_num_threads(),
+        omp_num_threads=os.environ.get('OMP_NUM_THREADS', 'unset'),
+        device=torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu',
+        torch=torch.__version__,
+        basicsr=basicsr.__version__,
+    )
 
 
 def settings(iters, data, data_header):
     demo = load_option(DEMO_JOINT)['train']
-    return dict(demo_training(), iters=iters, data=data, data_header=data_header,
-                lr=demo['optim_g']['lr'], lr_deblur=demo['optim_g']['lr_deblur'],
-                eta_min=demo['scheduler']['eta_min'], pretrain_iters=pretrain_iterations(BY_NAME['cnlrn'], iters))
+    return dict(
+        demo_training(),
+        iters=iters,
+        data=data,
+        data_header=data_header,
+        lr=demo['optim_g']['lr'],
+        lr_deblur=demo['optim_g']['lr_deblur'],
+        eta_min=demo['scheduler']['eta_min'],
+        pretrain_iters=pretrain_iterations(BY_NAME['cnlrn'], iters),
+    )
 
 
-def run_quality_benchmark(command, out, data, variants=tuple(BY_NAME), iters=DEFAULT_ITERS, device='auto',
-                          report_only=False):
+def run_quality_benchmark(
+    command, out, data, variants=tuple(BY_NAME), iters=DEFAULT_ITERS, device='auto', report_only=False
+):
     """Train and score ``variants``; write quality.json, QUALITY.md and quality.png to ``out``.
 
     Args:
@@ -86,14 +100,22 @@ def run_quality_benchmark(command, out, data, variants=tuple(BY_NAME), iters=DEF
     for i, variant in enumerate(chosen, 1):
         row = run_variant(variant, iters, data, val, device)
         rows.append(row)
-        print(f"[{i}/{len(chosen)}] {variant.label}: {row['psnr']:.2f} dB, SSIM {row['ssim']:.4f}, "
-              f"{row['params'] / 1e6:.2f} M parameters, training {row['train_s']:.0f} s, "
-              f"inference {1000 * row['infer_s']:.0f} ms / image", flush=True)
+        print(
+            f'[{i}/{len(chosen)}] {variant.label}: {row["psnr"]:.2f} dB, SSIM {row["ssim"]:.4f}, '
+            f'{row["params"] / 1e6:.2f} M parameters, training {row["train_s"]:.0f} s, '
+            f'inference {1000 * row["infer_s"]:.0f} ms / image',
+            flush=True,
+        )
     result = dict(
-        command=command, date=time.strftime('%Y-%m-%d'), wall_s=time.time() - start,
-        machine=machine(device), settings=settings(iters, data, data_header),
+        command=command,
+        date=time.strftime('%Y-%m-%d'),
+        wall_s=time.time() - start,
+        machine=machine(device),
+        settings=settings(iters, data, data_header),
         val=dict(count=len(names), names=names, lr_size='x'.join(map(str, blurry[0].shape[:2]))),
-        bicubic=dict(psnr=bicubic_psnr, ssim=bicubic_ssim, paper=BICUBIC_PAPER), rows=rows)
+        bicubic=dict(psnr=bicubic_psnr, ssim=bicubic_ssim, paper=BICUBIC_PAPER),
+        rows=rows,
+    )
     os.makedirs(out, exist_ok=True)
     report.write_json(result, out)
     print_written(osp.join(out, report.JSON), *report.write_report(result, out))

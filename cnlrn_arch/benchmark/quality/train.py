@@ -6,6 +6,7 @@ separately tuned deblurring module); the loop around it is BasicSR's, without
 its logging, checkpoints and validation, so that the timings measure
 training and inference only and compare across variants.
 """
+
 import itertools
 import logging
 import tempfile
@@ -13,11 +14,11 @@ import time
 from os import path as osp
 
 import torch
+from basicsr.models import build_model
+from basicsr.utils import get_root_logger, tensor2img
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from basicsr.models import build_model
-from basicsr.utils import get_root_logger, tensor2img
 from ...data.paired_blur_sr_dataset import PairedBlurSRDataset
 from ...evaluation import score
 from ...project import DEMO_JOINT, DEMO_PRETRAIN, SCALE
@@ -37,17 +38,31 @@ def demo_training():
     """Batch, patch, augmentation and seed of the demo's joint training, which every variant uses."""
     opt = load_option(DEMO_JOINT)
     train = opt['datasets']['train']
-    return dict(batch=train['batch_size_per_gpu'], gt_size=train['gt_size'], use_hflip=train['use_hflip'],
-                use_rot=train['use_rot'], seed=opt['manual_seed'])
+    return dict(
+        batch=train['batch_size_per_gpu'],
+        gt_size=train['gt_size'],
+        use_hflip=train['use_hflip'],
+        use_rot=train['use_rot'],
+        seed=opt['manual_seed'],
+    )
 
 
 def training_batches(data, settings):
     """Endless batches of the demo training set, in the same order for every variant."""
-    dataset = PairedBlurSRDataset(dict(
-        phase='train', scale=SCALE, gt_size=settings['gt_size'], use_hflip=settings['use_hflip'],
-        use_rot=settings['use_rot'], seed=settings['seed'], io_backend={'type': 'lmdb'},
-        dataroot_gt=osp.join(data, 'train_sharp.lmdb'), dataroot_lq=osp.join(data, 'train_blur_bicubic_X4.lmdb'),
-        dataroot_gt_lr=osp.join(data, 'train_sharp_bicubic_X4.lmdb')))
+    dataset = PairedBlurSRDataset(
+        dict(
+            phase='train',
+            scale=SCALE,
+            gt_size=settings['gt_size'],
+            use_hflip=settings['use_hflip'],
+            use_rot=settings['use_rot'],
+            seed=settings['seed'],
+            io_backend={'type': 'lmdb'},
+            dataroot_gt=osp.join(data, 'train_sharp.lmdb'),
+            dataroot_lq=osp.join(data, 'train_blur_bicubic_X4.lmdb'),
+            dataroot_gt_lr=osp.join(data, 'train_sharp_bicubic_X4.lmdb'),
+        )
+    )
     generator = torch.Generator().manual_seed(settings['seed'])
     for epoch in itertools.count():
         dataset.set_epoch(epoch)
@@ -62,12 +77,26 @@ def model_options(option, demo_option, network, iters, device, deblur_weights=No
     optim = dict(train['optim_g'], lr=demo['optim_g']['lr'])
     if 'lr_deblur' in optim:
         optim['lr_deblur'] = demo['optim_g']['lr_deblur']
-    train.update(optim_g=optim, scheduler=dict(demo['scheduler'], periods=[iters]), total_iter=iters,
-                 warmup_iter=-1, ema_decay=0)
-    return dict(model_type=recipe['model_type'], scale=SCALE, num_gpu=int(device.type == 'cuda'), is_train=True, dist=False,
-                rank=0, world_size=1, network_g=network, train=train,
-                path=dict(pretrain_network_g=None, strict_load_g=True, pretrain_network_deblur=deblur_weights,
-                          param_key_deblur='params'))
+    train.update(
+        optim_g=optim, scheduler=dict(demo['scheduler'], periods=[iters]), total_iter=iters, warmup_iter=-1, ema_decay=0
+    )
+    return dict(
+        model_type=recipe['model_type'],
+        scale=SCALE,
+        num_gpu=int(device.type == 'cuda'),
+        is_train=True,
+        dist=False,
+        rank=0,
+        world_size=1,
+        network_g=network,
+        train=train,
+        path=dict(
+            pretrain_network_g=None,
+            strict_load_g=True,
+            pretrain_network_deblur=deblur_weights,
+            param_key_deblur='params',
+        ),
+    )
 
 
 def _sync(device):
@@ -122,25 +151,37 @@ def run_variant(variant, iters, data, val, device):
     network = scaled_network(variant)
     n_pretrain = pretrain_iterations(variant, iters)
     evaluate_at = {max(n_pretrain + 1, round(f * iters)) for f in EVAL_FRACTIONS}
-    with tqdm(total=iters, desc=variant.name, unit='it', leave=False) as bar, \
-            tempfile.TemporaryDirectory() as tmp:
+    with tqdm(total=iters, desc=variant.name, unit='it', leave=False) as bar, tempfile.TemporaryDirectory() as tmp:
         budget = Budget(training_batches(data, settings), val, device, bar)
         deblur_weights = None
         if n_pretrain:
             torch.manual_seed(settings['seed'])
-            predeblur = dict(type='CNLRNPreDeblur', n_feats=network['n_feats'],
-                             n_deblur_blocks=network['n_deblur_blocks'])
+            predeblur = dict(
+                type='CNLRNPreDeblur', n_feats=network['n_feats'], n_deblur_blocks=network['n_deblur_blocks']
+            )
             model = build_model(model_options('pretrain.yml', DEMO_PRETRAIN, predeblur, n_pretrain, device))
             budget.train(model, n_pretrain)
             deblur_weights = osp.join(tmp, 'deblur.pth')
             torch.save({'params': model.get_bare_model(model.net_g).state_dict()}, deblur_weights)
         torch.manual_seed(settings['seed'])
-        model = build_model(model_options(variant.option, DEMO_JOINT, network, iters - n_pretrain, device,
-                                          deblur_weights))
+        model = build_model(
+            model_options(variant.option, DEMO_JOINT, network, iters - n_pretrain, device, deblur_weights)
+        )
         budget.train(model, iters - n_pretrain, evaluate_at)
     _, psnr, ssim, infer_s = budget.curve[-1]
-    return dict(name=variant.name, label=variant.label, group=variant.group, option=f'options/{variant.option}',
-                network=network, params=sum(p.numel() for p in model.get_bare_model(model.net_g).parameters()),
-                iters=iters, pretrain_iters=n_pretrain, psnr=psnr, ssim=ssim, train_s=budget.seconds,
-                infer_s=infer_s, curve=[dict(iter=i, psnr=p, ssim=s) for i, p, s, _ in budget.curve],
-                paper=variant.paper)
+    return dict(
+        name=variant.name,
+        label=variant.label,
+        group=variant.group,
+        option=f'options/{variant.option}',
+        network=network,
+        params=sum(p.numel() for p in model.get_bare_model(model.net_g).parameters()),
+        iters=iters,
+        pretrain_iters=n_pretrain,
+        psnr=psnr,
+        ssim=ssim,
+        train_s=budget.seconds,
+        infer_s=infer_s,
+        curve=[dict(iter=i, psnr=p, ssim=s) for i, p, s, _ in budget.curve],
+        paper=variant.paper,
+    )

@@ -12,10 +12,12 @@ about the recipes, not about their sizes:
 - every variant trains for the same iterations with the demo's batch, patch,
   learning rates and seed.
 """
+
 import copy
 from dataclasses import dataclass, field
 
 from basicsr.utils.registry import ARCH_REGISTRY
+
 from ...project import DEMO_JOINT, option_path
 from ...utils.option_check import load_option_file
 
@@ -37,6 +39,7 @@ class Variant:
     count, () for CNLRN networks (the demo's size); fixed: sizes set before
     the scan.
     """
+
     name: str
     label: str
     option: str
@@ -50,8 +53,14 @@ VARIANTS = (
     Variant('rcan', 'RCAN', 'baselines/rcan.yml', 'baseline', scan=('num_block',), fixed=dict(num_group=5)),
     Variant('rrdbnet', 'RRDBNet', 'baselines/rrdbnet.yml', 'baseline', scan=('num_block',)),
     # the demo CNLRN's deblurring module and an RCAN of its SR module's width
-    Variant('srn_rcan', 'SRN+RCAN', 'baselines/srn_rcan.yml', 'cascade', scan=('sr_opt', 'num_block'),
-            fixed=dict(sr_opt=dict(num_feat=32, num_group=2))),
+    Variant(
+        'srn_rcan',
+        'SRN+RCAN',
+        'baselines/srn_rcan.yml',
+        'cascade',
+        scan=('sr_opt', 'num_block'),
+        fixed=dict(sr_opt=dict(num_feat=32, num_group=2)),
+    ),
     Variant('cnlrn', 'CNLRN', 'joint.yml', 'ours', paper=(27.770, 0.7784)),
     Variant('no_deblur', 'CNLRN without deblurring module', 'ablations/no_deblur.yml', 'ablation'),
     Variant('frozen_deblur', 'CNLRN, deblurring module frozen', 'ablations/frozen_deblur.yml', 'ablation'),
@@ -121,8 +130,7 @@ def scaled_network(variant):
         return _merge(network, {k: v for k, v in reference.items() if k != 'type'})
     if network['type'] == 'DeblurSRCascade':
         network.update(n_feats=reference['n_feats'], n_deblur_blocks=reference['n_deblur_blocks'])
-    return match_parameters(_merge(network, copy.deepcopy(variant.fixed)), variant.scan,
-                            count_parameters(reference))
+    return match_parameters(_merge(network, copy.deepcopy(variant.fixed)), variant.scan, count_parameters(reference))
 
 
 def pretrain_iterations(variant, iters):

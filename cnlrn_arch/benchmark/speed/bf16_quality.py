@@ -1,9 +1,10 @@
 """PSNR cost of bfloat16 autocast: the demo checkpoint on the demo validation images, fp32 vs bf16."""
+
 from os import path as osp
 
 import torch
-
 from basicsr.utils import tensor2img
+
 from ...evaluation import read_val, score, val_inputs
 from ...inference.network import load_network
 from ...project import DEMO_CHECKPOINT, DEMO_JOINT, DEMO_VAL, option_path
@@ -23,5 +24,8 @@ def bf16_psnr_change(val_dir=DEMO_VAL, weights=DEMO_CHECKPOINT):
     net = load_network(weights, option_path(DEMO_JOINT))
     _, sharp, blurry, _ = read_val(val_dir)
     inputs = val_inputs(blurry)
-    return {'images': len(sharp), 'fp32': score(restore(net, inputs, None), sharp),
-            'bf16': score(restore(net, inputs, torch.bfloat16), sharp)}
+    return {
+        'images': len(sharp),
+        'fp32': score(restore(net, inputs, None), sharp),
+        'bf16': score(restore(net, inputs, torch.bfloat16), sharp),
+    }

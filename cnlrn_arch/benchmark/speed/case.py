@@ -10,6 +10,7 @@ imports, model construction and input creation; on CUDA it is
 ``max_memory_allocated`` minus the weights (and the optimizer state, for
 training).
 """
+
 import json
 import resource
 import statistics
@@ -84,8 +85,11 @@ def run_case(case):
         optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
         # Adam's state is allocated on the first step; keep it out of the activations
         for param in net.parameters():
-            optimizer.state[param] = {'step': torch.tensor(0.0), 'exp_avg': torch.zeros_like(param),
-                                      'exp_avg_sq': torch.zeros_like(param)}
+            optimizer.state[param] = {
+                'step': torch.tensor(0.0),
+                'exp_avg': torch.zeros_like(param),
+                'exp_avg_sq': torch.zeros_like(param),
+            }
         probe = MemoryProbe(device)
 
         def step():
@@ -99,8 +103,12 @@ def run_case(case):
     times, result = timed(step, case['runs'], device)
     if not torch.isfinite(result).all():
         raise RuntimeError(f'non-finite output in case {case}')
-    measured = {'median_s': statistics.median(times), 'times_s': times, 'activation_bytes': probe.peak_above_base(),
-                'output_shape': list(result.shape) if case['kind'] == 'inference' else None}
+    measured = {
+        'median_s': statistics.median(times),
+        'times_s': times,
+        'activation_bytes': probe.peak_above_base(),
+        'output_shape': list(result.shape) if case['kind'] == 'inference' else None,
+    }
     if case.get('profile'):
         measured['profile'] = operator_profile(step)
     return measured

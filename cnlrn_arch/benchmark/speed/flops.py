@@ -7,6 +7,7 @@ does not see inside CPU fused attention kernels. Elementwise work (softmax,
 activations, residual sums) is not counted: the floor is the time the
 matrix products alone would take at the machine's matmul peak.
 """
+
 import time
 
 import torch

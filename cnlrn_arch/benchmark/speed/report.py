@@ -3,6 +3,7 @@
 Each device's run is kept in its own ``results_<device>.json``, so a GPU run
 adds its section beside the CPU's instead of replacing it.
 """
+
 import glob
 import json
 from os import path as osp
@@ -34,61 +35,121 @@ def inference_table(run):
     rows = [r for r in run['cases'] if r['kind'] == 'inference']
 
     def cells(row):
-        naive = next((r for r in rows if r['impl'] == 'naive' and r['size'] == row['size']
-                      and r['precision'] == 'fp32' and 'error' not in r), None)
-        vs_time = f"{row['median_s'] / naive['median_s']:.2f}" if naive else ''
-        vs_mem = f"{row['activation_bytes'] / max(1, naive['activation_bytes']):.2f}" if naive else ''
-        return [size_label(row['size']), 'x'.join(map(str, row['output_shape'][-2:])), row['impl'], row['precision'],
-                str(len(row['times_s'])), f"{row['median_s']:.2f}", f"{row['activation_bytes'] / GB:.3f}",
-                f"{row['flops'] / row['median_s'] / 1e9:.0f}", f'{floor_ratio(row, run):.2f}', vs_time, vs_mem]
+        naive = next(
+            (
+                r
+                for r in rows
+                if r['impl'] == 'naive' and r['size'] == row['size'] and r['precision'] == 'fp32' and 'error' not in r
+            ),
+            None,
+        )
+        vs_time = f'{row["median_s"] / naive["median_s"]:.2f}' if naive else ''
+        vs_mem = f'{row["activation_bytes"] / max(1, naive["activation_bytes"]):.2f}' if naive else ''
+        return [
+            size_label(row['size']),
+            'x'.join(map(str, row['output_shape'][-2:])),
+            row['impl'],
+            row['precision'],
+            str(len(row['times_s'])),
+            f'{row["median_s"]:.2f}',
+            f'{row["activation_bytes"] / GB:.3f}',
+            f'{row["flops"] / row["median_s"] / 1e9:.0f}',
+            f'{floor_ratio(row, run):.2f}',
+            vs_time,
+            vs_mem,
+        ]
 
     def not_run_cells(row):
-        return [size_label(row['size']), '', row['impl'], row['precision'], '0', f"not run: {row['error']}"] + [''] * 5
+        return [size_label(row['size']), '', row['impl'], row['precision'], '0', f'not run: {row["error"]}'] + [''] * 5
 
-    columns = ['LR input', 'output', 'attention', 'precision', 'runs', 'median time (s)', 'activations (GB)',
-               'GFLOP/s', 'x floor', 'time vs naive', 'memory vs naive']
+    columns = [
+        'LR input',
+        'output',
+        'attention',
+        'precision',
+        'runs',
+        'median time (s)',
+        'activations (GB)',
+        'GFLOP/s',
+        'x floor',
+        'time vs naive',
+        'memory vs naive',
+    ]
     return case_table(columns, rows, cells, not_run_cells)
 
 
 def training_table(run):
     def cells(row):
-        return [row['impl'], row['precision'], f"{row['batch']} x {size_label(row['size'])}", f"{row['median_s']:.2f}",
-                f"{1 / row['median_s']:.2f}", f"{row['activation_bytes'] / GB:.3f}"]
+        return [
+            row['impl'],
+            row['precision'],
+            f'{row["batch"]} x {size_label(row["size"])}',
+            f'{row["median_s"]:.2f}',
+            f'{1 / row["median_s"]:.2f}',
+            f'{row["activation_bytes"] / GB:.3f}',
+        ]
 
     def not_run_cells(row):
-        return [row['impl'], row['precision'], '', f"not run: {row['error']}", '', '']
+        return [row['impl'], row['precision'], '', f'not run: {row["error"]}', '', '']
 
-    columns = ['attention', 'precision', 'batch x LR patch', 'median step (s)', 'iterations/s',
-               'peak memory above weights and Adam (GB)']
+    columns = [
+        'attention',
+        'precision',
+        'batch x LR patch',
+        'median step (s)',
+        'iterations/s',
+        'peak memory above weights and Adam (GB)',
+    ]
     return case_table(columns, [r for r in run['cases'] if r['kind'] == 'training'], cells, not_run_cells)
 
 
 def device_section(run):
     peaks = ', '.join(f'{p}: {g:.0f} GFLOP/s' for p, g in run['peak_gflops'].items())
-    lines = [f"## {run['device']}", '', f"Command: `{run['command']}`", '',
-             f"torch {run['torch']}, {run['threads']} threads, up to {run['runs']} runs per case (median; the first "
-             f"run is included and doubles as warm-up), matmul peak ({run['matmul_size']}^2): {peaks}. "
-             'The floor of a case is its FLOPs at that peak. '
-             f"bf16 in hardware: {'yes' if run['bf16_native'] else 'no, so no bf16 speed cases'}"
-             f"{'' if run['device_short'] == 'cuda' else ', CPU capability ' + run['cpu_capability']}.", '',
-             '| LR input | conv + linear TFLOPs | attention TFLOPs | total TFLOPs |', '|---|---|---|---|']
+    lines = [
+        f'## {run["device"]}',
+        '',
+        f'Command: `{run["command"]}`',
+        '',
+        f'torch {run["torch"]}, {run["threads"]} threads, up to {run["runs"]} runs per case (median; the first '
+        f'run is included and doubles as warm-up), matmul peak ({run["matmul_size"]}^2): {peaks}. '
+        'The floor of a case is its FLOPs at that peak. '
+        f'bf16 in hardware: {"yes" if run["bf16_native"] else "no, so no bf16 speed cases"}'
+        f'{"" if run["device_short"] == "cuda" else ", CPU capability " + run["cpu_capability"]}.',
+        '',
+        '| LR input | conv + linear TFLOPs | attention TFLOPs | total TFLOPs |',
+        '|---|---|---|---|',
+    ]
     for label, flops in run['flops'].items():
-        lines.append(f"| {label} | {flops['conv'] / 1e12:.2f} | {flops['attention'] / 1e12:.2f} | "
-                     f"{flops['total'] / 1e12:.2f} |")
-    config = f"CNLRN{run['config']}" if run['config'] else 'the released CNLRN configuration'
+        lines.append(
+            f'| {label} | {flops["conv"] / 1e12:.2f} | {flops["attention"] / 1e12:.2f} | {flops["total"] / 1e12:.2f} |'
+        )
+    config = f'CNLRN{run["config"]}' if run['config'] else 'the released CNLRN configuration'
     lines += ['', f'### Inference (one forward, batch 1, {config})', ''] + inference_table(run)
     profiled = next((r for r in run['cases'] if r.get('profile')), None)
     if profiled:
-        lines += ['', f"### Where the time goes: inference at {size_label(profiled['size'])}, torch.profiler, "
-                  'top operators by own time', '', '```', profiled['profile'].strip(), '```']
+        lines += [
+            '',
+            f'### Where the time goes: inference at {size_label(profiled["size"])}, torch.profiler, '
+            'top operators by own time',
+            '',
+            '```',
+            profiled['profile'].strip(),
+            '```',
+        ]
     lines += ['', '### Training (one step: forward, L1, backward, Adam)', ''] + training_table(run)
     quality = run.get('bf16_quality')
     if quality:
         fp32, bf16 = quality['fp32'], quality['bf16']
-        lines += ['', f"### bf16 autocast quality (demo checkpoint, {quality['images']} demo validation images)", '',
-                  '| precision | PSNR (dB) | SSIM |', '|---|---|---|',
-                  f'| fp32 | {fp32[0]:.3f} | {fp32[1]:.4f} |', f'| bf16 | {bf16[0]:.3f} | {bf16[1]:.4f} |',
-                  f'| change | {bf16[0] - fp32[0]:+.3f} | {bf16[1] - fp32[1]:+.4f} |']
+        lines += [
+            '',
+            f'### bf16 autocast quality (demo checkpoint, {quality["images"]} demo validation images)',
+            '',
+            '| precision | PSNR (dB) | SSIM |',
+            '|---|---|---|',
+            f'| fp32 | {fp32[0]:.3f} | {fp32[1]:.4f} |',
+            f'| bf16 | {bf16[0]:.3f} | {bf16[1]:.4f} |',
+            f'| change | {bf16[0] - fp32[0]:+.3f} | {bf16[1] - fp32[1]:+.4f} |',
+        ]
     return lines
 
 
@@ -98,7 +159,7 @@ def speed_chart(runs, path):
     fig, (ax_time, ax_mem) = plt.subplots(1, 2, figsize=(12, 4.5), dpi=110)
     for run in runs:
         rows = [r for r in run['cases'] if r['kind'] == 'inference' and 'error' not in r]
-        labels = [f"{run['device_short']}\n{size_label(r['size'])}\n{r['impl']} {r['precision']}" for r in rows]
+        labels = [f'{run["device_short"]}\n{size_label(r["size"])}\n{r["impl"]} {r["precision"]}' for r in rows]
         positions = range(len(rows))
         floors = [floor_of(r, run) for r in rows]
         ax_time.bar([p - 0.2 for p in positions], [r['median_s'] for r in rows], 0.4, label='measured')
@@ -114,11 +175,18 @@ def speed_chart(runs, path):
 
 
 def write_report(out_dir):
-    runs = [json.load(open(p)) for p in sorted(glob.glob(osp.join(out_dir, 'results_*.json')))]
-    lines = ['# CNLRN speed and memory', '',
-             'Made by `cnlrn bench` (see `cnlrn bench --help`); each case runs in a fresh process. '
-             '"naive" is the explicit score-matrix attention of the authors\' release, one head at a time; '
-             '"sdpa" is the default path. ![speed](speed.png)', '']
+    runs = []
+    for path in sorted(glob.glob(osp.join(out_dir, 'results_*.json'))):
+        with open(path, encoding='utf-8') as f:
+            runs.append(json.load(f))
+    lines = [
+        '# CNLRN speed and memory',
+        '',
+        'Made by `cnlrn bench` (see `cnlrn bench --help`); each case runs in a fresh process. '
+        '"naive" is the explicit score-matrix attention of the authors\' release, one head at a time; '
+        '"sdpa" is the default path. ![speed](speed.png)',
+        '',
+    ]
     for run in runs:
         lines += device_section(run) + ['']
     with open(osp.join(out_dir, 'RESULTS.md'), 'w') as f:

@@ -9,6 +9,7 @@ rounding is the same where it is emulated, only far slower). Every case runs in 
 its memory is its own. Prints the tables and writes RESULTS.md,
 results_<device>.json and speed.png to OUT.
 """
+
 import json
 import os
 import subprocess
@@ -44,8 +45,11 @@ def naive_too_big(config, size, device):
     patch = min(config.get('nonlocal_psize', (4,)))
     tokens = (2 * size[0] // patch) * (2 * size[1] // patch)  # the largest attention runs at 2x
     needed = NAIVE_COPIES * tokens**2 * 4
-    available = (torch.cuda.get_device_properties(0).total_memory if device == 'cuda'
-                 else os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES'))
+    available = (
+        torch.cuda.get_device_properties(0).total_memory
+        if device == 'cuda'
+        else os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+    )
     if needed > 0.8 * available:
         return f'score matrices need {needed / 1e9:.0f} GB'
     return None
@@ -86,8 +90,19 @@ def plan(config, sizes, runs, train_size, train_batch, training, device, threads
     return cases
 
 
-def run_speed_benchmark(command, out, config, sizes=DEFAULT_SIZES, runs=3, train_size=(64, 64), train_batch=2,
-                        training=True, device='cpu', threads=None, matmul_size=MATMUL_SIZE):
+def run_speed_benchmark(
+    command,
+    out,
+    config,
+    sizes=DEFAULT_SIZES,
+    runs=3,
+    train_size=(64, 64),
+    train_batch=2,
+    training=True,
+    device='cpu',
+    threads=None,
+    matmul_size=MATMUL_SIZE,
+):
     """Run every case of :func:`plan`; write results_<device>.json, RESULTS.md and speed.png to ``out``.
 
     Args:
@@ -108,8 +123,9 @@ def run_speed_benchmark(command, out, config, sizes=DEFAULT_SIZES, runs=3, train
     if threads:
         torch.set_num_threads(threads)
     cases = plan(config, sizes, runs, train_size, train_batch, training, device, threads)
-    precisions = {'fp32': torch.float32} | ({'bf16': torch.bfloat16} if any(
-        c['precision'] == 'bf16' for c in cases) else {})
+    precisions = {'fp32': torch.float32} | (
+        {'bf16': torch.bfloat16} if any(c['precision'] == 'bf16' for c in cases) else {}
+    )
     print(f'matmul peak ({matmul_size}^2) ...', flush=True)
     peaks = {name: matmul_peak(dtype, device, matmul_size) for name, dtype in precisions.items()}
     size_flops = {size_label(s): count_flops(config, s) for s in sizes}
@@ -125,12 +141,21 @@ def run_speed_benchmark(command, out, config, sizes=DEFAULT_SIZES, runs=3, train
         results.append(dict(result, flops=flops))
         tqdm.write(summary(result))
     name = torch.cuda.get_device_name(0) if device == 'cuda' else f'{cpu_name()} ({os.cpu_count()} cores)'
-    run = {'device': name, 'device_short': device, 'command': command,
-           'torch': torch.__version__, 'threads': threads or torch.get_num_threads(), 'runs': runs,
-           'matmul_size': matmul_size, 'peak_gflops': peaks, 'config': config,
-           'bf16_native': bf16_native(device), 'cpu_capability': torch.backends.cpu.get_cpu_capability(),
-           'flops': size_flops,
-           'cases': results}
+    run = {
+        'device': name,
+        'device_short': device,
+        'command': command,
+        'torch': torch.__version__,
+        'threads': threads or torch.get_num_threads(),
+        'runs': runs,
+        'matmul_size': matmul_size,
+        'peak_gflops': peaks,
+        'config': config,
+        'bf16_native': bf16_native(device),
+        'cpu_capability': torch.backends.cpu.get_cpu_capability(),
+        'flops': size_flops,
+        'cases': results,
+    }
     if device == 'cpu':
         print('bf16 quality on the demo validation images ...', flush=True)
         run['bf16_quality'] = bf16_psnr_change()
@@ -141,7 +166,7 @@ def run_speed_benchmark(command, out, config, sizes=DEFAULT_SIZES, runs=3, train
 
 
 def summary(result):
-    name = f"{result['kind']} {result['impl']} {result['precision']} {size_label(result['size'])}"
+    name = f'{result["kind"]} {result["impl"]} {result["precision"]} {size_label(result["size"])}'
     if 'error' in result:
-        return f"{name}: not run: {result['error']}"
-    return f"{name}: {result['median_s']:.2f} s, {result['activation_bytes'] / 1e9:.3f} GB"
+        return f'{name}: not run: {result["error"]}'
+    return f'{name}: {result["median_s"]:.2f} s, {result["activation_bytes"] / 1e9:.3f} GB'
