@@ -31,7 +31,9 @@ def height_width(text):
     return height, width
 
 
-def add_workers_argument(parser):
+def add_data_root_arguments(parser, default_root, root_help):
+    """``--root`` (the extracted data set, ``default_root`` by default) and ``--workers``, as data preparation takes."""
+    parser.add_argument('--root', default=default_root, help=f'{root_help} (default: %(default)s)')
     parser.add_argument(
         '--workers',
         type=positive_int,

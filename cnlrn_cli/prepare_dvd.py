@@ -4,17 +4,12 @@ from os import path as osp
 
 from cnlrn_arch.data_prep import dvd
 
-from .arguments import add_workers_argument, description
+from .arguments import add_data_root_arguments, description
 
 
 def add_arguments(parser):
     parser.description = description(dvd)
-    parser.add_argument(
-        '--root',
-        default=osp.join('datasets', 'DVD'),
-        help='folder holding the extracted quantitative_datasets (default: %(default)s)',
-    )
-    add_workers_argument(parser)
+    add_data_root_arguments(parser, osp.join('datasets', 'DVD'), 'folder holding the extracted quantitative_datasets')
     parser.set_defaults(run=run)
 
 

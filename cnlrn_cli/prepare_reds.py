@@ -4,17 +4,12 @@ from os import path as osp
 
 from cnlrn_arch.data_prep import reds
 
-from .arguments import add_workers_argument, description
+from .arguments import add_data_root_arguments, description
 
 
 def add_arguments(parser):
     parser.description = description(reds)
-    parser.add_argument(
-        '--root',
-        default=osp.join('datasets', 'REDS'),
-        help='folder of the extracted REDS archives (default: %(default)s)',
-    )
-    add_workers_argument(parser)
+    add_data_root_arguments(parser, osp.join('datasets', 'REDS'), 'folder of the extracted REDS archives')
     parser.set_defaults(run=run)
 
 
