@@ -1,7 +1,7 @@
 """cnlrn_arch.utils.basicsr_patches in-process: each override once apply() swapped it in, and the checks before.
 
 Every test starts from basicsr's own attributes and the patched names are called through basicsr's modules, so
-they only pass with the override in place. test_training_pipeline.py runs the same overrides end to end in
+they only pass with the override in place. tests/test_pipeline/test_training_pipeline.py runs the same overrides end to end in
 subprocesses (auto_resume after a kill, two CPU ranks under torchrun, bit-exact resumption).
 """
 import os

@@ -15,6 +15,7 @@ from basicsr.utils.matlab_functions import imresize
 from basicsr.utils.registry import DATASET_REGISTRY
 from cnlrn_arch.data.paired_blur_sr_dataset import PairedBlurSRDataset
 from cnlrn_arch.utils.errors import UserError
+from tests.helpers import write_image
 
 SCALE = 4
 HR_SHAPE = (32, 48, 3)
@@ -26,11 +27,6 @@ def box_down(hr):
     """Mean of each 4x4 block: commutes with aligned crops, flips and transposes."""
     h, w, c = hr.shape
     return hr.reshape(h // SCALE, SCALE, w // SCALE, SCALE, c).mean(axis=(1, 3))
-
-
-def write_png(path, img):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    assert cv2.imwrite(str(path), img)
 
 
 def make_lmdb(folder, lmdb_path, keys):
@@ -46,8 +42,8 @@ def reds(tmp_path_factory):
         hr = rng.integers(0, 256, HR_SHAPE, dtype=np.uint8)
         sharp_lr = np.round(box_down(hr.astype(np.float64))).astype(np.uint8)
         for folder, img in (('hr', hr), ('gt_lr', sharp_lr), ('lq', 255 - sharp_lr)):
-            write_png(root / folder / f'{key}.png', img)
-            write_png(root / f'{folder}_flat' / f'{key.replace("/", "_")}.png', img)
+            write_image(root / folder / f'{key}.png', img)
+            write_image(root / f'{folder}_flat' / f'{key.replace("/", "_")}.png', img)
     for folder in ('hr', 'gt_lr', 'lq'):
         make_lmdb(root / folder, root / f'{folder}.lmdb', KEYS)
     return root
@@ -163,7 +159,7 @@ def test_mean_std_normalisation(reds):
 def test_filename_template_and_meta_info_file(reds, tmp_path):
     for key in KEYS:
         clip, frame = key.split('/')
-        write_png(tmp_path / 'lq' / clip / f'{frame}x4.png', cv2.imread(str(reds / 'lq' / f'{key}.png')))
+        write_image(tmp_path / 'lq' / clip / f'{frame}x4.png', cv2.imread(str(reds / 'lq' / f'{key}.png')))
     meta = tmp_path / 'meta.txt'
     meta.write_text('001/00000002.png (32,48,3)\n000/00000001.png (32,48,3)\n')
     ds = PairedBlurSRDataset({
@@ -254,7 +250,7 @@ def test_meta_info_file_lists_absent_image(copy_of):
                          [('lq', (9, 12, 3), 'HR size (32, 48) is not 4x the LR size (9, 12)'),
                           ('gt_lr', (8, 11, 3), 'sharp LR size (8, 11)')])
 def test_sizes_not_matching_the_scale(copy_of, folder, shape, expected):
-    write_png(copy_of / folder / '001' / '00000000.png', np.zeros(shape, np.uint8))
+    write_image(copy_of / folder / '001' / '00000000.png', np.zeros(shape, np.uint8))
     ds = make(copy_of)
     ds[0]
     with pytest.raises(UserError) as info:

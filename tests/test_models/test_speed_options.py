@@ -2,14 +2,12 @@
 
 No test times anything: each checks that an option runs, gives finite losses
 and computes what the plain float32 path computes, within a stated tolerance.
-torch.compile runs with ``backend: aot_eager`` (dynamo's graph capture and
-AOTAutograd, no code generation): the default inductor backend takes about
-two minutes for this tiny network on a 2-core CPU.
+torch.compile runs with ``backend: eager`` (dynamo's graph capture, no
+AOTAutograd and no code generation): the default inductor backend takes
+about two minutes for this tiny network on a 2-core CPU.
 """
 import copy
 import math
-import os
-import subprocess
 
 import cv2
 import numpy as np
@@ -23,29 +21,15 @@ from cnlrn_arch.archs.cnlrn_arch import CNLRN
 from cnlrn_arch.utils.errors import UserError
 from cnlrn_arch.utils.option_check import check_options
 from cnlrn_arch.utils.speed import check_autocast
-from conftest import TINY_CNLRN, command, derive_options
+from tests.helpers import TINY_CNLRN, TINY_CNLRN_ARGS, derive_options, make_opt
 
-TINY = {k: v for k, v in TINY_CNLRN.items() if k != 'type'}
 COMPILE = dict(backend='eager')
 # float32 paths that only reorder arithmetic: channels_last picks other convolution kernels,
-# compile (aot_eager) decomposes ops; measured differences are about 1e-7
+# compile (eager) runs the captured graphs; measured differences are about 1e-7
 CHANNELS_LAST_ATOL = 1e-5
 COMPILE_ATOL = 1e-4
 # bf16 keeps 8 significant bits: measured output differences about 2e-3 on outputs of spread about 0.1
 BF16_ATOL = 2e-2
-
-
-def make_opt(train=None, val=None, speed=None):
-    opt = dict(name='speed', model_type='CNLRNModel', is_train=True, dist=False, num_gpu=0, rank=0, world_size=1,
-               scale=4, network_g=dict(TINY_CNLRN), path=dict(),
-               train=dict(optim_g=dict(type='Adam', lr=2e-3, betas=[0.9, 0.99]),
-                          scheduler=dict(type='CosineAnnealingRestartLR', periods=[100], restart_weights=[1]),
-                          pixel_opt=dict(type='L1Loss', loss_weight=1.0),
-                          grad_opt=dict(type='GradientLoss', loss_weight=0.1), **(train or {})),
-               val=dict(val or {}))
-    if speed is not None:
-        opt['speed'] = speed
-    return opt
 
 
 def build(seed=0, **sections):
@@ -159,7 +143,7 @@ def test_checkpoints_keep_the_plain_keys_and_layout(tmp_path, batch, speed):
     train_once(model, batch)
     model.save_network([model.net_g, model.net_g_ema], 'net_g', 5, param_key=['params', 'params_ema'])
     saved = torch.load(tmp_path / 'net_g_5.pth', weights_only=True)
-    released_keys = list(CNLRN(**TINY).state_dict())
+    released_keys = list(CNLRN(**TINY_CNLRN_ARGS).state_dict())
     for key in ('params', 'params_ema'):
         assert list(saved[key]) == released_keys
         assert all(v.is_contiguous() for v in saved[key].values())
@@ -191,13 +175,11 @@ def test_invalid_speed_options_are_one_line_errors(tmp_path, changes, message):
     assert str(err.value).startswith(f'{path}: {message}')
 
 
-def test_invalid_amp_stops_basicsr_train_with_one_line(tmp_path):
+def test_invalid_amp_stops_basicsr_train_with_one_line(tmp_path, run_basicsr, capsys):
     path = derive_options('options/joint.yml', tmp_path / 'fp8.yml', dict(BASE_YML, train=dict(amp='fp8')))
-    result = subprocess.run([command('basicsr'), 'train', '-opt', path], capture_output=True, text=True,
-                            cwd=tmp_path, timeout=300, env=dict(os.environ, OMP_NUM_THREADS='1'))
-    assert result.returncode == 2
-    assert result.stderr.strip() == f"basicsr train: error: {path}: train:amp must be ~ or 'fp32' (float32), " \
-        "'bf16' or 'fp16', got 'fp8'"
+    assert run_basicsr('train', '-opt', path) == 2
+    assert capsys.readouterr().err.strip() == f"basicsr train: error: {path}: train:amp must be ~ or 'fp32' " \
+        "(float32), 'bf16' or 'fp16', got 'fp8'"
 
 
 def test_unsupported_autocast_is_a_clear_error():
@@ -212,7 +194,7 @@ def test_unsupported_autocast_is_a_clear_error():
 def infer_setup(tmp_path_factory):
     root = tmp_path_factory.mktemp('infer')
     torch.manual_seed(0)
-    torch.save({'params': CNLRN(**TINY).state_dict()}, root / 'w.pth')
+    torch.save({'params': CNLRN(**TINY_CNLRN_ARGS).state_dict()}, root / 'w.pth')
     (root / 'tiny.yml').write_text(f'network_g: {TINY_CNLRN}\n')
     image = np.random.default_rng(0).integers(0, 255, (12, 20, 3), endpoint=True, dtype=np.uint8)
     cv2.imwrite(str(root / 'x.png'), image)

@@ -1,16 +1,13 @@
 """The shortened demo (``cnlrn demo --quick``) so the main job cannot silently break."""
-import os
-import subprocess
-
 import cv2
+import pytest
 
-from conftest import command
+from tests.helpers import run_command
 
 
+@pytest.mark.slow
 def test_quick_demo_runs_end_to_end(tmp_path):
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    result = subprocess.run([command('cnlrn'), 'demo', '--quick'], cwd=tmp_path, capture_output=True, text=True,
-                            timeout=900, env=env)
+    result = run_command('cnlrn', 'demo', '--quick', cwd=tmp_path, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     for step in ('$ cnlrn make-demo-data', '$ basicsr train -opt', 'pretrain.yml', 'joint.yml', '$ basicsr test -opt'):

@@ -12,12 +12,10 @@ from basicsr.models import build_model
 from cnlrn_arch.archs.cnlrn_arch import CNLRN
 from cnlrn_arch.archs.deblur_arch import CNLRNPreDeblur
 from cnlrn_arch.archs.deblur_sr_cascade_arch import DeblurSRCascade
-from conftest import REPO_DIR, TINY_CNLRN, TINY_PREDEBLUR, deep_update
-from tiny_reds import make_tiny_reds
+from tests.helpers import REPO_DIR, TINY_CNLRN_ARGS, TINY_PREDEBLUR_ARGS, deep_update, make_tiny_reds
 
-TINY_ARGS = {k: v for k, v in TINY_CNLRN.items() if k != 'type'}
 TINY_SR = {
-    'CNLRN': TINY_ARGS,
+    'CNLRN': TINY_CNLRN_ARGS,
     'RCAN': dict(num_feat=16, num_group=1, num_block=1),
     'RRDBNet': dict(num_feat=16, num_block=1, num_grow_ch=8),
 }
@@ -29,8 +27,8 @@ TINY_SR = {
     (dict(upsampling='post'), None),
 ])
 def test_ablation_switches_shapes_and_keys(switches, absent):
-    net = CNLRN(**TINY_ARGS, **switches).eval()
-    default_keys = set(CNLRN(**TINY_ARGS).state_dict())
+    net = CNLRN(**TINY_CNLRN_ARGS, **switches).eval()
+    default_keys = set(CNLRN(**TINY_CNLRN_ARGS).state_dict())
     keys = set(net.state_dict())
     if absent is None:
         assert keys == default_keys  # post-upsampling reorders the same modules
@@ -42,8 +40,8 @@ def test_ablation_switches_shapes_and_keys(switches, absent):
 
 def test_post_upsampling_changes_the_computation():
     torch.manual_seed(0)
-    progressive = CNLRN(**TINY_ARGS).eval()
-    post = CNLRN(**TINY_ARGS, upsampling='post').eval()
+    progressive = CNLRN(**TINY_CNLRN_ARGS).eval()
+    post = CNLRN(**TINY_CNLRN_ARGS, upsampling='post').eval()
     post.load_state_dict(progressive.state_dict())
     x = torch.rand(1, 3, 16, 16)
     with torch.inference_mode():
@@ -52,7 +50,7 @@ def test_post_upsampling_changes_the_computation():
 
 def test_bad_upsampling_value():
     with pytest.raises(ValueError, match='upsampling must be one of'):
-        CNLRN(**TINY_ARGS, upsampling='pre')
+        CNLRN(**TINY_CNLRN_ARGS, upsampling='pre')
 
 
 def test_cascade_outputs_sr_of_deblurred_image():
@@ -102,7 +100,7 @@ def tiny_data(tmp_path_factory):
     root = tmp_path_factory.mktemp('tables')
     data = make_tiny_reds(str(root / 'data'))
     deblur = root / 'predeblur.pth'
-    torch.save({'params': CNLRNPreDeblur(**{k: v for k, v in TINY_PREDEBLUR.items() if k != 'type'}).state_dict()},
+    torch.save({'params': CNLRNPreDeblur(**TINY_PREDEBLUR_ARGS).state_dict()},
                deblur)
     cascade_deblur = root / 'cascade_predeblur.pth'
     torch.save({'params': CNLRNPreDeblur(n_feats=8, n_deblur_blocks=1).state_dict()}, cascade_deblur)

@@ -1,6 +1,5 @@
 """Reading weights: always weights_only=True, one clear line for every kind of bad file."""
 import collections
-import subprocess
 
 import pytest
 import torch
@@ -9,9 +8,7 @@ import cnlrn_arch  # noqa: F401
 from cnlrn_arch.archs.cnlrn_arch import CNLRN
 from cnlrn_arch.utils.errors import UserError
 from cnlrn_arch.utils.weights import load_into, read_state_dict
-from conftest import TINY_CNLRN, command, derive_options
-
-TINY_ARGS = {k: v for k, v in TINY_CNLRN.items() if k != 'type'}
+from tests.helpers import TINY_CNLRN, TINY_CNLRN_ARGS, derive_options
 
 
 class Payload:
@@ -22,7 +19,7 @@ class Payload:
 
 
 def test_bare_and_basicsr_layouts(tmp_path):
-    state = CNLRN(**TINY_ARGS).state_dict()
+    state = CNLRN(**TINY_CNLRN_ARGS).state_dict()
     torch.save(state, tmp_path / 'bare.pth')
     torch.save({'params': state, 'params_ema': state}, tmp_path / 'basicsr.pth')
     torch.save({'params': {f'module.{k}': v for k, v in state.items()}}, tmp_path / 'ddp.pth')
@@ -53,7 +50,7 @@ def test_not_a_state_dict(tmp_path, content, message):
 
 def test_truncated_and_missing_files(tmp_path):
     path = tmp_path / 'cut.pth'
-    torch.save(CNLRN(**TINY_ARGS).state_dict(), path)
+    torch.save(CNLRN(**TINY_CNLRN_ARGS).state_dict(), path)
     path.write_bytes(path.read_bytes()[:500])
     with pytest.raises(UserError, match='cut.pth: not a readable PyTorch weights file'):
         read_state_dict(str(path))
@@ -62,16 +59,16 @@ def test_truncated_and_missing_files(tmp_path):
 
 
 def test_wrong_architecture_lists_first_mismatches(tmp_path):
-    other = CNLRN(**dict(TINY_ARGS, n_feats=32)).state_dict()
+    other = CNLRN(**dict(TINY_CNLRN_ARGS, n_feats=32)).state_dict()
     with pytest.raises(UserError) as err:
-        load_into(CNLRN(**TINY_ARGS), other, 'other.pth')
+        load_into(CNLRN(**TINY_CNLRN_ARGS), other, 'other.pth')
     message = str(err.value)
     assert message.startswith('other.pth: weights do not fit CNLRN: shape (file vs network): ')
     assert 'DeblurNet.inBlock.0.body.0.weight (32, 3, 5, 5) vs (16, 3, 5, 5)' in message
     assert '\n' not in message
 
 
-def test_basicsr_test_refuses_pickled_checkpoint(tmp_path):
+def test_basicsr_test_refuses_pickled_checkpoint(tmp_path, monkeypatch, capsys, run_basicsr):
     evil = tmp_path / 'evil.pth'
     torch.save({'params': Payload()}, evil)
     opt = derive_options('options/test_val300.yml', tmp_path / 't.yml',
@@ -79,9 +76,9 @@ def test_basicsr_test_refuses_pickled_checkpoint(tmp_path):
                                                                          param_key_g='params'),
                               datasets=dict(test_1=dict(dataroot_gt=str(tmp_path), dataroot_lq=str(tmp_path)))))
     (tmp_path / 'a.png').write_bytes(b'')  # the data set is never reached
-    result = subprocess.run([command('basicsr'), 'test', '-opt', opt], cwd=tmp_path, capture_output=True, text=True,
-                            timeout=300)
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1].startswith('basicsr test: error: ')
-    assert 'refused to load' in result.stderr and 'Traceback' not in result.stderr
-    assert 'this must never run' not in result.stdout
+    monkeypatch.chdir(tmp_path)  # where the pipeline writes results/
+    assert run_basicsr('test', '-opt', opt) == 2
+    stdout, stderr = capsys.readouterr()
+    assert stderr.strip().splitlines()[-1].startswith('basicsr test: error: ')
+    assert 'refused to load' in stderr and 'Traceback' not in stderr
+    assert 'this must never run' not in stdout

@@ -14,14 +14,13 @@ import time
 import pytest
 import torch
 
-import cnlrn_arch  # noqa: F401
 from cnlrn_arch.archs.deblur_arch import CNLRNPreDeblur
+from tests.helpers import (ENV, TINY_CNLRN, TINY_PREDEBLUR, TINY_PREDEBLUR_ARGS, command, derive_options,
+                           make_tiny_reds, run_command)
 
-from conftest import TINY_CNLRN, TINY_PREDEBLUR, command, derive_options
-from tiny_reds import make_tiny_reds
+pytestmark = pytest.mark.slow
 
 FAST = dict(num_gpu=0, logger=dict(print_freq=1, save_checkpoint_freq=2, use_tb_logger=False))
-ENV = dict(os.environ, OMP_NUM_THREADS='1')
 
 
 def train_changes(data, total_iter, lr_patch=8):
@@ -44,15 +43,22 @@ def joint_options(root, data, name, total_iter, batch_size=2, workers=0, **chang
 
 
 def torchrun_train(opt, port):
-    """Two CPU ranks of ``python -m cnlrn_arch.train`` under torchrun."""
-    return [os.path.join(os.path.dirname(command('basicsr')), 'torchrun'), '--nproc_per_node=2',
-            f'--master_port={port}', '-m', 'cnlrn_arch.train', '-opt', opt, '--launcher', 'pytorch']
+    """torchrun's arguments for two CPU ranks of ``python -m cnlrn_arch.train``."""
+    return ['--nproc_per_node=2', f'--master_port={port}', '-m', 'cnlrn_arch.train', '-opt', opt, '--launcher',
+            'pytorch']
 
 
-def run(args, cwd, timeout=600):
-    result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=ENV)
+def run(name, *args, cwd):
+    """Run an installed script to success; its output."""
+    result = run_command(name, *args, cwd=cwd)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout + result.stderr
+
+
+def start(name, *args, cwd):
+    """Start an installed script in the background, its output discarded (it is to be killed)."""
+    return subprocess.Popen([command(name), *map(str, args)], cwd=cwd, env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
 
 
 @pytest.fixture(scope='module')
@@ -67,16 +73,14 @@ def test_pretrain_then_joint_then_test(workdir):
     pretrain['datasets']['train']['dataroot_gt_lr'] = data['train_sharp_bicubic_X4']
     pretrain['datasets']['val']['dataroot_gt_lr'] = data['val_sharp_bicubic_X4']
     pretrain['network_g'] = TINY_PREDEBLUR
-    out = run([command('basicsr'), 'train', '-opt', derive_options('options/pretrain.yml', root / 'pre.yml', pretrain)],
-              root)
+    out = run('basicsr', 'train', '-opt', derive_options('options/pretrain.yml', root / 'pre.yml', pretrain), cwd=root)
     assert 'Validation Val300' in out and '# psnr:' in out
     pre_ckpt = root / 'experiments/CNLRN_pretrain_deblur_REDS/models/net_g_latest.pth'
     assert pre_ckpt.is_file()
 
     joint = train_changes(data, total_iter=4)
     joint['network_g'] = TINY_CNLRN
-    out = run([command('basicsr'), 'train', '-opt', derive_options('options/joint.yml', root / 'joint.yml', joint)],
-              root)
+    out = run('basicsr', 'train', '-opt', derive_options('options/joint.yml', root / 'joint.yml', joint), cwd=root)
     assert 'Loaded 62 DeblurNet tensors from experiments/CNLRN_pretrain_deblur_REDS/models/net_g_latest.pth' in out
     assert 'Dropped 2 tensors not in DeblurNet: DeblurNet.outBlock.3.body.0.bias' in out
     assert "l_grad:" in out and 'End of training' in out
@@ -91,25 +95,22 @@ def test_pretrain_then_joint_then_test(workdir):
     test = dict(num_gpu=0, network_g=TINY_CNLRN,
                 datasets=dict(test_1=dict(dataroot_gt=data['val_sharp'], dataroot_lq=data['val_blur_bicubic_X4'])),
                 path=dict(pretrain_network_g=str(joint_ckpt), param_key_g='params'), val=dict(pbar=False))
-    out = run([command('basicsr'), 'test', '-opt', derive_options('options/test_val300.yml', root / 't.yml', test)],
-              root)
+    out = run('basicsr', 'test', '-opt', derive_options('options/test_val300.yml', root / 't.yml', test), cwd=root)
     assert 'Validation Val300' in out and '# psnr:' in out and '# ssim:' in out
     assert len(glob.glob(str(root / 'results/CNLRN_Val300/visualization/Val300/*.png'))) == 2
 
-    out = run([command('basicsr'), 'test', '-opt', derive_options('options/test_val300_x8.yml', root / 't8.yml', test)],
-              root)
+    out = run('basicsr', 'test', '-opt', derive_options('options/test_val300_x8.yml', root / 't8.yml', test),
+              cwd=root)
     assert 'Validation Val300' in out and '# psnr:' in out
 
 
 def test_auto_resume_after_kill(workdir):
     root, data = workdir
     deblur = root / 'resume_predeblur.pth'
-    predeblur_args = {k: v for k, v in TINY_PREDEBLUR.items() if k != 'type'}
-    torch.save({'params': CNLRNPreDeblur(**predeblur_args).state_dict()}, deblur)
+    torch.save({'params': CNLRNPreDeblur(**TINY_PREDEBLUR_ARGS).state_dict()}, deblur)
     opt = joint_options(root, data, 'resume_after_kill', 10_000, path=dict(pretrain_network_deblur=str(deblur)))
     states = root / 'experiments/resume_after_kill/training_states'
-    proc = subprocess.Popen([command('basicsr'), 'train', '-opt', opt], cwd=root, env=ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start('basicsr', 'train', '-opt', opt, cwd=root)
     deadline = time.time() + 300
     while not (states / '6.state').exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
@@ -122,8 +123,8 @@ def test_auto_resume_after_kill(workdir):
     (states / f'{saved + 2}.state').write_bytes((states / f'{saved}.state').read_bytes()[:1000])
     (models / f'net_g_{saved + 2}.pth').write_bytes((models / f'net_g_{saved}.pth').read_bytes())
     (states / f'{saved + 4}.state').write_bytes((states / f'{saved}.state').read_bytes())
-    out = run([command('basicsr'), 'train', '-opt', opt, '--auto_resume', '--force_yml',
-               f'train:total_iter={saved + 8}'], root)
+    out = run('basicsr', 'train', '-opt', opt, '--auto_resume', '--force_yml', f'train:total_iter={saved + 8}',
+              cwd=root)
     assert f'skipping {states / f"{saved + 4}.state"}: its network checkpoint' in out
     assert f'skipping {states / f"{saved + 2}.state"}: unreadable' in out
     assert 'Resuming training from epoch: ' in out and f'iter: {saved}.' in out
@@ -137,7 +138,7 @@ def test_auto_resume_after_kill(workdir):
 def test_distributed_joint_training_on_cpu(workdir):
     root, data = workdir
     opt = joint_options(root, data, 'ddp_cpu', 4, batch_size=1)
-    out = run(torchrun_train(opt, 29731), root)
+    out = run('torchrun', *torchrun_train(opt, 29731), cwd=root)
     assert 'World size (gpu number): 2' in out
     for it in (2, 4):
         assert f'iter {it}: weights identical on all 2 ranks' in out
@@ -150,7 +151,7 @@ def test_deterministic_runs_repeat_exactly(workdir):
     for name, seed in (('deterministic_a', 7), ('deterministic_b', 7), ('deterministic_c', 8)):
         # with a data loader worker: worker seeding is part of the check
         opt = joint_options(root, data, name, 3, workers=1, deterministic=True, manual_seed=seed)
-        out = run([command('basicsr'), 'train', '-opt', opt], root)
+        out = run('basicsr', 'train', '-opt', opt, cwd=root)
         assert 'End of training' in out
         weights.append(torch.load(root / f'experiments/{name}/models/net_g_latest.pth', weights_only=True)['params'])
     assert weights[0].keys() == weights[1].keys()
@@ -174,9 +175,7 @@ def test_sigkill_and_auto_resume_is_bit_exact(workdir):
         if name == 'exact_killed':
             rng = random.Random(0)
             for attempt in range(5):
-                args = [command('basicsr'), 'train', '-opt', opt] + (['--auto_resume'] if attempt else [])
-                proc = subprocess.Popen(args, cwd=root, env=ENV, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
+                proc = start('basicsr', 'train', '-opt', opt, *(['--auto_resume'] if attempt else []), cwd=root)
                 seen = newest_state(states)
                 deadline = time.time() + 300
                 while newest_state(states) <= seen and proc.poll() is None and time.time() < deadline:
@@ -185,10 +184,10 @@ def test_sigkill_and_auto_resume_is_bit_exact(workdir):
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
                 assert newest_state(states) < total, 'the run finished before it could be killed'
-            out = run([command('basicsr'), 'train', '-opt', opt, '--auto_resume'], root)
+            out = run('basicsr', 'train', '-opt', opt, '--auto_resume', cwd=root)
             assert 'Resuming training from epoch' in out
         else:
-            run([command('basicsr'), 'train', '-opt', opt], root)
+            run('basicsr', 'train', '-opt', opt, cwd=root)
         final[name] = torch.load(root / f'experiments/{name}/models/net_g_latest.pth', weights_only=True)['params']
     reference, resumed = final['exact_reference'], final['exact_killed']
     assert all(torch.equal(reference[k], resumed[k]) for k in reference)
@@ -213,7 +212,7 @@ def test_killed_rank_stops_the_job_and_auto_resume_continues(workdir):
     opt = joint_options(root, data, 'ddp_fault', 10_000, batch_size=1)
     torchrun = torchrun_train(opt, 29733)
     states = root / 'experiments/ddp_fault/training_states'
-    job = subprocess.Popen(torchrun, cwd=root, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    job = start('torchrun', *torchrun, cwd=root)
     deadline = time.time() + 300
     while newest_state(states) < 4 and job.poll() is None and time.time() < deadline:
         time.sleep(0.05)
@@ -225,5 +224,5 @@ def test_killed_rank_stops_the_job_and_auto_resume_continues(workdir):
     print(f'job exited {time.time() - killed:.1f} s after one rank was killed, code {returncode}')
     assert returncode != 0
     saved = newest_state(states)
-    out = run(torchrun + ['--auto_resume', '--force_yml', f'train:total_iter={saved + 4}'], root)
+    out = run('torchrun', *torchrun, '--auto_resume', '--force_yml', f'train:total_iter={saved + 4}', cwd=root)
     assert f'iter: {saved}.' in out and 'End of training' in out

@@ -1,7 +1,4 @@
 """``cnlrn infer``: image modes, sizes, skipped inputs, weights errors, and tiled inference."""
-import os
-import subprocess
-
 import cv2
 import numpy as np
 import pytest
@@ -12,21 +9,17 @@ import cnlrn_arch  # noqa: F401  (before basicsr)
 from cnlrn_cli.main import main
 from cnlrn_arch.archs.cnlrn_arch import CNLRN
 from cnlrn_arch.inference.tiling import tiled_forward
-from conftest import TINY_CNLRN, command
-
-TINY = {k: v for k, v in TINY_CNLRN.items() if k != 'type'}
-# tiny tensors: several threads only wait on each other, for seconds when the cores are busy
-ENV = dict(os.environ, OMP_NUM_THREADS='1')
+from tests.helpers import TINY_CNLRN, TINY_CNLRN_ARGS, assert_one_line_error
 
 
-def run_infer(*args):
-    return subprocess.run([command('cnlrn'), 'infer', *map(str, args)], capture_output=True, text=True,
-                          timeout=300, env=ENV)
+def infer(*args):
+    """``cnlrn infer ARGS`` in this process: its exit status."""
+    return main(['infer', *map(str, args)])
 
 
 def tiny_net(seed=0, **changes):
     torch.manual_seed(seed)
-    return CNLRN(**{**TINY, **changes}).eval()
+    return CNLRN(**{**TINY_CNLRN_ARGS, **changes}).eval()
 
 
 def noise(shape, dtype=np.uint8, seed=0):
@@ -53,7 +46,7 @@ def model(tmp_path_factory):
                 opt=root / 'tiny.yml')
 
 
-def test_folder_of_every_mode_with_bad_files(model, tmp_path):
+def test_folder_of_every_mode_with_bad_files(model, tmp_path, capsys):
     src, out = tmp_path / 'src', tmp_path / 'out'
     src.mkdir()
     images = {
@@ -69,12 +62,13 @@ def test_folder_of_every_mode_with_bad_files(model, tmp_path):
     (src / 'empty.jpg').write_bytes(b'')
     (src / 'notes.txt').write_text('not an image, and not listed: folders give image extensions only')
 
-    result = run_infer('-i', src, '-o', out, '--weights', model['checkpoint'], '--opt', model['opt'])
+    status = infer('-i', src, '-o', out, '--weights', model['checkpoint'], '--opt', model['opt'])
 
-    assert result.returncode == 1, result.stderr
-    skipped = [line for line in result.stderr.splitlines() if 'skipped' in line]
-    assert len(skipped) == 2 and 'corrupt.png' in skipped[0] and 'empty.jpg' in skipped[1], result.stderr
-    assert 'notes.txt' not in result.stderr
+    stderr = capsys.readouterr().err
+    assert status == 1, stderr
+    skipped = [line for line in stderr.splitlines() if 'skipped' in line]
+    assert len(skipped) == 2 and 'corrupt.png' in skipped[0] and 'empty.jpg' in skipped[1], stderr
+    assert 'notes.txt' not in stderr
     assert sorted(p.name for p in out.iterdir()) == sorted(f'{n.split(".")[0]}_cnlrn.png' for n in images)
     for name, img in images.items():
         written = cv2.imread(str(out / f'{name.split(".")[0]}_cnlrn.png'), cv2.IMREAD_UNCHANGED)
@@ -92,7 +86,7 @@ def test_folder_of_every_mode_with_bad_files(model, tmp_path):
     assert np.abs(alpha - np.round(np.clip(want_alpha, 0, 1) * 255)).max() <= 1
 
 
-def test_glob_raw_weights_tiles_and_name_clashes(model, tmp_path):
+def test_glob_raw_weights_tiles_and_name_clashes(model, tmp_path, capsys):
     src = tmp_path / 'src'
     src.mkdir()
     for name, seed in (('a.jpg', 0), ('a.bmp', 1), ('b.png', 2)):
@@ -101,25 +95,23 @@ def test_glob_raw_weights_tiles_and_name_clashes(model, tmp_path):
 
     # writing next to the inputs with no suffix: a.jpg -> a.png is new, a.bmp would give a.png
     # again and b.png would replace itself, so both of those are skipped
-    result = run_infer('-i', src / '*.jpg', src / 'a.bmp', src / 'b.png', '-o', src, '--suffix', '',
-                       '--weights', model['raw'], '--opt', model['opt'], '--tile', 6, '--tile-pad', 2,
-                       '--self-ensemble')
+    status = infer('-i', src / '*.jpg', src / 'a.bmp', src / 'b.png', '-o', src, '--suffix', '',
+                   '--weights', model['raw'], '--opt', model['opt'], '--tile', 6, '--tile-pad', 2, '--self-ensemble')
 
-    assert result.returncode == 1, result.stderr
-    assert 'a.bmp: its output' in result.stderr and 'already written from' in result.stderr
-    assert 'b.png: its output' in result.stderr and 'would overwrite the input' in result.stderr
+    stdout, stderr = capsys.readouterr()
+    assert status == 1, stderr
+    assert 'a.bmp: its output' in stderr and 'already written from' in stderr
+    assert 'b.png: its output' in stderr and 'would overwrite the input' in stderr
     assert cv2.imread(str(src / 'a.png'), cv2.IMREAD_UNCHANGED).shape == (36, 44, 3)
     assert (src / 'b.png').read_bytes() == b_before
-    assert 'wrote 1 of 3 images' in result.stdout
+    assert 'wrote 1 of 3 images' in stdout
 
 
-def test_wrong_weights_is_one_line_naming_the_file(model, tmp_path):
+def test_wrong_weights_is_one_line_naming_the_file(model, tmp_path, capsys):
     img = tmp_path / 'x.png'
     cv2.imwrite(str(img), noise((8, 8, 3)))
-    result = run_infer('-i', img, '-o', tmp_path / 'out', '--weights', model['wrong'], '--opt', model['opt'])
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and 'wrong.pth' in lines[0] and 'do not fit CNLRN' in lines[0], result.stderr
+    assert infer('-i', img, '-o', tmp_path / 'out', '--weights', model['wrong'], '--opt', model['opt']) == 2
+    assert_one_line_error(capsys.readouterr().err, 'wrong.pth', 'do not fit CNLRN')
     assert not (tmp_path / 'out' / 'x_cnlrn.png').exists()
 
 

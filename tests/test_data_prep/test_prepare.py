@@ -1,17 +1,14 @@
 """``cnlrn prepare-reds`` and ``cnlrn prepare-dvd`` on tiny fake data sets."""
 import os
 import shutil
-import subprocess
 
 import cv2
-import lmdb
 import numpy as np
 import pytest
 
-import cnlrn_arch  # noqa: F401  (before basicsr)
-from basicsr.utils.matlab_functions import imresize
 from cnlrn_cli.main import main
-from conftest import command
+from tests.helpers import (assert_one_line_error, bicubic, decode_image, folder_contents, lmdb_items, run_command,
+                           write_image)
 
 HR_SHAPE, LR_SHAPE = (16, 24, 3), (4, 6, 3)
 # clip -> number of frames; validation clip 001 is long enough for frames 9 and 19
@@ -22,61 +19,46 @@ DVD_CLIPS = ('720p_240fps_2', 'IMG_0003', 'IMG_0021', 'IMG_0030', 'IMG_0031', 'I
 DVD_SHAPE = (18, 27, 3)  # cropped to 16 x 24
 
 
-def run_cnlrn(*args):
-    return subprocess.run([command('cnlrn'), *map(str, args)], capture_output=True, text=True, timeout=300)
-
-
-def write(path, img):
-    os.makedirs(path.parent, exist_ok=True)
-    assert cv2.imwrite(str(path), img)
-
-
 def read(path):
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     assert img is not None, path
     return img
 
 
-def bicubic(img):
-    """MATLAB bicubic x1/4 of a uint8 image, rounded to uint8."""
-    return np.clip(np.round(imresize(img.astype(np.float32) / 255., 1 / 4) * 255.), 0, 255).astype(np.uint8)
-
-
 def snapshot(root):
     return {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in root.rglob('*')}
 
 
-def lmdb_items(path):
-    env = lmdb.open(str(path), readonly=True, lock=False)
-    with env.begin() as txn:
-        items = {key.decode(): cv2.imdecode(np.frombuffer(value, np.uint8), cv2.IMREAD_UNCHANGED)
-                 for key, value in txn.cursor()}
-    env.close()
-    return items
-
-
-def assert_one_line_error(result, *fragments):
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    for fragment in fragments:
-        assert str(fragment) in lines[0], lines[0]
+def lmdb_images(path):
+    return {key: decode_image(value) for key, value in lmdb_items(path).items()}
 
 
 @pytest.fixture(scope='module')
 def reds(tmp_path_factory):
-    """A fake extracted REDS, prepared once by the real command."""
+    """A fake extracted REDS, prepared once by the command in this process (one worker, no pool)."""
     root = tmp_path_factory.mktemp('REDS')
     rng = np.random.default_rng(0)
     for split, clips in REDS_CLIPS.items():
         for clip, n in clips.items():
             for i in range(n):
-                write(root / f'{split}_sharp' / clip / f'{i:08d}.png', rng.integers(0, 256, HR_SHAPE, np.uint8))
-                write(root / f'{split}_blur_bicubic' / 'X4' / clip / f'{i:08d}.png',
-                      rng.integers(0, 256, LR_SHAPE, np.uint8))
-    result = run_cnlrn('prepare-reds', '--root', root, '--workers', 2)
-    assert result.returncode == 0, result.stderr
+                write_image(root / f'{split}_sharp' / clip / f'{i:08d}.png',
+                            rng.integers(0, 256, HR_SHAPE, np.uint8))
+                write_image(root / f'{split}_blur_bicubic' / 'X4' / clip / f'{i:08d}.png',
+                            rng.integers(0, 256, LR_SHAPE, np.uint8))
+    assert main(['prepare-reds', '--root', str(root), '--workers', '1']) == 0
     return root
+
+
+@pytest.mark.slow
+def test_reds_real_command_with_a_pool_of_workers_writes_the_same(reds, tmp_path):
+    """The installed command, its images converted by two worker processes, writes what the fixture wrote."""
+    root = tmp_path / 'REDS'
+    for split in REDS_CLIPS:
+        for folder in (f'{split}_sharp', f'{split}_blur_bicubic'):
+            shutil.copytree(reds / folder, root / folder)
+    result = run_command('cnlrn', 'prepare-reds', '--root', root, '--workers', 2)
+    assert result.returncode == 0, result.stderr
+    assert folder_contents(root) == folder_contents(reds)
 
 
 def test_reds_training_lmdbs(reds):
@@ -88,7 +70,7 @@ def test_reds_training_lmdbs(reds):
         assert sorted(os.listdir(folder)) == ['data.mdb', 'lock.mdb', 'meta_info.txt']
         h, w, c = shape
         assert (folder / 'meta_info.txt').read_text().splitlines() == [f'{k}.png ({h},{w},{c}) 1' for k in keys]
-        items = lmdb_items(folder)
+        items = lmdb_images(folder)
         assert sorted(items) == keys
         for key in keys:
             np.testing.assert_array_equal(items[key], read(reds / source / f'{key}.png'))
@@ -137,7 +119,7 @@ def test_reds_interrupted_run_resumes(reds, tmp_path):
     assert main(['prepare-reds', '--root', str(root), '--workers', '1']) == 0
     np.testing.assert_array_equal(read(missing_png), bicubic(read(root / 'train_sharp' / '001' / '00000002.png')))
     assert not half.exists()
-    items = lmdb_items(root / 'train_sharp_bicubic_X4.lmdb')
+    items = lmdb_images(root / 'train_sharp_bicubic_X4.lmdb')
     assert len(items) == sum(REDS_CLIPS['train'].values())
     np.testing.assert_array_equal(items['001/00000002'], read(missing_png))
     assert snapshot(root / 'train_sharp.lmdb') == untouched
@@ -151,10 +133,10 @@ def test_reds_sharp_lr_pngs_may_be_deleted_once_in_their_lmdb(reds, tmp_path):
     assert not (root / 'train_sharp_bicubic').exists()
 
 
-def test_reds_missing_folder(tmp_path):
+def test_reds_missing_folder(tmp_path, capsys):
     (tmp_path / 'train_blur_bicubic').mkdir()
-    result = run_cnlrn('prepare-reds', '--root', tmp_path)
-    assert_one_line_error(result, 'folder not found', tmp_path / 'train_sharp')
+    assert main(['prepare-reds', '--root', str(tmp_path)]) == 2
+    assert_one_line_error(capsys.readouterr().err, 'folder not found', tmp_path / 'train_sharp')
 
 
 def test_reds_unpaired_frame(reds, tmp_path, capsys):
@@ -173,14 +155,13 @@ def make_dvd(root, rng, short_clip):
         for i in range(10 if clip == short_clip else 12):
             for sub in ('GT', 'input'):
                 img = rng.integers(0, 256, DVD_SHAPE, np.uint8)
-                write(root / 'quantitative_datasets' / clip / sub / f'{i:05d}.jpg', img)
+                write_image(root / 'quantitative_datasets' / clip / sub / f'{i:05d}.jpg', img)
 
 
 def test_dvd100(tmp_path):
     root = tmp_path / 'DVD'
     make_dvd(root, np.random.default_rng(1), short_clip='IMG_0049')
-    result = run_cnlrn('prepare-dvd', '--root', root, '--workers', 1)
-    assert result.returncode == 0, result.stderr
+    assert main(['prepare-dvd', '--root', str(root), '--workers', '1']) == 0
 
     # of 12 frames, i * 11 // 9 for i = 0..9; of 10, all
     picked = {clip: range(10) if clip == 'IMG_0049' else (0, 1, 2, 3, 4, 6, 7, 8, 9, 11) for clip in DVD_CLIPS}

@@ -10,9 +10,7 @@ from cnlrn_arch.archs.cnlrn_arch import CNLRN
 from cnlrn_arch.archs import arch_util
 from cnlrn_arch.archs.deblur_arch import CNLRNPreDeblur
 from cnlrn_arch.archs.nonlocal_attention import PatchMultiHeadAttention
-from conftest import DATA_DIR
-
-SMALL = dict(n_deblur_blocks=1, n_nlrgs_body=1, n_nlrgs_up1=1, n_nlrgs_up2=1, n_subgroups=1, n_rcabs=1, n_feats=16)
+from tests.helpers import DATA_DIR, TINY_CNLRN_ARGS
 
 
 def reference_keys(name):
@@ -56,7 +54,7 @@ def test_small_fixture_reproduces_release(fixture, attn_impl):
 @pytest.mark.parametrize('size, expected', [((1, 3, 17, 23), (1, 3, 68, 92)), ((2, 3, 5, 3), (2, 3, 20, 12)),
                                             ((1, 3, 16, 24), (1, 3, 64, 96))])
 def test_any_input_size(size, expected):
-    net = CNLRN(**SMALL).eval()
+    net = CNLRN(**TINY_CNLRN_ARGS).eval()
     with torch.inference_mode():
         assert tuple(net(torch.rand(size)).shape) == expected
 
@@ -81,7 +79,7 @@ def test_predeblur_keeps_size():
 
 def test_sdpa_and_naive_attention_agree():
     torch.manual_seed(0)
-    config = dict(SMALL, nonlocal_psize=(2, 4, 2, 4))
+    config = dict(TINY_CNLRN_ARGS, nonlocal_psize=(2, 4, 2, 4))
     sdpa = CNLRN(**config, attn_impl='sdpa').eval()
     naive = CNLRN(**config, attn_impl='naive').eval()
     naive.load_state_dict(sdpa.state_dict())
@@ -97,7 +95,7 @@ def test_inference_strips_and_in_place_residuals_match_autograd_path(monkeypatch
     monkeypatch.setattr(arch_util, 'STRIP_PIXELS', 1)
     monkeypatch.setattr(arch_util, 'MIN_STRIPPED_PIXELS', 1)
     torch.manual_seed(0)
-    net = CNLRN(**dict(SMALL, nonlocal_psize=(2, 4, 2, 4)), upsampling=upsampling).eval()
+    net = CNLRN(**dict(TINY_CNLRN_ARGS, nonlocal_psize=(2, 4, 2, 4)), upsampling=upsampling).eval()
     x = torch.rand(2, 3, 16, 12)
     with torch.inference_mode():
         inferred = net(x)
@@ -108,7 +106,7 @@ def test_inference_strips_and_in_place_residuals_match_autograd_path(monkeypatch
 
 
 def test_mixed_patch_sizes_pad_to_common_multiple():
-    net = CNLRN(**dict(SMALL, nonlocal_psize=(8, 8, 2, 2))).eval()
+    net = CNLRN(**dict(TINY_CNLRN_ARGS, nonlocal_psize=(8, 8, 2, 2))).eval()
     with torch.inference_mode():
         assert net(torch.rand(1, 3, 12, 20)).shape == (1, 3, 48, 80)
 

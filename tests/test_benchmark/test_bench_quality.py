@@ -1,23 +1,14 @@
 """``cnlrn bench-quality``: a real run on tiny data, the parameter matching, the missing-data error."""
 import json
 import math
-import os
-import subprocess
 
 import cv2
 import pytest
 
-import cnlrn_arch  # noqa: F401  (before basicsr)
-from cnlrn_cli.main import main
 from cnlrn_arch.benchmark.quality.variants import (BY_NAME, VARIANTS, count_parameters, match_parameters,
                                                      reference_network, scaled_network)
-from conftest import command
-
-ENV = dict(os.environ, OMP_NUM_THREADS='1')
-
-
-def cnlrn(*args, cwd):
-    return subprocess.run([command('cnlrn'), *args], cwd=cwd, capture_output=True, text=True, timeout=300, env=ENV)
+from cnlrn_cli.main import main
+from tests.helpers import run_command
 
 
 def test_scaled_variants_match_the_demo_cnlrn():
@@ -46,10 +37,11 @@ def test_missing_data_is_one_line(tmp_path, capsys):
         f'run `cnlrn make-demo-data --out {tmp_path}/nowhere` first']
 
 
+@pytest.mark.slow
 def test_tiny_run_writes_table_chart_and_numbers(tmp_path):
-    assert cnlrn('make-demo-data', '--out', 'data', '--crops-per-photo', '1', cwd=tmp_path).returncode == 0
-    result = cnlrn('bench-quality', '--iters', '2', '--data', 'data', '--out', 'out', '--variants', 'cnlrn',
-                   'no_deblur', cwd=tmp_path)
+    assert run_command('cnlrn', 'make-demo-data', '--out', 'data', '--crops-per-photo', '1', cwd=tmp_path).returncode == 0
+    result = run_command('cnlrn', 'bench-quality', '--iters', '2', '--data', 'data', '--out', 'out', '--variants',
+                         'cnlrn', 'no_deblur', cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert '[2/2] CNLRN without deblurring module:' in result.stdout
     out = tmp_path / 'out'
@@ -67,7 +59,7 @@ def test_tiny_run_writes_table_chart_and_numbers(tmp_path):
     assert cv2.imread(str(out / 'quality.png')) is not None
 
     (out / 'QUALITY.md').unlink()
-    assert cnlrn('bench-quality', '--out', 'out', '--report-only', cwd=tmp_path).returncode == 0
+    assert run_command('cnlrn', 'bench-quality', '--out', 'out', '--report-only', cwd=tmp_path).returncode == 0
     assert (out / 'QUALITY.md').read_text() == md
 
 

@@ -1,7 +1,6 @@
 """``cnlrn bench``: FLOP counting and a real run of the harness on a tiny network."""
 import json
 import os
-import subprocess
 
 import pytest
 import torch
@@ -9,14 +8,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from cnlrn_arch.archs.cnlrn_arch import CNLRN
 from cnlrn_arch.benchmark.speed.flops import count_flops
-from conftest import command
+from cnlrn_cli.main import main
+from tests.helpers import TINY_CNLRN_ARGS, exit_status, run_command
 
-def bench(*args, cwd):
-    return subprocess.run([command('cnlrn'), 'bench', *args], capture_output=True, text=True, cwd=cwd)
-
-
-TINY = dict(n_feats=16, n_deblur_blocks=1, n_nlrgs_body=1, n_nlrgs_up1=1, n_nlrgs_up2=1, n_subgroups=1, n_rcabs=1,
-            nonlocal_psize=[2, 4, 2, 4])
+TINY = dict(TINY_CNLRN_ARGS, nonlocal_psize=[2, 4, 2, 4])
 
 
 def test_attention_formula_matches_explicit_matmuls():
@@ -39,11 +34,12 @@ def test_released_configuration_flops():
     assert flops['attention'] > flops['conv']
 
 
+@pytest.mark.slow
 def test_bench_writes_results(tmp_path):
     out = tmp_path / 'bench'
-    result = bench('--sizes', '8x12', '--runs', '2', '--train-size', '8x8', '--train-batch', '1',
-                   '--config', json.dumps(TINY), '--matmul-size', '512', '--out', str(out), '--threads', '1',
-                   cwd=tmp_path)
+    result = run_command('cnlrn', 'bench', '--sizes', '8x12', '--runs', '2', '--train-size', '8x8', '--train-batch',
+                         '1', '--config', json.dumps(TINY), '--matmul-size', '512', '--out', out, '--threads', '1',
+                         cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     run = json.loads((out / 'results_cpu.json').read_text())
     cases = run['cases']
@@ -67,8 +63,8 @@ def test_bench_writes_results(tmp_path):
     (['--sizes', '180by320'], "--sizes: '180by320' is not HEIGHTxWIDTH"),
     (['--config', '{"n_feats": '], '--config: not JSON'),
 ])
-def test_bad_arguments_are_one_line_errors(tmp_path, args, message):
-    result = bench(*args, '--out', str(tmp_path), cwd=tmp_path)
-    assert result.returncode == 2
-    assert message in result.stderr and 'Traceback' not in result.stderr
+def test_bad_arguments_are_one_line_errors(tmp_path, capsys, args, message):
+    assert exit_status(main, ['bench', *args, '--out', str(tmp_path)]) == 2
+    stderr = capsys.readouterr().err
+    assert message in stderr and 'Traceback' not in stderr
     assert not os.path.exists(tmp_path / 'RESULTS.md')

@@ -14,28 +14,23 @@ from cnlrn_arch.archs.deblur_arch import CNLRNPreDeblur
 from cnlrn_arch.models.robust_sr_model import RobustSRModel
 from cnlrn_arch.utils.errors import UserError
 from cnlrn_arch.utils.self_ensemble import self_ensemble
-from conftest import DATA_DIR, REPO_DIR
+from tests.helpers import (DATA_DIR, REPO_DIR, TINY_CNLRN, TINY_PREDEBLUR, TINY_PREDEBLUR_ARGS,
+                           make_opt)
 
-TINY = dict(n_deblur_blocks=1, n_nlrgs_body=1, n_nlrgs_up1=1, n_nlrgs_up2=1, n_subgroups=1, n_rcabs=1, n_feats=16)
+# network and train section of each stage: joint training at two learning rates with the gradient loss
+STAGES = dict(
+    joint=(TINY_CNLRN, dict(stage='joint', optim_g=dict(lr_deblur=1e-4))),
+    pretrain=(TINY_PREDEBLUR, dict(stage='pretrain', grad_opt=None)),
+)
 
 
-def make_opt(stage='joint', **path):
-    network = dict(type='CNLRN', **TINY) if stage == 'joint' else dict(
-        type='CNLRNPreDeblur', n_feats=16, n_deblur_blocks=1)
-    train = dict(
-        stage=stage,
-        optim_g=dict(type='Adam', lr=2e-3, betas=[0.9, 0.99]),
-        scheduler=dict(type='CosineAnnealingRestartLR', periods=[100], restart_weights=[1], eta_min=1e-7),
-        pixel_opt=dict(type='L1Loss', loss_weight=1.0))
-    if stage == 'joint':
-        train['optim_g']['lr_deblur'] = 1e-4
-        train['grad_opt'] = dict(type='GradientLoss', loss_weight=0.1)
-    return dict(name='unit', model_type='CNLRNModel', is_train=True, dist=False, num_gpu=0, rank=0, world_size=1,
-                scale=4, network_g=network, path=dict(path), train=train, val=dict())
+def stage_opt(stage='joint', **path):
+    network, train = STAGES[stage]
+    return make_opt(network, train, **path)
 
 
 def test_joint_stage_has_two_learning_rates():
-    model = build_model(make_opt('joint'))
+    model = build_model(stage_opt('joint'))
     assert model.get_current_learning_rate() == [1e-4, 2e-3]
     deblur_params = {id(p) for p in model.net_g.DeblurNet.parameters()}
     first, second = model.optimizer_g.param_groups
@@ -47,14 +42,14 @@ def test_joint_stage_has_two_learning_rates():
 
 
 def test_stage_and_network_must_agree():
-    opt = make_opt('pretrain')
-    opt['network_g'] = dict(type='CNLRN', **TINY)
+    opt = stage_opt('pretrain')
+    opt['network_g'] = dict(TINY_CNLRN)
     with pytest.raises(UserError, match="stage 'pretrain' needs network_g:type CNLRNPreDeblur"):
         build_model(opt)
 
 
 def test_pretrain_targets_sharp_lr():
-    model = build_model(make_opt('pretrain'))
+    model = build_model(stage_opt('pretrain'))
     batch = dict(lq=torch.rand(1, 3, 8, 8), gt=torch.rand(1, 3, 32, 32), gt_lr=torch.rand(1, 3, 8, 8))
     model.feed_data(batch)
     assert model.gt is batch['gt_lr']
@@ -62,7 +57,7 @@ def test_pretrain_targets_sharp_lr():
 
 @pytest.fixture
 def pretrain_checkpoint(tmp_path):
-    net = CNLRNPreDeblur(n_feats=16, n_deblur_blocks=1)
+    net = CNLRNPreDeblur(**TINY_PREDEBLUR_ARGS)
     path = tmp_path / 'net_g_10.pth'
     torch.save({'params': net.state_dict()}, path)
     return path, net
@@ -78,7 +73,7 @@ def test_joint_loads_pretrained_deblur_and_drops_head(pretrain_checkpoint):
     level = logger.level
     logger.setLevel(logging.INFO)
     try:
-        model = build_model(make_opt('joint', pretrain_network_deblur=str(path)))
+        model = build_model(stage_opt('joint', pretrain_network_deblur=str(path)))
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
@@ -99,12 +94,12 @@ def test_missing_deblur_weight_is_an_error(pretrain_checkpoint, tmp_path):
     path = tmp_path / 'partial.pth'
     torch.save({'params': state}, path)
     with pytest.raises(UserError, match=r'partial.pth: deblurring weights missing: DeblurNet.body.0.body.0.body.0.weight'):
-        build_model(make_opt('joint', pretrain_network_deblur=str(path)))
+        build_model(stage_opt('joint', pretrain_network_deblur=str(path)))
 
 
 def test_overfits_one_batch():
     torch.manual_seed(0)
-    model = build_model(make_opt('joint'))
+    model = build_model(stage_opt('joint'))
     gt = torch.rand(2, 3, 32, 32)
     batch = dict(lq=torch.nn.functional.avg_pool2d(gt, 4), gt=gt)
     losses = []
@@ -132,7 +127,7 @@ def test_self_ensemble_undoes_each_transform():
 
 
 def test_self_ensemble_option_is_used_in_test():
-    opt = make_opt('joint')
+    opt = stage_opt('joint')
     model = build_model(copy.deepcopy(opt))
     opt['val'] = dict(self_ensemble=True)
     ensemble_model = build_model(opt)
@@ -147,7 +142,7 @@ def test_self_ensemble_option_is_used_in_test():
 
 
 def test_non_finite_updates_are_skipped_then_stop_training(tmp_path):
-    opt = make_opt('joint')
+    opt = stage_opt('joint')
     opt['train']['nonfinite_patience'] = 3
     opt['path']['models'] = str(tmp_path)
     model = build_model(opt)

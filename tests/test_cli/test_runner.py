@@ -1,31 +1,30 @@
-"""The ``basicsr`` and ``cnlrn`` commands: usage, plugin loading and option errors."""
+"""The ``basicsr`` and ``cnlrn`` commands in this process: usage, plugin loading and option errors.
+
+test_console_scripts.py starts the installed scripts.
+"""
 import glob
 import os
 import re
-import subprocess
 
 import pytest
 
-from conftest import REPO_DIR, command
-
-
-def run(*args, cwd=None):
-    return subprocess.run(list(args), capture_output=True, text=True, cwd=cwd, timeout=300)
+from cnlrn_cli.main import main as cnlrn_main
+from tests.helpers import REPO_DIR, assert_one_line_error, exit_status
 
 
 @pytest.mark.parametrize('argv', [('basicsr', '--help'), ('basicsr', 'train', '--help'), ('basicsr', 'test', '--help'),
                                   ('cnlrn', '--help')])
-def test_help_prints_usage(argv):
-    result = run(command(argv[0]), *argv[1:])
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith('usage:')
+def test_help_prints_usage(argv, run_basicsr, capsys):
+    status = run_basicsr(*argv[1:]) if argv[0] == 'basicsr' else exit_status(cnlrn_main, list(argv[1:]))
+    stdout, stderr = capsys.readouterr()
+    assert status == 0, stderr
+    assert stdout.startswith('usage:')
     if argv[1:2] in (('train', ), ('test', )):
-        assert '-opt OPT' in result.stdout and '--auto_resume' in result.stdout
+        assert '-opt OPT' in stdout and '--auto_resume' in stdout
 
 
-def test_cnlrn_version():
-    result = run(command('cnlrn'), '--version')
-    assert result.returncode == 0 and result.stdout.strip() == 'cnlrn 0.1.0'
+def test_cnlrn_version(capsys):
+    assert exit_status(cnlrn_main, ['--version']) == 0 and capsys.readouterr().out.strip() == 'cnlrn 0.1.0'
 
 
 def test_plugin_entry_point_is_declared():
@@ -33,40 +32,32 @@ def test_plugin_entry_point_is_declared():
     assert 'cnlrn_arch' in [e.value for e in entry_points(group='basicsr.plugins')]
 
 
-def assert_one_line_error(result, *fragments):
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert 'Traceback' not in result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
+def test_missing_option_file(tmp_path, run_basicsr, capsys):
+    assert run_basicsr('train', '-opt', tmp_path / 'absent.yml') == 2
+    assert_one_line_error(capsys.readouterr().err, 'option file not found', 'absent.yml')
 
 
-def test_missing_option_file(tmp_path):
-    result = run(command('basicsr'), 'train', '-opt', str(tmp_path / 'absent.yml'))
-    assert_one_line_error(result, 'option file not found', 'absent.yml')
-
-
-def test_yaml_syntax_error_names_line(tmp_path):
+def test_yaml_syntax_error_names_line(tmp_path, run_basicsr, capsys):
     opt = tmp_path / 'broken.yml'
     opt.write_text('name: x\nmodel_type: SRModel\n  oops: [\n')
-    result = run(command('basicsr'), 'test', '-opt', str(opt))
-    assert_one_line_error(result, 'broken.yml:3:', 'invalid YAML')
+    assert run_basicsr('test', '-opt', opt) == 2
+    assert_one_line_error(capsys.readouterr().err, 'broken.yml:3:', 'invalid YAML')
 
 
-def test_unregistered_arch_lists_registered_ones(tmp_path):
+def test_unregistered_arch_lists_registered_ones(tmp_path, run_basicsr, capsys):
     opt = tmp_path / 'arch.yml'
     opt.write_text('name: x\nmodel_type: SRModel\nnum_gpu: 0\nnetwork_g:\n  type: CNLRNN\n'
                    'datasets:\n  test_1:\n    type: PairedImageDataset\npath: {}\n')
-    result = run(command('basicsr'), 'test', '-opt', str(opt))
-    assert_one_line_error(result, "network 'CNLRNN' is not registered", 'CNLRN, CNLRNPreDeblur', 'RCAN')
+    assert run_basicsr('test', '-opt', opt) == 2
+    assert_one_line_error(capsys.readouterr().err, "network 'CNLRNN' is not registered", 'CNLRN, CNLRNPreDeblur',
+                          'RCAN')
 
 
-def test_missing_required_key(tmp_path):
+def test_missing_required_key(tmp_path, run_basicsr, capsys):
     opt = tmp_path / 'nodata.yml'
     opt.write_text('name: x\nmodel_type: SRModel\nnum_gpu: 0\npath: {}\nnetwork_g:\n  type: CNLRN\n')
-    result = run(command('basicsr'), 'test', '-opt', str(opt))
-    assert_one_line_error(result, 'missing required option datasets')
+    assert run_basicsr('test', '-opt', opt) == 2
+    assert_one_line_error(capsys.readouterr().err, 'missing required option datasets')
 
 
 BASE = 'name: x\nmodel_type: CNLRNModel\npath: {}\ndatasets: {}\n'

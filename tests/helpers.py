@@ -1,0 +1,185 @@
+"""What several test modules share: tiny networks and options, the console scripts, tiny REDS-shaped data."""
+
+import os
+import subprocess
+import sys
+
+import cv2
+import lmdb
+import numpy as np
+import yaml
+from basicsr.utils.lmdb_util import make_lmdb_from_imgs
+from basicsr.utils.matlab_functions import imresize
+
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+REPO_DIR = os.path.dirname(TESTS_DIR)
+DATA_DIR = os.path.join(TESTS_DIR, 'data')
+
+TINY_CNLRN_ARGS = dict(
+    n_deblur_blocks=1, n_nlrgs_body=1, n_nlrgs_up1=1, n_nlrgs_up2=1, n_subgroups=1, n_rcabs=1, n_feats=16
+)
+TINY_CNLRN = dict(type='CNLRN', **TINY_CNLRN_ARGS)
+TINY_PREDEBLUR_ARGS = dict(n_feats=16, n_deblur_blocks=1)
+TINY_PREDEBLUR = dict(type='CNLRNPreDeblur', **TINY_PREDEBLUR_ARGS)
+
+# for processes on tiny tensors: several threads only wait on each other, for seconds when the cores are busy
+ENV = dict(os.environ, OMP_NUM_THREADS='1')
+
+
+# -- the console scripts ----------------------------------------------------------------------------
+
+
+def command(name):
+    """Path of a console script installed beside the running interpreter."""
+    return os.path.join(os.path.dirname(sys.executable), name)
+
+
+def run_command(name, *args, cwd=None, timeout=600, **env):
+    """The installed console script ``name`` run with ``args`` in a fresh process (``env`` added to ENV)."""
+    return subprocess.run(
+        [command(name), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=ENV | env
+    )
+
+
+def exit_status(main, argv):
+    """Exit status of a console script's ``main(argv)`` run in this process (argparse and sys.exit raise)."""
+    try:
+        return main(argv) or 0
+    except SystemExit as exit_:
+        return exit_.code or 0
+
+
+def assert_one_line_error(stderr, *fragments):
+    """``stderr`` is one line, no traceback, naming every fragment."""
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert 'Traceback' not in stderr
+    for fragment in fragments:
+        assert str(fragment) in lines[0], lines[0]
+
+
+# -- options ---------------------------------------------------------------------------------------
+
+
+def deep_update(base, changes):
+    """Recursively merge ``changes`` into ``base`` (a value None deletes the key)."""
+    for key, value in changes.items():
+        if value is None:
+            base.pop(key, None)
+        elif isinstance(value, dict) and isinstance(base.get(key), dict):
+            deep_update(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def derive_options(repo_option, dst, changes):
+    """Write ``dst``: the project's option file ``repo_option`` with ``changes`` merged in."""
+    with open(os.path.join(REPO_DIR, repo_option), encoding='utf-8') as f:
+        opt = yaml.safe_load(f)
+    with open(dst, 'w', encoding='utf-8') as f:
+        yaml.safe_dump(deep_update(opt, changes), f, sort_keys=False)
+    return str(dst)
+
+
+def make_opt(network=TINY_CNLRN, train=None, val=None, speed=None, **path):
+    """Options of a tiny CNLRNModel in training, as BasicSR's parse_options hands them to build_model.
+
+    ``train`` is merged into L1 + gradient loss, Adam and a cosine schedule; ``path`` is the path section.
+    """
+    defaults = dict(
+        optim_g=dict(type='Adam', lr=2e-3, betas=[0.9, 0.99]),
+        scheduler=dict(type='CosineAnnealingRestartLR', periods=[100], restart_weights=[1], eta_min=1e-7),
+        pixel_opt=dict(type='L1Loss', loss_weight=1.0),
+        grad_opt=dict(type='GradientLoss', loss_weight=0.1),
+    )
+    opt = dict(name='tiny', model_type='CNLRNModel', is_train=True, dist=False, num_gpu=0, rank=0, world_size=1,
+               scale=4, network_g=dict(network), path=dict(path), train=deep_update(defaults, train or {}),
+               val=dict(val or {}))
+    if speed is not None:
+        opt['speed'] = speed
+    return opt
+
+
+# -- images and LMDBs ------------------------------------------------------------------------------
+
+
+def write_image(path, img):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    assert cv2.imwrite(str(path), img)
+
+
+def decode_image(data):
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+
+
+def bicubic(img, scale=1 / 4):
+    """MATLAB bicubic resize of a uint8 image by ``scale``, rounded to uint8."""
+    return np.clip(np.round(imresize(img.astype(np.float32) / 255., scale) * 255.), 0, 255).astype(np.uint8)
+
+
+def lmdb_items(path):
+    """key -> stored bytes of an LMDB."""
+    env = lmdb.open(str(path), readonly=True, lock=False)
+    with env.begin() as txn:
+        items = {key.decode(): bytes(value) for key, value in txn.cursor()}
+    env.close()
+    return items
+
+
+def folder_contents(root):
+    """Everything a command wrote under ``root``: files by relative path, LMDB items as ``<lmdb>/<key>``.
+
+    LMDB data files are compared by their items: the same items may lie on other pages.
+    """
+    root = str(root)
+    contents = {}
+    for folder, _, files in os.walk(root):
+        relative = os.path.relpath(folder, root)
+        if folder.endswith('.lmdb'):
+            contents.update({os.path.join(relative, k): v for k, v in lmdb_items(folder).items()})
+        for name in files:
+            if not name.endswith('.mdb'):
+                with open(os.path.join(folder, name), 'rb') as f:
+                    contents[os.path.normpath(os.path.join(relative, name))] = f.read()
+    return contents
+
+
+# -- tiny REDS-shaped data: LMDBs for training, folders for validation ------------------------------
+
+
+def smooth_image(rng, height, width):
+    """A smooth random colour image (uint8 BGR), more image-like than white noise."""
+    coarse = rng.random((height // 8 + 1, width // 8 + 1, 3)).astype(np.float32)
+    img = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
+    return np.clip(img * 255, 0, 255).round().astype(np.uint8)
+
+
+def write_frames(root, clips, frames, hr_size, seed, flat):
+    """Write sharp, blurry LR (box blur, then bicubic) and sharp LR PNGs; return their paths relative to ``root``."""
+    rng = np.random.default_rng(seed)
+    names = []
+    for clip in range(clips):
+        for frame in range(frames):
+            name = f'{clip:03d}_{frame:08d}.png' if flat else f'{clip:03d}/{frame:08d}.png'
+            hr = smooth_image(rng, *hr_size)
+            for folder, img in (('sharp', hr), ('blur_bicubic_X4', bicubic(cv2.blur(hr, (7, 7)))),
+                                ('sharp_bicubic_X4', bicubic(hr))):
+                write_image(os.path.join(root, folder, name), img)
+            names.append(name)
+    return names
+
+
+def make_tiny_reds(root, clips=2, frames=3, hr_size=(64, 96), val_frames=2, seed=0):
+    """Build ``train_*.lmdb`` and ``val/*`` under ``root``; return a dict of their paths."""
+    names = write_frames(os.path.join(root, 'train_png'), clips, frames, hr_size, seed, flat=False)
+    paths = {}
+    for folder in ('sharp', 'blur_bicubic_X4', 'sharp_bicubic_X4'):
+        lmdb_path = os.path.join(root, f'train_{folder}.lmdb')
+        make_lmdb_from_imgs(
+            os.path.join(root, 'train_png', folder), lmdb_path, names, [n[:-len('.png')] for n in names])
+        paths[f'train_{folder}'] = lmdb_path
+    write_frames(os.path.join(root, 'val'), 1, val_frames, hr_size, seed + 1, flat=True)
+    for folder in ('sharp', 'blur_bicubic_X4', 'sharp_bicubic_X4'):
+        paths[f'val_{folder}'] = os.path.join(root, 'val', folder)
+    return paths
