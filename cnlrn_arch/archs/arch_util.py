@@ -1,21 +1,36 @@
 """Helpers shared by the CNLRN networks: argument checks, size padding, residuals."""
 
+from __future__ import annotations
+
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
 
-def check_positive(**values):
-    """Raise ``ValueError`` naming the first argument that is not a positive int."""
+def check_positive(**values: object) -> None:
+    """Raise ``ValueError`` naming the first argument that is not a positive int.
+
+    Args:
+        **values: the arguments to check, by the names the error should give.
+    """
     for name, value in values.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f'{name} must be a positive integer, got {value!r}')
 
 
-def pad_to_multiple(x, multiple):
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     """Pad the bottom and right of an NCHW tensor so H and W divide ``multiple``.
 
     Reflection keeps the borders natural; sides too short to reflect that far
-    are replicated instead. Returns the input itself when no padding is needed.
+    are replicated instead.
+
+    Args:
+        x (torch.Tensor): (N, C, H, W) input.
+        multiple (int): what the padded height and width must be multiples of.
+
+    Returns:
+        torch.Tensor: (N, C, H', W'), or ``x`` itself when no padding is needed.
     """
     height, width = x.shape[-2:]
     pad_h = (-height) % multiple
@@ -26,20 +41,24 @@ def pad_to_multiple(x, multiple):
     return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
 
 
-def add_residual(branch, skip):
+def add_residual(branch: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
     """``branch + skip``, written into ``branch`` when autograd is not recording.
 
-    ``branch`` must be a freshly computed tensor that nothing else holds (the
-    output of a block's body). Adding in place saves one feature map and its
-    page faults per residual connection at inference; under autograd the
-    out-of-place sum keeps tensors saved for backward intact.
+    Adding in place saves one feature map and its page faults per residual
+    connection at inference; under autograd the out-of-place sum keeps
+    tensors saved for backward intact.
+
+    Args:
+        branch (torch.Tensor): a freshly computed tensor that nothing else
+            holds (the output of a block's body).
+        skip (torch.Tensor): the shortcut, left unchanged.
     """
     if records_graph(branch, skip):
         return branch + skip
     return branch.add_(skip)
 
 
-def records_graph(*tensors):
+def records_graph(*tensors: torch.Tensor) -> bool:
     """Whether autograd records operations on ``tensors``: in-place updates may then break backward."""
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
@@ -50,15 +69,25 @@ STRIP_PIXELS = 64 * 640
 MIN_STRIPPED_PIXELS = 4 * STRIP_PIXELS
 
 
-def run_in_strips(layers, x, halo, scale=1):
+def run_in_strips(
+    layers: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, halo: int, scale: int = 1
+) -> torch.Tensor:
     """``layers(x)`` computed strip by strip when autograd is not recording.
 
-    ``layers`` must be local: each output row depends only on input rows
-    within ``halo`` of it (``scale`` output rows per input row). Each strip
-    is computed with its halo rows and trimmed, so the result equals the
-    full computation while the intermediates of ``layers`` only ever exist
-    for one strip: at a REDS frame's 2x and 4x stages they are the largest
-    tensors of the network.
+    Each strip is computed with its halo rows and trimmed, so the result
+    equals the full computation while the intermediates of ``layers`` only
+    ever exist for one strip: at a REDS frame's 2x and 4x stages they are the
+    largest tensors of the network.
+
+    Args:
+        layers (Callable[[torch.Tensor], torch.Tensor]): local layers: each
+            output row depends only on input rows within ``halo`` of it.
+        x (torch.Tensor): (N, C, H, W) input.
+        halo (int): input rows beyond a strip that ``layers`` read.
+        scale (int): output rows per input row.
+
+    Returns:
+        torch.Tensor: ``layers(x)``, (N, C', scale * H, scale * W); channels-last when stripped.
     """
     height, width = x.shape[-2:]
     rows = max(1, STRIP_PIXELS // (width * scale))

@@ -5,8 +5,12 @@ Blurry LR image -> :class:`DeblurNet` (sharp LR features) ->
 ``SRNet``) match the authors' release, whose weights load strictly.
 """
 
-import math
+from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
+import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
@@ -24,49 +28,52 @@ UPSAMPLINGS = ('progressive', 'post')
 class CNLRN(nn.Module):
     """Restore a sharp 4x HR image from a blurry LR one.
 
-    Args:
-        n_colors: image channels (3 for RGB in [0, 1]).
-        n_deblur_blocks: residual blocks in the deblurring bottleneck.
-        n_nlrgs_body: non-local residual groups of the LR reconstruction stage.
-        n_nlrgs_up1: groups refining at LR before the first x2 upsampling.
-        n_nlrgs_up2: groups refining at 2x before the second x2 upsampling.
-        n_subgroups: sub-groups (non-local block + RCABs) per group.
-        n_rcabs: residual channel attention blocks per sub-group.
-        n_feats: feature channels; divisible by the number of attention heads
-            and at least 16 (channel attention reduces by 16).
-        nonlocal_psize: patch size of each attention head; its length is the
-            number of heads.
-        scale: upscaling factor; the architecture is built for 4 only.
-        attn_impl: 'sdpa' (fused ``scaled_dot_product_attention``, default) or
-            'naive' (explicit score matrix, as released; for comparisons).
-
-    Ablations of the paper (defaults give the released network):
-        with_deblur: False replaces the deblurring module by one 3x3
-            convolution from the image to features (Table 4).
-        nonlocal_block: False leaves out every non-local block (baseline1).
-        upsampling: 'post' runs every group at LR, then upsamples x4 at the
-            end (baseline2); 'progressive' is the released x2, refine, x2.
-
     Any input size works: sides that are not multiples of 4 (and of every
-    patch size) are reflect-padded and the output is cropped to 4H x 4W.
+    patch size) are padded (see :func:`~.arch_util.pad_to_multiple`) and the
+    output is cropped to 4H x 4W.
+
+    The defaults give the released network; ``with_deblur``,
+    ``nonlocal_block`` and ``upsampling`` select the paper's ablations.
+
+    Args:
+        n_colors (int): image channels (3 for RGB in [0, 1]).
+        n_deblur_blocks (int): residual blocks in the deblurring bottleneck.
+        n_nlrgs_body (int): non-local residual groups of the LR reconstruction stage.
+        n_nlrgs_up1 (int): groups refining at LR before the first x2 upsampling.
+        n_nlrgs_up2 (int): groups refining at 2x before the second x2 upsampling.
+        n_subgroups (int): sub-groups (non-local block + RCABs) per group.
+        n_rcabs (int): residual channel attention blocks per sub-group.
+        n_feats (int): feature channels; divisible by the number of attention
+            heads and at least 16 (channel attention reduces by 16).
+        nonlocal_psize (Sequence[int]): patch size of each attention head; its
+            length is the number of heads.
+        scale (int): upscaling factor; the architecture is built for 4 only.
+        attn_impl (str): 'sdpa' (fused ``scaled_dot_product_attention``,
+            default) or 'naive' (explicit score matrix, as released; for
+            comparisons).
+        with_deblur (bool): False replaces the deblurring module by one 3x3
+            convolution from the image to features (Table 4).
+        nonlocal_block (bool): False leaves out every non-local block (baseline1).
+        upsampling (str): 'progressive' is the released x2, refine, x2; 'post'
+            runs every group at LR, then upsamples x4 at the end (baseline2).
     """
 
     def __init__(
         self,
-        n_colors=3,
-        n_deblur_blocks=20,
-        n_nlrgs_body=6,
-        n_nlrgs_up1=2,
-        n_nlrgs_up2=2,
-        n_subgroups=2,
-        n_rcabs=4,
-        n_feats=64,
-        nonlocal_psize=(4, 4, 4, 4),
-        scale=4,
-        attn_impl='sdpa',
-        with_deblur=True,
-        nonlocal_block=True,
-        upsampling='progressive',
+        n_colors: int = 3,
+        n_deblur_blocks: int = 20,
+        n_nlrgs_body: int = 6,
+        n_nlrgs_up1: int = 2,
+        n_nlrgs_up2: int = 2,
+        n_subgroups: int = 2,
+        n_rcabs: int = 4,
+        n_feats: int = 64,
+        nonlocal_psize: Sequence[int] = (4, 4, 4, 4),
+        scale: int = 4,
+        attn_impl: str = 'sdpa',
+        with_deblur: bool = True,
+        nonlocal_block: bool = True,
+        upsampling: str = 'progressive',
     ):
         super().__init__()
         check_positive(
@@ -115,7 +122,8 @@ class CNLRN(nn.Module):
             upsampling,
         )
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, n_colors, H, W) blurry LR image -> (N, n_colors, 4H, 4W) sharp HR image."""
         height, width = x.shape[-2:]
         x = pad_to_multiple(x, self.size_multiple)
         features = self.DeblurNet(x) if hasattr(self, 'DeblurNet') else self.head(x)

@@ -9,6 +9,7 @@ Module and attribute names follow the authors' release so that their
 ``.pth`` files load strictly.
 """
 
+import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
@@ -18,61 +19,77 @@ KERNEL_SIZE = 5
 
 
 class ConvLayer(nn.Module):
-    """5x5 convolution (stride 1 or 2), optionally followed by ReLU."""
+    """5x5 convolution (stride 1 or 2), optionally followed by ReLU.
 
-    def __init__(self, in_channels, out_channels, stride=1, act=True):
+    Args:
+        in_channels (int): input channels.
+        out_channels (int): output channels.
+        stride (int): 2 halves height and width.
+        act (bool): follow the convolution by ReLU.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, act: bool = True):
         super().__init__()
         layers = [nn.Conv2d(in_channels, out_channels, KERNEL_SIZE, stride=stride, padding=KERNEL_SIZE // 2)]
         if act:
             layers.append(nn.ReLU(inplace=True))
         self.body = nn.Sequential(*layers)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
 
 
 class ResBlock(nn.Module):
-    """conv-ReLU-conv with an identity shortcut, channel count kept."""
+    """conv-ReLU-conv with an identity shortcut.
 
-    def __init__(self, channels):
+    Args:
+        channels (int): channels in and out.
+    """
+
+    def __init__(self, channels: int):
         super().__init__()
         self.body = nn.Sequential(
             ConvLayer(channels, channels, act=False), nn.ReLU(inplace=True), ConvLayer(channels, channels, act=False)
         )
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return add_residual(self.body(x), x)
 
 
 class DeconvLayer(nn.Module):
-    """Transposed 3x3 convolution that doubles height and width, then ReLU."""
+    """Transposed 3x3 convolution that doubles height and width, then ReLU.
 
-    def __init__(self, in_channels, out_channels):
+    Args:
+        in_channels (int): input channels.
+        out_channels (int): output channels.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int):
         super().__init__()
         self.body = nn.Sequential(
             nn.ConvTranspose2d(in_channels, out_channels, 3, stride=2, padding=1, output_padding=1),
             nn.ReLU(inplace=True),
         )
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
 
 
 class DeblurNet(nn.Module):
     """Encoder-decoder that maps a blurry image to sharp features.
 
-    Args:
-        n_colors: channels of the input image.
-        n_feats: channels F at full resolution; the encoder uses 2F at 1/2 and
-            4F at 1/4 resolution.
-        n_blocks: residual blocks at 1/4 resolution (the bottleneck).
-        image_head: append a convolution to ``n_colors`` channels so the module
-            outputs an image (pre-training) instead of F feature maps.
-
     Height and width of the input must be multiples of 4.
+
+    Args:
+        n_colors (int): channels of the input image.
+        n_feats (int): channels F at full resolution; the encoder uses 2F at
+            1/2 and 4F at 1/4 resolution.
+        n_blocks (int): residual blocks at 1/4 resolution (the bottleneck).
+        image_head (bool): append a convolution to ``n_colors`` channels so the
+            module outputs an image (pre-training) instead of F feature maps.
     """
 
-    def __init__(self, n_colors=3, n_feats=64, n_blocks=20, image_head=False):
+    def __init__(self, n_colors: int = 3, n_feats: int = 64, n_blocks: int = 20, image_head: bool = False):
         super().__init__()
         f = n_feats
         self.inBlock = nn.Sequential(ConvLayer(n_colors, f), *[ResBlock(f) for _ in range(3)])
@@ -86,7 +103,8 @@ class DeblurNet(nn.Module):
             out_layers.append(ConvLayer(f, n_colors, act=False))
         self.outBlock = nn.Sequential(*out_layers)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, n_colors, H, W) blurry image -> (N, F or n_colors, H, W) sharp features or image."""
         full = self.inBlock(x)
         half = self.encoder_first(full)
         quarter = self.body(self.encoder_second(half))
@@ -106,16 +124,17 @@ class CNLRNPreDeblur(nn.Module):
     initialise the deblurring module of :class:`CNLRN`.
 
     Args:
-        n_colors: image channels.
-        n_feats: base feature channels.
-        n_deblur_blocks: residual blocks in the bottleneck.
+        n_colors (int): image channels.
+        n_feats (int): :class:`DeblurNet`'s ``n_feats``.
+        n_deblur_blocks (int): :class:`DeblurNet`'s ``n_blocks``.
     """
 
-    def __init__(self, n_colors=3, n_feats=64, n_deblur_blocks=20):
+    def __init__(self, n_colors: int = 3, n_feats: int = 64, n_deblur_blocks: int = 20):
         super().__init__()
         check_positive(n_colors=n_colors, n_feats=n_feats, n_deblur_blocks=n_deblur_blocks)
         self.DeblurNet = DeblurNet(n_colors, n_feats, n_deblur_blocks, image_head=True)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, n_colors, H, W) blurry LR image -> (N, n_colors, H, W) sharp LR image."""
         height, width = x.shape[-2:]
         return self.DeblurNet(pad_to_multiple(x, 4))[..., :height, :width]

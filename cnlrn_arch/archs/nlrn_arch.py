@@ -10,6 +10,10 @@ whose pixels are then whole channel vectors, and oneDNN convolutions read
 that layout without reordering.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -22,7 +26,8 @@ RCAB_HALO = 2
 UPSAMPLE_TAIL_HALO = 2
 
 
-def conv3x3(in_channels, out_channels):
+def conv3x3(in_channels: int, out_channels: int) -> nn.Conv2d:
+    """3x3 convolution that keeps height and width."""
     return nn.Conv2d(in_channels, out_channels, 3, padding=1)
 
 
@@ -30,9 +35,13 @@ class CALayer(nn.Module):
     """Channel attention: scale each channel by a gate computed from its mean.
 
     Without autograd the input (a block's fresh conv output) is scaled in place.
+
+    Args:
+        channels (int): channels in and out.
+        reduction (int): the gate's hidden layer has ``channels // reduction`` channels.
     """
 
-    def __init__(self, channels, reduction=16):
+    def __init__(self, channels: int, reduction: int = 16):
         super().__init__()
         self.avg_pool = nn.AdaptiveAvgPool2d(1)
         self.conv_du = nn.Sequential(
@@ -42,7 +51,7 @@ class CALayer(nn.Module):
             nn.Sigmoid(),
         )
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         gate = self.conv_du(self.avg_pool(x))
         if records_graph(x, gate):
             return x * gate
@@ -50,28 +59,40 @@ class CALayer(nn.Module):
 
 
 class RCAB(nn.Module):
-    """Residual channel attention block: x + CA(conv(ReLU(conv(x))))."""
+    """Residual channel attention block: x + CA(conv(ReLU(conv(x)))).
 
-    def __init__(self, n_feats):
+    Args:
+        n_feats (int): channels in and out.
+    """
+
+    def __init__(self, n_feats: int):
         super().__init__()
         self.body = nn.Sequential(
             conv3x3(n_feats, n_feats), nn.ReLU(inplace=True), conv3x3(n_feats, n_feats), CALayer(n_feats)
         )
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         convs, channel_attention = self.body[:3], self.body[3]
         return add_residual(channel_attention(run_in_strips(convs, x, RCAB_HALO)), x)
 
 
 class SubGroup(nn.Module):
-    """A non-local block (None: left out, an ablation) followed by residual channel attention blocks."""
+    """A non-local block followed by residual channel attention blocks and a conv, with a skip.
 
-    def __init__(self, n_feats, n_rcabs, patch_sizes, attn_impl):
+    Args:
+        n_feats (int): channels in and out.
+        n_rcabs (int): RCABs after the non-local block.
+        patch_sizes (Sequence[int] | None): patch size of each head of the
+            non-local block; None leaves the block out.
+        attn_impl (str): as in :class:`~.cnlrn_arch.CNLRN`.
+    """
+
+    def __init__(self, n_feats: int, n_rcabs: int, patch_sizes: Sequence[int] | None, attn_impl: str):
         super().__init__()
         self.nonlocal_block = nn.Identity() if patch_sizes is None else NonLocalBlock(n_feats, patch_sizes, attn_impl)
         self.rcab_body = nn.Sequential(*[RCAB(n_feats) for _ in range(n_rcabs)], conv3x3(n_feats, n_feats))
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         # layer by layer, so the non-local block's output is freed once the
         # first RCAB has consumed it (a Sequential call would pin it to the end)
         y = self.nonlocal_block(x)
@@ -81,60 +102,82 @@ class SubGroup(nn.Module):
 
 
 class NLRG(nn.Module):
-    """Non-local residual group: sub-groups and a conv with a long skip."""
+    """Non-local residual group: sub-groups and a conv with a long skip.
 
-    def __init__(self, n_feats, n_subgroups, n_rcabs, patch_sizes, attn_impl):
+    Args:
+        n_feats (int): channels in and out.
+        n_subgroups (int): sub-groups in the group.
+        n_rcabs (int): RCABs per sub-group.
+        patch_sizes (Sequence[int] | None): as in :class:`SubGroup`.
+        attn_impl (str): as in :class:`~.cnlrn_arch.CNLRN`.
+    """
+
+    def __init__(self, n_feats: int, n_subgroups: int, n_rcabs: int, patch_sizes: Sequence[int] | None, attn_impl: str):
         super().__init__()
         self.body = nn.Sequential(
             *[SubGroup(n_feats, n_rcabs, patch_sizes, attn_impl) for _ in range(n_subgroups)], conv3x3(n_feats, n_feats)
         )
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return add_residual(self.body(x), x)
 
 
-def nlrg_stage(n_groups, n_feats, n_subgroups, n_rcabs, patch_sizes, attn_impl):
-    """``n_groups`` NLRGs and a closing conv; the caller adds the skip."""
+def nlrg_stage(
+    n_groups: int, n_feats: int, n_subgroups: int, n_rcabs: int, patch_sizes: Sequence[int] | None, attn_impl: str
+) -> nn.Sequential:
+    """``n_groups`` NLRGs and a closing conv; the caller adds the skip.
+
+    Args:
+        n_groups (int): NLRGs in the stage.
+        n_feats (int): channels in and out.
+        n_subgroups (int): sub-groups per NLRG.
+        n_rcabs (int): RCABs per sub-group.
+        patch_sizes (Sequence[int] | None): as in :class:`SubGroup`.
+        attn_impl (str): as in :class:`~.cnlrn_arch.CNLRN`.
+    """
     return nn.Sequential(
         *[NLRG(n_feats, n_subgroups, n_rcabs, patch_sizes, attn_impl) for _ in range(n_groups)],
         conv3x3(n_feats, n_feats),
     )
 
 
-def upsampler_x2(n_feats):
+def upsampler_x2(n_feats: int) -> nn.Sequential:
+    """Conv to 4x the channels and pixel shuffle: twice the height and width, ``n_feats`` channels."""
     return nn.Sequential(conv3x3(n_feats, 4 * n_feats), nn.PixelShuffle(2))
 
 
 class NonLocalResidualNet(nn.Module):
     """Features at LR -> image at 4x LR, upsampling progressively (x2, x2).
 
+    The SR module of :class:`~.cnlrn_arch.CNLRN`, whose docstring explains
+    the arguments both share.
+
     Args:
-        n_colors: channels of the output image.
-        n_feats: feature channels throughout.
-        n_nlrgs_body: NLRGs of the reconstruction stage (LR).
-        n_nlrgs_up1: NLRGs refining before the first x2 upsampler (LR).
-        n_nlrgs_up2: NLRGs refining before the second x2 upsampler (2x).
-        n_subgroups: sub-groups per NLRG.
-        n_rcabs: RCABs per sub-group.
-        patch_sizes: patch size of each attention head; None leaves the
-            non-local blocks out (the paper's baseline1).
-        attn_impl: 'sdpa' or 'naive'; see :mod:`.nonlocal_attention`.
-        upsampling: 'progressive' (x2, refine, x2) or 'post' (every group at
-            LR, then both x2 upsamplers in a row: the paper's baseline2).
+        n_colors (int): channels of the output image.
+        n_feats (int): feature channels of the input and throughout.
+        n_nlrgs_body (int): as in CNLRN.
+        n_nlrgs_up1 (int): as in CNLRN.
+        n_nlrgs_up2 (int): as in CNLRN.
+        n_subgroups (int): as in CNLRN.
+        n_rcabs (int): as in CNLRN.
+        patch_sizes (Sequence[int] | None): CNLRN's ``nonlocal_psize``; None
+            leaves the non-local blocks out (CNLRN's ``nonlocal_block=False``).
+        attn_impl (str): as in CNLRN.
+        upsampling (str): as in CNLRN; 'post' runs both x2 upsamplers in a row.
     """
 
     def __init__(
         self,
-        n_colors,
-        n_feats,
-        n_nlrgs_body,
-        n_nlrgs_up1,
-        n_nlrgs_up2,
-        n_subgroups,
-        n_rcabs,
-        patch_sizes,
-        attn_impl,
-        upsampling='progressive',
+        n_colors: int,
+        n_feats: int,
+        n_nlrgs_body: int,
+        n_nlrgs_up1: int,
+        n_nlrgs_up2: int,
+        n_subgroups: int,
+        n_rcabs: int,
+        patch_sizes: Sequence[int] | None,
+        attn_impl: str,
+        upsampling: str = 'progressive',
     ):
         super().__init__()
         self.upsampling = upsampling
@@ -146,7 +189,8 @@ class NonLocalResidualNet(nn.Module):
         self.upsampler_2 = upsampler_x2(n_feats)
         self.tail = nn.Sequential(conv3x3(n_feats, n_feats), conv3x3(n_feats, n_colors))
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, n_feats, H, W) features -> (N, n_colors, 4H, 4W) image; H and W multiples of every patch size."""
         x = x.contiguous(memory_format=torch.channels_last)
         x = add_residual(self.body(x), x)
         if self.upsampling == 'post':

@@ -20,7 +20,10 @@ Memory and copies, which bound the frame size on CPU:
   attention is invariant to that order, so its weights give the same result.
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -33,21 +36,26 @@ ATTN_IMPLS = ('sdpa', 'naive')
 FEED_FORWARD_HALO = 3
 
 
-def image_to_tokens(image, patch):
-    """(B, H, W, c) -> (B, 1, N, patch*patch*c) pixel-major patch tokens, N = HW/patch^2."""
+def image_to_tokens(image: torch.Tensor, patch: int) -> torch.Tensor:
+    """(B, H, W, c) -> (B, 1, N, patch*patch*c) pixel-major patch tokens, N = HW/patch^2.
+
+    Args:
+        image (torch.Tensor): (B, H, W, c); H and W multiples of ``patch``.
+        patch (int): side of the square, non-overlapping patches.
+    """
     b, h, w, c = image.shape
     image = image.unflatten(1, (h // patch, patch)).unflatten(3, (w // patch, patch)).transpose(2, 3)
     return image.reshape(b, 1, (h // patch) * (w // patch), patch * patch * c)
 
 
-def fold_tokens_into(image, tokens, patch):
+def fold_tokens_into(image: torch.Tensor, tokens: torch.Tensor, patch: int) -> None:
     """Inverse of :func:`image_to_tokens`, written into ``image``, a (B, H, W, c) view."""
     b, h, w, c = image.shape
     tokens = tokens.view(b, h // patch, w // patch, patch, patch, c).transpose(2, 3)
     image.unflatten(1, (h // patch, patch)).unflatten(3, (w // patch, patch)).copy_(tokens)
 
 
-def naive_attention(query, key, value):
+def naive_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
     """softmax(Q K^T / sqrt(d)) V with the score matrix written out."""
     scores = torch.matmul(query, key.transpose(-2, -1)) / math.sqrt(query.shape[-1])
     return torch.matmul(scores.softmax(dim=-1), value)
@@ -57,12 +65,15 @@ class PatchMultiHeadAttention(nn.Module):
     """Q/K/V 1x1 embeddings, per-head patch attention, 3x3 output projection.
 
     Args:
-        n_feats: channels in and out; split evenly across the heads.
-        patch_sizes: one patch size per head.
-        attn_impl: 'sdpa' (fused, memory-efficient) or 'naive' (explicit matrix).
+        n_feats (int): channels in and out; split evenly across the heads.
+        patch_sizes (Sequence[int]): one patch size per head; their count is
+            the number of heads.
+        attn_impl (str): 'sdpa' (fused ``scaled_dot_product_attention``, which
+            never holds the score matrix) or 'naive' (the score matrix written
+            out, as released).
     """
 
-    def __init__(self, n_feats, patch_sizes, attn_impl='sdpa'):
+    def __init__(self, n_feats: int, patch_sizes: Sequence[int], attn_impl: str = 'sdpa'):
         super().__init__()
         self.patch_sizes = tuple(patch_sizes)
         self.head_channels = n_feats // len(self.patch_sizes)
@@ -73,7 +84,7 @@ class PatchMultiHeadAttention(nn.Module):
         self.key_embedding = nn.Conv2d(n_feats, n_feats, 1)
         self.output_linear = nn.Sequential(nn.Conv2d(n_feats, n_feats, 3, padding=1), nn.LeakyReLU(0.2, inplace=True))
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, channels, height, width = x.shape
         attend = F.scaled_dot_product_attention if self.attn_impl == 'sdpa' else naive_attention
         pixels = x.permute(0, 2, 3, 1)  # (B, H, W, C): a view of a channels-last map
@@ -94,9 +105,13 @@ class PatchMultiHeadAttention(nn.Module):
 
 
 class FeedForward(nn.Module):
-    """Dilated 3x3 conv and 3x3 conv, each followed by LeakyReLU(0.2)."""
+    """Dilated 3x3 conv and 3x3 conv, each followed by LeakyReLU(0.2).
 
-    def __init__(self, n_feats):
+    Args:
+        n_feats (int): channels in and out.
+    """
+
+    def __init__(self, n_feats: int):
         super().__init__()
         self.conv = nn.Sequential(
             nn.Conv2d(n_feats, n_feats, 3, padding=2, dilation=2),
@@ -105,7 +120,7 @@ class FeedForward(nn.Module):
             nn.LeakyReLU(0.2, inplace=True),
         )
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return run_in_strips(self.conv, x, FEED_FORWARD_HALO)
 
 
@@ -113,13 +128,18 @@ class NonLocalBlock(nn.Module):
     """Transformer-style block: x + attention(x), then + feed_forward(.).
 
     Height and width must be multiples of every patch size.
+
+    Args:
+        n_feats (int): channels in and out.
+        patch_sizes (Sequence[int]): see :class:`PatchMultiHeadAttention`.
+        attn_impl (str): see :class:`PatchMultiHeadAttention`.
     """
 
-    def __init__(self, n_feats, patch_sizes, attn_impl='sdpa'):
+    def __init__(self, n_feats: int, patch_sizes: Sequence[int], attn_impl: str = 'sdpa'):
         super().__init__()
         self.attention = PatchMultiHeadAttention(n_feats, patch_sizes, attn_impl)
         self.feed_forward = FeedForward(n_feats)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = add_residual(self.attention(x), x)
         return add_residual(self.feed_forward(x), x)

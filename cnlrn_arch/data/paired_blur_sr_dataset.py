@@ -5,10 +5,15 @@ pre-training; it is read from ``dataroot_gt_lr`` when given, else computed
 from the HR image with MATLAB-compatible bicubic downscaling.
 """
 
+from __future__ import annotations
+
 import random
+from collections.abc import Mapping
 from os import path as osp
+from typing import Any
 
 import numpy as np
+import torch
 from basicsr.utils import FileClient, imfrombytes, img2tensor, scandir
 from basicsr.utils.matlab_functions import imresize
 from basicsr.utils.registry import DATASET_REGISTRY
@@ -21,34 +26,44 @@ from ..utils.image_formats import IMG_EXTENSIONS
 
 @DATASET_REGISTRY.register()
 class PairedBlurSRDataset(data.Dataset):
-    """Return ``lq`` (blurry LR), ``gt`` (sharp HR) and ``gt_lr`` (sharp LR).
+    """Return ``lq`` (blurry LR), ``gt`` (sharp HR) and ``gt_lr`` (sharp LR, unless ``with_gt_lr`` is false).
 
     Tensors are RGB, CHW, float32 in [0, 1] (then normalised by ``mean`` /
     ``std`` when given); ``lq_path`` / ``gt_path`` are LMDB keys or file paths.
-
-    Options (as BasicSR's ``PairedImageDataset``):
-        dataroot_gt, dataroot_lq: HR and blurry LR roots (``x.lmdb`` folders
-            or image folders).
-        dataroot_gt_lr: optional sharp LR root, same backend.
-        io_backend: ``{type: lmdb}`` or ``{type: disk}``.
-        filename_tmpl: disk only; LR file stem from the HR one. Default '{}'.
-        meta_info_file: disk only; optional list of HR files (first token of
-            each line, relative to dataroot_gt) to use instead of all of them.
-        gt_size: HR patch size for training, a multiple of ``scale``.
-        use_hflip, use_rot: training augmentation.
-        scale: 4. phase: 'train' crops and augments; otherwise whole frames.
-        mean, std: optional normalisation.
-        seed: base of the per-sample augmentation seeds (set from manual_seed by the runner).
-        with_gt_lr: return ``gt_lr`` (default true); false saves computing it
-            when nothing reads it (joint training).
 
     On disk, images are found recursively (``000/00000000.png`` or
     ``000_00000000.png``); an LR image has the HR image's relative path, its
     stem passed through ``filename_tmpl`` (any image extension). LMDBs follow
     BasicSR's layout; their keys are read from ``meta_info.txt``.
+
+    Args:
+        opt (Mapping[str, Any]): the dataset's options, as BasicSR's
+            ``PairedImageDataset``; keys:
+
+            dataroot_gt (str): sharp HR root, an ``x.lmdb`` folder or an image folder.
+            dataroot_lq (str): blurry LR root, same backend.
+            dataroot_gt_lr (str, optional): sharp LR root, same backend.
+            io_backend (dict): ``{type: lmdb}`` or ``{type: disk}``; other keys
+                go to BasicSR's ``FileClient``.
+            filename_tmpl (str): disk only; LR file stem from the HR one. Default '{}'.
+            meta_info_file (str, optional): disk only; list of HR files (first
+                token of each line, relative to dataroot_gt) to use instead of all of them.
+            phase (str): 'train' crops and augments; otherwise whole frames.
+            gt_size (int): training only; HR patch size, a multiple of ``scale``.
+            use_hflip (bool): training augmentation by horizontal flips. Default false.
+            use_rot (bool): training augmentation by vertical flips and
+                transposition. Default false.
+            scale (int): HR size over LR size. Default 4.
+            mean (list[float], optional): per-channel mean subtracted from every
+                tensor; give ``std`` with it.
+            std (list[float], optional): per-channel divisor applied after ``mean``.
+            seed (int): base of the per-sample augmentation seeds (set from
+                manual_seed by the runner). Default 0.
+            with_gt_lr (bool): return ``gt_lr``; false saves computing it when
+                nothing reads it (joint training). Default true.
     """
 
-    def __init__(self, opt):
+    def __init__(self, opt: Mapping[str, Any]):
         super().__init__()
         self.opt = opt
         self.scale = opt.get('scale', 4)
@@ -84,7 +99,7 @@ class PairedBlurSRDataset(data.Dataset):
         # opened on first use, so that each data loader worker has its own
         self.file_client = None
 
-    def _lmdb_keys(self):
+    def _lmdb_keys(self) -> list[str]:
         """Sorted keys, checked to be the same in every LMDB."""
         key_sets = {}
         for client, root in self.roots.items():
@@ -100,7 +115,7 @@ class PairedBlurSRDataset(data.Dataset):
             self._check_pairs(client, key_sets['gt'], key_sets[client], check_extra=True)
         return sorted(key_sets['gt'])
 
-    def _disk_paths(self, filename_tmpl, meta_info_file):
+    def _disk_paths(self, filename_tmpl: str, meta_info_file: str | None) -> tuple[list[str], dict[str, list[str]]]:
         """Sorted HR keys (relative paths without extension) and each client's file paths."""
         files = {}
         for client, root in self.roots.items():
@@ -121,7 +136,7 @@ class PairedBlurSRDataset(data.Dataset):
                 if key not in files['gt']:
                     raise UserError(f'image {key} listed in {meta_info_file} is not in {self.roots["gt"]}')
 
-        def lr_key(key):
+        def lr_key(key: str) -> str:
             folder, stem = osp.split(key)
             return osp.join(folder, filename_tmpl.format(stem))
 
@@ -133,10 +148,10 @@ class PairedBlurSRDataset(data.Dataset):
             paths[client] = [files[client][name] for name in names]
         return keys, paths
 
-    def _lr_clients(self):
+    def _lr_clients(self) -> list[str]:
         return [client for client in self.roots if client != 'gt']
 
-    def _check_pairs(self, client, expected, available, check_extra):
+    def _check_pairs(self, client: str, expected: set[str], available: set[str], check_extra: bool) -> None:
         gt_root, root = self.roots['gt'], self.roots[client]
         missing = sorted(expected - available)
         if missing:
@@ -145,11 +160,11 @@ class PairedBlurSRDataset(data.Dataset):
         if extra:
             raise UserError(f'image {extra[0]} is in {root} but not in {gt_root}')
 
-    def set_epoch(self, epoch):
+    def set_epoch(self, epoch: int) -> None:
         """Called by the sampler: augmentation randomness derives from (seed, epoch, position)."""
         self.epoch = epoch
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
         if self.file_client is None:
             self.file_client = FileClient(self.backend, **self.io_backend_opt)
         # the sampler may pass positions of an enlarged epoch (dataset_enlarge_ratio); each
@@ -172,7 +187,7 @@ class PairedBlurSRDataset(data.Dataset):
                 normalize(tensor, self.mean, self.std, inplace=True)
         return dict(tensors, lq_path=self.paths['lq'][index], gt_path=self.paths['gt'][index])
 
-    def _read(self, client, path):
+    def _read(self, client: str, path: str) -> np.ndarray:
         """HWC BGR float32 image in [0, 1]; ``path`` is a file path or an LMDB key."""
         content = self.file_client.get(path, client)
         # imfrombytes returns None for bytes OpenCV cannot decode
@@ -182,14 +197,14 @@ class PairedBlurSRDataset(data.Dataset):
             raise UserError(f'cannot read image {where}')
         return img.astype(np.float32) / 255.0
 
-    def _check_sizes(self, key, imgs):
+    def _check_sizes(self, key: str, imgs: dict[str, np.ndarray]) -> None:
         (h, w), s = imgs['lq'].shape[:2], self.scale
         if imgs['gt'].shape[:2] != (h * s, w * s):
             raise UserError(f'image {key}: HR size {imgs["gt"].shape[:2]} is not {s}x the LR size {(h, w)}')
         if 'gt_lr' in imgs and imgs['gt_lr'].shape[:2] != (h, w):
             raise UserError(f'image {key}: sharp LR size {imgs["gt_lr"].shape[:2]} differs from the LR size {(h, w)}')
 
-    def _augment(self, imgs, rng):
+    def _augment(self, imgs: dict[str, np.ndarray], rng: random.Random) -> dict[str, np.ndarray]:
         """The same flips and transposition for every image (as BasicSR's ``augment``)."""
         hflip = self.opt.get('use_hflip', False) and rng.random() < 0.5
         vflip = self.opt.get('use_rot', False) and rng.random() < 0.5
@@ -205,7 +220,7 @@ class PairedBlurSRDataset(data.Dataset):
             out[client] = np.ascontiguousarray(img)
         return out
 
-    def _random_crop(self, key, imgs, rng):
+    def _random_crop(self, key: str, imgs: dict[str, np.ndarray], rng: random.Random) -> dict[str, np.ndarray]:
         """Crop all images at the same place: LR patches gt_size // scale, HR patch gt_size."""
         gt_size, s = self.opt['gt_size'], self.scale
         size = gt_size // s
@@ -220,5 +235,5 @@ class PairedBlurSRDataset(data.Dataset):
         crops.update({client: imgs[client][top : top + size, left : left + size] for client in self._lr_clients()})
         return crops
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.keys)

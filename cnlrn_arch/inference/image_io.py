@@ -5,8 +5,11 @@ RGB floats in [0, 1]; :class:`UserImage` remembers how to write the result
 back in the input's mode. Outputs are always PNG, so nothing is lost.
 """
 
+from __future__ import annotations
+
 import glob
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import cv2
@@ -19,22 +22,37 @@ from ..utils.image_formats import IMG_EXTENSIONS
 
 @dataclass
 class UserImage:
-    rgb: np.ndarray  # H x W x 3 float32 in [0, 1]; grayscale inputs are replicated to 3 channels
-    alpha: np.ndarray  # H x W float32 in [0, 1], or None
+    """An image as the network sees it, and what writing it back in its own mode needs.
+
+    Attributes:
+        rgb (np.ndarray): H x W x 3 float32 in [0, 1]; grayscale inputs are replicated to 3 channels.
+        alpha (np.ndarray | None): H x W float32 in [0, 1], or None without an alpha channel.
+        grayscale (bool): written back as one gray channel (the mean of ``rgb``'s three).
+        dtype (np.dtype): uint8 or uint16, the sample type to write back.
+    """
+
+    rgb: np.ndarray
+    alpha: np.ndarray | None
     grayscale: bool
-    dtype: np.dtype  # uint8 or uint16, the sample type to write back
+    dtype: np.dtype
 
 
-def is_image_name(path):
+def is_image_name(path: str) -> bool:
     return path.lower().endswith(IMG_EXTENSIONS)
 
 
-def find_images(patterns):
+def find_images(patterns: Iterable[str]) -> list[str]:
     """Paths named by files, folders (their images, not recursive) or globs; sorted per argument, no repeats.
 
     A file named explicitly is kept whatever its extension: if it is not an
-    image, reading it fails and it is reported. An argument matching nothing
-    is an error, so a typo is not silently skipped.
+    image, reading it fails and it is reported.
+
+    Args:
+        patterns (Iterable[str]): file names, folder names and glob patterns,
+            as given on the command line.
+
+    Raises:
+        UserError: for an argument matching nothing, so a typo is not silently skipped.
     """
     found = []
     for pattern in patterns:
@@ -56,7 +74,7 @@ def find_images(patterns):
     return list(dict.fromkeys(found))
 
 
-def read_image(path):
+def read_image(path: str | os.PathLike) -> UserImage:
     """Read ``path`` as a :class:`UserImage`; UserError naming the file if it cannot be used."""
     try:
         # imdecode of the bytes, not imread, so that an unreadable file and an undecodable one differ
@@ -88,12 +106,12 @@ def read_image(path):
     return UserImage(rgb, alpha, grayscale=img.ndim == 2, dtype=img.dtype)
 
 
-def _quantize(x, dtype):
+def _quantize(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
     peak = np.iinfo(dtype).max
     return np.round(np.clip(x, 0, 1) * peak).astype(dtype)
 
 
-def write_png(path, image):
+def write_png(path: str | os.PathLike, image: UserImage) -> None:
     """Write ``image`` as a PNG in its own mode; written to a temporary file first so it only appears complete."""
     if image.grayscale:
         # the three outputs of a replicated gray input are close but not equal; their mean is the gray value

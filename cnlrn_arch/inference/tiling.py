@@ -9,15 +9,26 @@ least context, count the least, and one tile fades smoothly into the next.
 Sides on the image border keep weight 1, as nothing lies beyond them.
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Callable
 
 import torch
 
 from ..utils.errors import UserError
 
 
-def output_scale(x, y):
-    """The integer factor by which NCHW output ``y`` upscales input ``x``."""
+def output_scale(x: torch.Tensor, y: object) -> int:
+    """The integer factor by which NCHW output ``y`` upscales input ``x``.
+
+    Args:
+        x (torch.Tensor): a network's (N, C, H, W) input.
+        y (object): its output.
+
+    Raises:
+        UserError: unless ``y`` is a tensor (N, C, sH, sW) for an integer s >= 1.
+    """
     scale = y.shape[-1] // x.shape[-1] if isinstance(y, torch.Tensor) and y.ndim == 4 else 0
     if scale < 1 or tuple(y.shape) != (*x.shape[:2], x.shape[-2] * scale, x.shape[-1] * scale):
         shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
@@ -28,25 +39,25 @@ def output_scale(x, y):
     return scale
 
 
-def _spans(length, tile, pad):
+def _spans(length: int, tile: int, pad: int) -> list[tuple[int, int]]:
     """[(start, stop)] of the padded tiles along a side of ``length`` pixels."""
     n = math.ceil(length / tile)
     cuts = [round(i * length / n) for i in range(n + 1)]
     return [(max(cuts[i] - pad, 0), min(cuts[i + 1] + pad, length)) for i in range(n)]
 
 
-def _overlaps(spans):
+def _overlaps(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """(before, after): pixels each tile shares with the previous and the next one."""
     shared = [prev[1] - nxt[0] for prev, nxt in zip(spans, spans[1:])]
     return list(zip([0] + shared, shared + [0]))
 
 
-def _raised_cosine(n):
+def _raised_cosine(n: int) -> torch.Tensor:
     """n weights rising from near 0 to near 1; ramp(n)[k] + ramp(n)[n-1-k] == 1, so two facing ramps sum to 1."""
     return 0.5 - 0.5 * torch.cos(math.pi * (torch.arange(n) + 0.5) / n)
 
 
-def _weights(size, before, after):
+def _weights(size: int, before: int, after: int) -> torch.Tensor:
     """1-D blending weights of a tile of ``size`` output pixels that overlaps its neighbours by ``before``/``after``."""
     weights = torch.ones(size)
     if before:
@@ -57,12 +68,24 @@ def _weights(size, before, after):
     return weights
 
 
-def tiled_forward(forward, x, tile, tile_pad):
+def tiled_forward(
+    forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile: int, tile_pad: int
+) -> torch.Tensor:
     """``forward(x)`` for an NCHW image, computed tile by tile and blended (see the module doc).
 
     The output is gathered in float32 on the CPU, so device memory holds one
     tile's activations only. A tile at least as large as ``x`` gives exactly
     ``forward(x)``.
+
+    Args:
+        forward (Callable[[torch.Tensor], torch.Tensor]): the network, or a
+            function of it such as a self-ensemble.
+        x (torch.Tensor): (N, C, H, W) LR image.
+        tile (int): largest height and width of a tile's core, in LR pixels.
+        tile_pad (int): LR pixels of context around each core, where there are any.
+
+    Returns:
+        torch.Tensor: (N, C, sH, sW) float32 on the CPU, s the network's scale.
     """
     height, width = x.shape[-2:]
     rows, cols = _spans(height, tile, tile_pad), _spans(width, tile, tile_pad)

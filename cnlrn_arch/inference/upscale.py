@@ -1,24 +1,45 @@
 """Run a network on one :class:`~.image_io.UserImage`, with self-ensemble, tiling and autocast as asked."""
 
+from __future__ import annotations
+
 from dataclasses import replace
 from functools import partial
 
 import cv2
 import torch
+from torch import nn
 
 from ..utils.self_ensemble import self_ensemble
 from ..utils.speed import autocast
+from .image_io import UserImage
 from .tiling import output_scale, tiled_forward
 
 
-def upscale(net, image, device, tile=None, tile_pad=0, ensemble=False, amp_dtype=None):
+def upscale(
+    net: nn.Module,
+    image: UserImage,
+    device: torch.device,
+    tile: int | None = None,
+    tile_pad: int = 0,
+    ensemble: bool = False,
+    amp_dtype: torch.dtype | None = None,
+) -> UserImage:
     """``image`` with its RGB run through ``net`` and its alpha, if any, resized to match by bicubic.
 
     Args:
-        tile, tile_pad: run ``tile`` x ``tile`` LR tiles with ``tile_pad`` pixels of
-            context (see :mod:`.tiling`); None runs the whole image at once.
-        ensemble: average over the x8 flips/rotations (8 times slower).
-        amp_dtype: torch.bfloat16 or torch.float16 to autocast on ``device``; None for float32.
+        net (nn.Module): an image-to-image upscaler on ``device``, e.g. from
+            :func:`~.network.load_network`.
+        image (UserImage): the input.
+        device (torch.device): where ``net`` runs.
+        tile (int | None): run ``tile`` x ``tile`` LR tiles (see :mod:`.tiling`);
+            None runs the whole image at once.
+        tile_pad (int): pixels of context around each tile.
+        ensemble (bool): average over the x8 flips/rotations (8 times slower).
+        amp_dtype (torch.dtype | None): torch.bfloat16 or torch.float16 to
+            autocast on ``device``; None for float32.
+
+    Returns:
+        UserImage: the upscaled image, in the input's mode.
     """
     forward = partial(self_ensemble, net) if ensemble else net
     x = torch.from_numpy(image.rgb).permute(2, 0, 1)[None].to(device)

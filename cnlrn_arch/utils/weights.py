@@ -1,19 +1,33 @@
 """Read network weights safely (``weights_only=True``) with errors that name the file."""
 
+from __future__ import annotations
+
 import os
 import pickle
+from collections.abc import Mapping, Sequence
 
 import torch
+from torch import nn
 
 from .errors import UserError
 
 
-def read_state_dict(path, param_key='params'):
-    """Return the state dict stored in ``path``.
+def read_state_dict(path: str | os.PathLike, param_key: str | None = 'params') -> dict[str, torch.Tensor]:
+    """Return the state dict stored in ``path``, on the CPU.
 
-    Accepts a bare state dict (the authors' release) or BasicSR's checkpoint
-    layout ``{param_key: state_dict}``; with ``param_key`` None the file must
-    hold a bare state dict. Files with pickled code are refused.
+    Files with pickled code are refused. Keys lose the ``module.`` prefix of
+    DataParallel/DDP checkpoints.
+
+    Args:
+        path (str | os.PathLike): a bare state dict (the authors' release) or
+            BasicSR's checkpoint layout ``{param_key: state_dict}``.
+        param_key (str | None): the checkpoint's key to read; 'params_ema'
+            falls back to 'params'. A file without the key is read as a bare
+            state dict; with None the file must hold one.
+
+    Raises:
+        UserError: naming the file, if it is missing, unreadable, holds code or
+            holds no state dict.
     """
     if not os.path.isfile(path):
         raise UserError(f'weights file not found: {path}')
@@ -37,14 +51,20 @@ def read_state_dict(path, param_key='params'):
     return {k[len('module.') :] if k.startswith('module.') else k: v for k, v in data.items()}
 
 
-def first_items(items, limit=5):
+def first_items(items: Sequence[str], limit: int = 5) -> str:
     """'a, b, c (+N more)': the first ``limit`` of ``items`` for a one-line message."""
     more = f' (+{len(items) - limit} more)' if len(items) > limit else ''
     return f'{", ".join(items[:limit])}{more}'
 
 
-def describe_mismatch(net_state, loaded, limit=5):
-    """One line listing the first missing, unexpected and mis-shaped keys."""
+def describe_mismatch(net_state: Mapping[str, torch.Tensor], loaded: Mapping[str, torch.Tensor], limit: int = 5) -> str:
+    """One line listing the first ``limit`` missing, unexpected and mis-shaped keys; '' when all fit.
+
+    Args:
+        net_state (Mapping[str, torch.Tensor]): the network's own state dict.
+        loaded (Mapping[str, torch.Tensor]): the state dict to load into it.
+        limit (int): keys listed per kind of mismatch.
+    """
     missing = [k for k in net_state if k not in loaded]
     unexpected = [k for k in loaded if k not in net_state]
     shapes = [
@@ -59,8 +79,21 @@ def describe_mismatch(net_state, loaded, limit=5):
     return '; '.join(parts)
 
 
-def load_into(net, state_dict, path, strict=True):
-    """``net.load_state_dict`` whose failure names the file and the first mismatched keys."""
+def load_into(
+    net: nn.Module, state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike, strict: bool = True
+) -> str:
+    """``net.load_state_dict`` whose failure names the file and the first mismatched keys.
+
+    Args:
+        net (nn.Module): the network to load into.
+        state_dict (Mapping[str, torch.Tensor]): e.g. from :func:`read_state_dict`.
+        path (str | os.PathLike): the file ``state_dict`` came from, for messages.
+        strict (bool): raise ``UserError`` on any mismatch; False loads the
+            entries whose key and shape fit and leaves the rest of ``net`` as is.
+
+    Returns:
+        str: :func:`describe_mismatch`'s line, for the caller to report when not strict.
+    """
     net_state = net.state_dict()
     mismatch = describe_mismatch(net_state, state_dict)
     if not strict:
