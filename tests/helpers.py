@@ -93,9 +93,20 @@ def make_opt(network=TINY_CNLRN, train=None, val=None, speed=None, **path):
         pixel_opt=dict(type='L1Loss', loss_weight=1.0),
         grad_opt=dict(type='GradientLoss', loss_weight=0.1),
     )
-    opt = dict(name='tiny', model_type='CNLRNModel', is_train=True, dist=False, num_gpu=0, rank=0, world_size=1,
-               scale=4, network_g=dict(network), path=dict(path), train=deep_update(defaults, train or {}),
-               val=dict(val or {}))
+    opt = dict(
+        name='tiny',
+        model_type='CNLRNModel',
+        is_train=True,
+        dist=False,
+        num_gpu=0,
+        rank=0,
+        world_size=1,
+        scale=4,
+        network_g=dict(network),
+        path=dict(path),
+        train=deep_update(defaults, train or {}),
+        val=dict(val or {}),
+    )
     if speed is not None:
         opt['speed'] = speed
     return opt
@@ -115,7 +126,7 @@ def decode_image(data):
 
 def bicubic(img, scale=1 / 4):
     """MATLAB bicubic resize of a uint8 image by ``scale``, rounded to uint8."""
-    return np.clip(np.round(imresize(img.astype(np.float32) / 255., scale) * 255.), 0, 255).astype(np.uint8)
+    return np.clip(np.round(imresize(img.astype(np.float32) / 255.0, scale) * 255.0), 0, 255).astype(np.uint8)
 
 
 def lmdb_items(path):
@@ -163,8 +174,11 @@ def write_frames(root, clips, frames, hr_size, seed, flat):
         for frame in range(frames):
             name = f'{clip:03d}_{frame:08d}.png' if flat else f'{clip:03d}/{frame:08d}.png'
             hr = smooth_image(rng, *hr_size)
-            for folder, img in (('sharp', hr), ('blur_bicubic_X4', bicubic(cv2.blur(hr, (7, 7)))),
-                                ('sharp_bicubic_X4', bicubic(hr))):
+            for folder, img in (
+                ('sharp', hr),
+                ('blur_bicubic_X4', bicubic(cv2.blur(hr, (7, 7)))),
+                ('sharp_bicubic_X4', bicubic(hr)),
+            ):
                 write_image(os.path.join(root, folder, name), img)
             names.append(name)
     return names
@@ -177,7 +191,8 @@ def make_tiny_reds(root, clips=2, frames=3, hr_size=(64, 96), val_frames=2, seed
     for folder in ('sharp', 'blur_bicubic_X4', 'sharp_bicubic_X4'):
         lmdb_path = os.path.join(root, f'train_{folder}.lmdb')
         make_lmdb_from_imgs(
-            os.path.join(root, 'train_png', folder), lmdb_path, names, [n[:-len('.png')] for n in names])
+            os.path.join(root, 'train_png', folder), lmdb_path, names, [n[: -len('.png')] for n in names]
+        )
         paths[f'train_{folder}'] = lmdb_path
     write_frames(os.path.join(root, 'val'), 1, val_frames, hr_size, seed + 1, flat=True)
     for folder in ('sharp', 'blur_bicubic_X4', 'sharp_bicubic_X4'):

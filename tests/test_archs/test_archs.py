@@ -1,13 +1,14 @@
 """Unit tests of the networks: released keys, released outputs, sizes, errors."""
+
 import os
 
 import pytest
 import torch
+from basicsr.utils.registry import ARCH_REGISTRY
 
 import cnlrn_arch  # noqa: F401  registers the networks
-from basicsr.utils.registry import ARCH_REGISTRY
-from cnlrn_arch.archs.cnlrn_arch import CNLRN
 from cnlrn_arch.archs import arch_util
+from cnlrn_arch.archs.cnlrn_arch import CNLRN
 from cnlrn_arch.archs.deblur_arch import CNLRNPreDeblur
 from cnlrn_arch.archs.nonlocal_attention import PatchMultiHeadAttention
 from tests.helpers import DATA_DIR, TINY_CNLRN_ARGS
@@ -23,8 +24,9 @@ def key_shapes(net):
     return [(k, 'x'.join(str(d) for d in v.shape)) for k, v in net.state_dict().items()]
 
 
-@pytest.mark.parametrize('arch, tsv', [('CNLRN', 'cnlrn_default_keys.tsv'),
-                                       ('CNLRNPreDeblur', 'predeblur_default_keys.tsv')])
+@pytest.mark.parametrize(
+    'arch, tsv', [('CNLRN', 'cnlrn_default_keys.tsv'), ('CNLRNPreDeblur', 'predeblur_default_keys.tsv')]
+)
 def test_default_keys_match_release(arch, tsv):
     net = ARCH_REGISTRY.get(arch)()
     assert key_shapes(net) == reference_keys(tsv)
@@ -51,8 +53,10 @@ def test_small_fixture_reproduces_release(fixture, attn_impl):
     assert (out - fixture['output']).abs().max().item() < 1e-5
 
 
-@pytest.mark.parametrize('size, expected', [((1, 3, 17, 23), (1, 3, 68, 92)), ((2, 3, 5, 3), (2, 3, 20, 12)),
-                                            ((1, 3, 16, 24), (1, 3, 64, 96))])
+@pytest.mark.parametrize(
+    'size, expected',
+    [((1, 3, 17, 23), (1, 3, 68, 92)), ((2, 3, 5, 3), (2, 3, 20, 12)), ((1, 3, 16, 24), (1, 3, 64, 96))],
+)
 def test_any_input_size(size, expected):
     net = CNLRN(**TINY_CNLRN_ARGS).eval()
     with torch.inference_mode():
@@ -111,15 +115,18 @@ def test_mixed_patch_sizes_pad_to_common_multiple():
         assert net(torch.rand(1, 3, 12, 20)).shape == (1, 3, 48, 80)
 
 
-@pytest.mark.parametrize('kwargs, message', [
-    (dict(n_feats=30), 'divisible by the number of attention heads'),
-    (dict(scale=2), 'x4 only'),
-    (dict(n_feats=8, nonlocal_psize=(4, 4)), 'at least 16'),
-    (dict(n_rcabs=0), 'n_rcabs must be a positive integer'),
-    (dict(nonlocal_psize=()), 'at least one patch size'),
-    (dict(nonlocal_psize=(4, 0, 4, 4)), r'nonlocal_psize\[1\]'),
-    (dict(attn_impl='flash'), 'attn_impl must be one of'),
-])
+@pytest.mark.parametrize(
+    'kwargs, message',
+    [
+        (dict(n_feats=30), 'divisible by the number of attention heads'),
+        (dict(scale=2), 'x4 only'),
+        (dict(n_feats=8, nonlocal_psize=(4, 4)), 'at least 16'),
+        (dict(n_rcabs=0), 'n_rcabs must be a positive integer'),
+        (dict(nonlocal_psize=()), 'at least one patch size'),
+        (dict(nonlocal_psize=(4, 0, 4, 4)), r'nonlocal_psize\[1\]'),
+        (dict(attn_impl='flash'), 'attn_impl must be one of'),
+    ],
+)
 def test_constructor_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         CNLRN(**kwargs)

@@ -1,4 +1,5 @@
 """``cnlrn bench``: FLOP counting and a real run of the harness on a tiny network."""
+
 import json
 import os
 
@@ -37,15 +38,37 @@ def test_released_configuration_flops():
 @pytest.mark.slow
 def test_bench_writes_results(tmp_path):
     out = tmp_path / 'bench'
-    result = run_command('cnlrn', 'bench', '--sizes', '8x12', '--runs', '2', '--train-size', '8x8', '--train-batch',
-                         '1', '--config', json.dumps(TINY), '--matmul-size', '512', '--out', out, '--threads', '1',
-                         cwd=tmp_path)
+    result = run_command(
+        'cnlrn',
+        'bench',
+        '--sizes',
+        '8x12',
+        '--runs',
+        '2',
+        '--train-size',
+        '8x8',
+        '--train-batch',
+        '1',
+        '--config',
+        json.dumps(TINY),
+        '--matmul-size',
+        '512',
+        '--out',
+        out,
+        '--threads',
+        '1',
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     run = json.loads((out / 'results_cpu.json').read_text())
     cases = run['cases']
     kinds = {(c['kind'], c['impl'], c['precision']) for c in cases}
-    assert kinds >= {('inference', 'sdpa', 'fp32'), ('inference', 'naive', 'fp32'), ('training', 'sdpa', 'fp32'),
-                     ('training', 'naive', 'fp32')}
+    assert kinds >= {
+        ('inference', 'sdpa', 'fp32'),
+        ('inference', 'naive', 'fp32'),
+        ('training', 'sdpa', 'fp32'),
+        ('training', 'naive', 'fp32'),
+    }
     if torch.ops.mkldnn._is_mkldnn_bf16_supported():
         assert {('inference', 'sdpa', 'bf16'), ('training', 'sdpa', 'bf16')} <= kinds
     for case in cases:
@@ -59,10 +82,13 @@ def test_bench_writes_results(tmp_path):
     assert (out / 'speed.png').stat().st_size > 0
 
 
-@pytest.mark.parametrize('args, message', [
-    (['--sizes', '180by320'], "--sizes: '180by320' is not HEIGHTxWIDTH"),
-    (['--config', '{"n_feats": '], '--config: not JSON'),
-])
+@pytest.mark.parametrize(
+    'args, message',
+    [
+        (['--sizes', '180by320'], "--sizes: '180by320' is not HEIGHTxWIDTH"),
+        (['--config', '{"n_feats": '], '--config: not JSON'),
+    ],
+)
 def test_bad_arguments_are_one_line_errors(tmp_path, capsys, args, message):
     assert exit_status(main, ['bench', *args, '--out', str(tmp_path)]) == 2
     stderr = capsys.readouterr().err

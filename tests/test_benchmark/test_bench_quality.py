@@ -1,12 +1,19 @@
 """``cnlrn bench-quality``: a real run on tiny data, the parameter matching, the missing-data error."""
+
 import json
 import math
 
 import cv2
 import pytest
 
-from cnlrn_arch.benchmark.quality.variants import (BY_NAME, VARIANTS, count_parameters, match_parameters,
-                                                     reference_network, scaled_network)
+from cnlrn_arch.benchmark.quality.variants import (
+    BY_NAME,
+    VARIANTS,
+    count_parameters,
+    match_parameters,
+    reference_network,
+    scaled_network,
+)
 from cnlrn_cli.main import main
 from tests.helpers import run_command
 
@@ -34,14 +41,29 @@ def test_missing_data_is_one_line(tmp_path, capsys):
     assert main(['bench-quality', '--data', str(tmp_path / 'nowhere')]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         f'cnlrn bench-quality: error: no demo data in {tmp_path}/nowhere (missing train_sharp.lmdb): '
-        f'run `cnlrn make-demo-data --out {tmp_path}/nowhere` first']
+        f'run `cnlrn make-demo-data --out {tmp_path}/nowhere` first'
+    ]
 
 
 @pytest.mark.slow
 def test_tiny_run_writes_table_chart_and_numbers(tmp_path):
-    assert run_command('cnlrn', 'make-demo-data', '--out', 'data', '--crops-per-photo', '1', cwd=tmp_path).returncode == 0
-    result = run_command('cnlrn', 'bench-quality', '--iters', '2', '--data', 'data', '--out', 'out', '--variants',
-                         'cnlrn', 'no_deblur', cwd=tmp_path)
+    assert (
+        run_command('cnlrn', 'make-demo-data', '--out', 'data', '--crops-per-photo', '1', cwd=tmp_path).returncode == 0
+    )
+    result = run_command(
+        'cnlrn',
+        'bench-quality',
+        '--iters',
+        '2',
+        '--data',
+        'data',
+        '--out',
+        'out',
+        '--variants',
+        'cnlrn',
+        'no_deblur',
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert '[2/2] CNLRN without deblurring module:' in result.stdout
     out = tmp_path / 'out'

@@ -10,16 +10,18 @@ from tests.helpers import run_command
 pytestmark = pytest.mark.slow
 
 
-def imported_modules(stderr):
+def modules_imported(stderr):
     """Names of the modules a process imported, from its ``-X importtime`` report on stderr."""
     return {line.rsplit('|', 1)[1].strip() for line in stderr.splitlines() if line.startswith('import time:')}
 
 
 def test_cnlrn_help_and_version_answer_without_importing_torch():
-    runs = {flag: run_command('cnlrn', flag, timeout=60, PYTHONPROFILEIMPORTTIME='1') for flag in ('--help', '--version')}
+    runs = {
+        flag: run_command('cnlrn', flag, timeout=60, PYTHONPROFILEIMPORTTIME='1') for flag in ('--help', '--version')
+    }
     for result in runs.values():
         assert result.returncode == 0, result.stderr
-        modules = imported_modules(result.stderr)
+        modules = modules_imported(result.stderr)
         assert 'cnlrn_cli.main' in modules  # the report was read
         assert not [name for name in modules if name.split('.')[0] == 'torch']
     assert runs['--help'].stdout.startswith('usage: cnlrn ') and 'bench-quality' in runs['--help'].stdout

@@ -2,6 +2,7 @@
 
 That ``cnlrn --help`` stays light (imports no torch) is checked on the installed script, in test_console_scripts.py.
 """
+
 import ast
 import pathlib
 
@@ -27,8 +28,12 @@ def imported_modules(path):
 
 
 def test_library_never_imports_the_command_layer():
-    edges = [(str(path.relative_to(LIBRARY.parent)), name) for path in sorted(LIBRARY.rglob('*.py'))
-             for name in imported_modules(path) if name == 'cnlrn_cli' or name.startswith('cnlrn_cli.')]
+    edges = [
+        (str(path.relative_to(LIBRARY.parent)), name)
+        for path in sorted(LIBRARY.rglob('*.py'))
+        for name in imported_modules(path)
+        if name == 'cnlrn_cli' or name.startswith('cnlrn_cli.')
+    ]
     assert not edges, f'library modules importing the command layer: {edges}'
 
 

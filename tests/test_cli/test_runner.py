@@ -2,6 +2,7 @@
 
 test_console_scripts.py starts the installed scripts.
 """
+
 import glob
 import os
 import re
@@ -12,14 +13,15 @@ from cnlrn_cli.main import main as cnlrn_main
 from tests.helpers import REPO_DIR, assert_one_line_error, exit_status
 
 
-@pytest.mark.parametrize('argv', [('basicsr', '--help'), ('basicsr', 'train', '--help'), ('basicsr', 'test', '--help'),
-                                  ('cnlrn', '--help')])
+@pytest.mark.parametrize(
+    'argv', [('basicsr', '--help'), ('basicsr', 'train', '--help'), ('basicsr', 'test', '--help'), ('cnlrn', '--help')]
+)
 def test_help_prints_usage(argv, run_basicsr, capsys):
     status = run_basicsr(*argv[1:]) if argv[0] == 'basicsr' else exit_status(cnlrn_main, list(argv[1:]))
     stdout, stderr = capsys.readouterr()
     assert status == 0, stderr
     assert stdout.startswith('usage:')
-    if argv[1:2] in (('train', ), ('test', )):
+    if argv[1:2] in (('train',), ('test',)):
         assert '-opt OPT' in stdout and '--auto_resume' in stdout
 
 
@@ -29,6 +31,7 @@ def test_cnlrn_version(capsys):
 
 def test_plugin_entry_point_is_declared():
     from importlib.metadata import entry_points
+
     assert 'cnlrn_arch' in [e.value for e in entry_points(group='basicsr.plugins')]
 
 
@@ -46,11 +49,14 @@ def test_yaml_syntax_error_names_line(tmp_path, run_basicsr, capsys):
 
 def test_unregistered_arch_lists_registered_ones(tmp_path, run_basicsr, capsys):
     opt = tmp_path / 'arch.yml'
-    opt.write_text('name: x\nmodel_type: SRModel\nnum_gpu: 0\nnetwork_g:\n  type: CNLRNN\n'
-                   'datasets:\n  test_1:\n    type: PairedImageDataset\npath: {}\n')
+    opt.write_text(
+        'name: x\nmodel_type: SRModel\nnum_gpu: 0\nnetwork_g:\n  type: CNLRNN\n'
+        'datasets:\n  test_1:\n    type: PairedImageDataset\npath: {}\n'
+    )
     assert run_basicsr('test', '-opt', opt) == 2
-    assert_one_line_error(capsys.readouterr().err, "network 'CNLRNN' is not registered", 'CNLRN, CNLRNPreDeblur',
-                          'RCAN')
+    assert_one_line_error(
+        capsys.readouterr().err, "network 'CNLRNN' is not registered", 'CNLRN, CNLRNPreDeblur', 'RCAN'
+    )
 
 
 def test_missing_required_key(tmp_path, run_basicsr, capsys):
@@ -63,16 +69,20 @@ def test_missing_required_key(tmp_path, run_basicsr, capsys):
 BASE = 'name: x\nmodel_type: CNLRNModel\npath: {}\ndatasets: {}\n'
 
 
-@pytest.mark.parametrize('body, message', [
-    ('num_gpu: 0\nnetwork_g: {type: CNLRN, n_feats: 30}\n', 'network_g: cannot build CNLRN: n_feats=30 must be'),
-    ('num_gpu: 0\nnetwork_g: {type: CNLRN, nfeats: 32}\n', "unexpected keyword argument 'nfeats'"),
-    ('network_g: {type: CNLRN}\n', 'option num_gpu must be 0 (CPU), a GPU count'),
-    ('num_gpu: 0\n', 'missing required option network_g'),
-    ('num_gpu: 0\nnetwork_g: {type: CNLRN}\ntrain: {}\n', 'missing required option datasets:train'),
-])
+@pytest.mark.parametrize(
+    'body, message',
+    [
+        ('num_gpu: 0\nnetwork_g: {type: CNLRN, n_feats: 30}\n', 'network_g: cannot build CNLRN: n_feats=30 must be'),
+        ('num_gpu: 0\nnetwork_g: {type: CNLRN, nfeats: 32}\n', "unexpected keyword argument 'nfeats'"),
+        ('network_g: {type: CNLRN}\n', 'option num_gpu must be 0 (CPU), a GPU count'),
+        ('num_gpu: 0\n', 'missing required option network_g'),
+        ('num_gpu: 0\nnetwork_g: {type: CNLRN}\ntrain: {}\n', 'missing required option datasets:train'),
+    ],
+)
 def test_option_check_names_the_problem(tmp_path, body, message):
     from cnlrn_arch.utils.errors import UserError
     from cnlrn_arch.utils.option_check import check_options
+
     opt = tmp_path / 'o.yml'
     opt.write_text(BASE + body)
     with pytest.raises(UserError, match=re.escape(message)):
@@ -84,6 +94,7 @@ def test_gpu_requested_without_cuda(tmp_path, monkeypatch):
 
     from cnlrn_arch.utils.errors import UserError
     from cnlrn_arch.utils.option_check import check_options
+
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
     opt = tmp_path / 'o.yml'
     opt.write_text(BASE + 'num_gpu: 1\nnetwork_g: {type: CNLRN}\n')
@@ -100,6 +111,7 @@ def test_shipped_option_files_pass_the_checks(path, monkeypatch):
     import torch
 
     from cnlrn_arch.utils.option_check import check_options
+
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)  # the REDS files ask for a GPU
     with open(path, encoding='utf-8') as f:
         is_train = 'train:' in f.read()

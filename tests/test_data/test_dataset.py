@@ -1,4 +1,5 @@
 """PairedBlurSRDataset on tiny REDS-shaped data, in LMDB and on disk."""
+
 import os
 import random
 import shutil
@@ -8,11 +9,10 @@ import lmdb
 import numpy as np
 import pytest
 import torch
-
-import cnlrn_arch  # noqa: F401  (before basicsr)
 from basicsr.utils.lmdb_util import make_lmdb_from_imgs
 from basicsr.utils.matlab_functions import imresize
 from basicsr.utils.registry import DATASET_REGISTRY
+
 from cnlrn_arch.data.paired_blur_sr_dataset import PairedBlurSRDataset
 from cnlrn_arch.utils.errors import UserError
 from tests.helpers import write_image
@@ -52,9 +52,14 @@ def reds(tmp_path_factory):
 def make(root, phase='val', backend='disk', suffix='', gt_lr=True, **extra):
     ext = '.lmdb' if backend == 'lmdb' else suffix
     opt = {
-        'dataroot_gt': str(root / f'hr{ext}'), 'dataroot_lq': str(root / f'lq{ext}'),
-        'io_backend': {'type': backend}, 'scale': SCALE, 'phase': phase,
-        'gt_size': 16, 'use_hflip': True, 'use_rot': True
+        'dataroot_gt': str(root / f'hr{ext}'),
+        'dataroot_lq': str(root / f'lq{ext}'),
+        'io_backend': {'type': backend},
+        'scale': SCALE,
+        'phase': phase,
+        'gt_size': 16,
+        'use_hflip': True,
+        'use_rot': True,
     }
     if gt_lr:
         opt['dataroot_gt_lr'] = str(root / f'gt_lr{ext}')
@@ -85,7 +90,7 @@ def test_validation_returns_whole_frames(reds, backend):
     assert sample['lq'].shape == sample['gt_lr'].shape == (3, 8, 12) and sample['gt'].shape == (3, 32, 48)
     for name in ('lq', 'gt', 'gt_lr'):
         assert sample[name].dtype == torch.float32
-        assert 0 <= sample[name].min() and sample[name].max() <= 1
+        assert sample[name].min() >= 0 and sample[name].max() <= 1
     folder = {'lq': 'lq', 'gt': 'hr', 'gt_lr': 'gt_lr'}
     for name in ('lq', 'gt', 'gt_lr'):
         expected = cv2.imread(str(reds / folder[name] / f'{KEYS[4]}.png'))[..., ::-1]  # RGB
@@ -129,8 +134,10 @@ def test_training_crops_and_augmentations_are_aligned(reds, backend):
         np.testing.assert_array_equal(to_u8(sample['lq']), 255 - np.round(box_down(gt)))
         hr = cv2.imread(str(reds / 'hr' / f'{KEYS[index % len(ds)]}.png'))[..., ::-1]
         plain_crops += any(
-            np.array_equal(gt, hr[top:top + 16, left:left + 16])
-            for top in range(0, 17, SCALE) for left in range(0, 33, SCALE))
+            np.array_equal(gt, hr[top : top + 16, left : left + 16])
+            for top in range(0, 17, SCALE)
+            for left in range(0, 33, SCALE)
+        )
     # some patches were flipped or rotated, some not
     assert 0 < plain_crops < 40
 
@@ -162,9 +169,17 @@ def test_filename_template_and_meta_info_file(reds, tmp_path):
         write_image(tmp_path / 'lq' / clip / f'{frame}x4.png', cv2.imread(str(reds / 'lq' / f'{key}.png')))
     meta = tmp_path / 'meta.txt'
     meta.write_text('001/00000002.png (32,48,3)\n000/00000001.png (32,48,3)\n')
-    ds = PairedBlurSRDataset({
-        'dataroot_gt': str(reds / 'hr'), 'dataroot_lq': str(tmp_path / 'lq'), 'io_backend': {'type': 'disk'},
-        'filename_tmpl': '{}x4', 'meta_info_file': str(meta), 'scale': SCALE, 'phase': 'val'})
+    ds = PairedBlurSRDataset(
+        {
+            'dataroot_gt': str(reds / 'hr'),
+            'dataroot_lq': str(tmp_path / 'lq'),
+            'io_backend': {'type': 'disk'},
+            'filename_tmpl': '{}x4',
+            'meta_info_file': str(meta),
+            'scale': SCALE,
+            'phase': 'val',
+        }
+    )
     assert len(ds) == 2
     sample = ds[0]
     assert sample['lq_path'] == str(tmp_path / 'lq' / '001' / '00000002x4.png')
@@ -246,9 +261,13 @@ def test_meta_info_file_lists_absent_image(copy_of):
     assert_names(info, '003/00000000', meta, copy_of / 'hr')
 
 
-@pytest.mark.parametrize('folder, shape, expected',
-                         [('lq', (9, 12, 3), 'HR size (32, 48) is not 4x the LR size (9, 12)'),
-                          ('gt_lr', (8, 11, 3), 'sharp LR size (8, 11)')])
+@pytest.mark.parametrize(
+    'folder, shape, expected',
+    [
+        ('lq', (9, 12, 3), 'HR size (32, 48) is not 4x the LR size (9, 12)'),
+        ('gt_lr', (8, 11, 3), 'sharp LR size (8, 11)'),
+    ],
+)
 def test_sizes_not_matching_the_scale(copy_of, folder, shape, expected):
     write_image(copy_of / folder / '001' / '00000000.png', np.zeros(shape, np.uint8))
     ds = make(copy_of)
@@ -280,8 +299,14 @@ def test_crop_larger_than_image(reds):
     assert_names(info, KEYS[0], '(8, 12)', '(16, 16)', 'gt_size 64')
 
 
-@pytest.mark.parametrize('extra, fragment', [({'gt_size': 18}, 'gt_size'), ({'gt_size': None}, 'gt_size'),
-                                             ({'io_backend': {'type': 'memcached'}}, 'memcached')])
+@pytest.mark.parametrize(
+    'extra, fragment',
+    [
+        ({'gt_size': 18}, 'gt_size'),
+        ({'gt_size': None}, 'gt_size'),
+        ({'io_backend': {'type': 'memcached'}}, 'memcached'),
+    ],
+)
 def test_bad_options(reds, extra, fragment):
     with pytest.raises(UserError) as info:
         make(reds, 'train', **extra)

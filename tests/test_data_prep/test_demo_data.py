@@ -1,4 +1,5 @@
 """The synthetic camera-shake blur and the ``cnlrn make-demo-data`` command."""
+
 import os
 import re
 import shutil
@@ -28,7 +29,7 @@ def test_kernel_is_normalised_and_centred():
         assert k.min() >= 0
         assert k.sum() == pytest.approx(1, abs=1e-5)
         # centre of mass on the centre pixel: the blur does not shift the image
-        ys, xs = np.mgrid[:k.shape[0], :k.shape[1]]
+        ys, xs = np.mgrid[: k.shape[0], : k.shape[1]]
         c = k.shape[0] // 2
         assert (k * ys).sum() == pytest.approx(c, abs=1e-3) and (k * xs).sum() == pytest.approx(c, abs=1e-3)
 
@@ -97,7 +98,7 @@ def test_bicubic_psnr_is_as_low_as_on_reds(demo):
     scores = []
     for n in os.listdir(demo / 'val' / 'sharp'):
         hr, blurry = (cv2.imread(str(demo / 'val' / name / n)) for name in SETS[:2])
-        up = np.clip(np.round(imresize(blurry / 255., 4) * 255), 0, 255).astype(np.uint8)
+        up = np.clip(np.round(imresize(blurry / 255.0, 4) * 255), 0, 255).astype(np.uint8)
         scores.append(calculate_psnr(up, hr, crop_border=4))
     psnr = np.mean(scores)
     assert 22 <= psnr <= 26

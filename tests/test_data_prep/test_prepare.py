@@ -1,4 +1,5 @@
 """``cnlrn prepare-reds`` and ``cnlrn prepare-dvd`` on tiny fake data sets."""
+
 import os
 import shutil
 
@@ -7,15 +8,32 @@ import numpy as np
 import pytest
 
 from cnlrn_cli.main import main
-from tests.helpers import (assert_one_line_error, bicubic, decode_image, folder_contents, lmdb_items, run_command,
-                           write_image)
+from tests.helpers import (
+    assert_one_line_error,
+    bicubic,
+    decode_image,
+    folder_contents,
+    lmdb_items,
+    run_command,
+    write_image,
+)
 
 HR_SHAPE, LR_SHAPE = (16, 24, 3), (4, 6, 3)
 # clip -> number of frames; validation clip 001 is long enough for frames 9 and 19
 REDS_CLIPS = {'train': {'000': 2, '001': 3}, 'val': {'000': 12, '001': 21}}
 VAL300_NAMES = ['000_00000009.png', '001_00000009.png', '001_00000019.png']
-DVD_CLIPS = ('720p_240fps_2', 'IMG_0003', 'IMG_0021', 'IMG_0030', 'IMG_0031', 'IMG_0032', 'IMG_0033', 'IMG_0037',
-             'IMG_0039', 'IMG_0049')
+DVD_CLIPS = (
+    '720p_240fps_2',
+    'IMG_0003',
+    'IMG_0021',
+    'IMG_0030',
+    'IMG_0031',
+    'IMG_0032',
+    'IMG_0033',
+    'IMG_0037',
+    'IMG_0039',
+    'IMG_0049',
+)
 DVD_SHAPE = (18, 27, 3)  # cropped to 16 x 24
 
 
@@ -41,10 +59,11 @@ def reds(tmp_path_factory):
     for split, clips in REDS_CLIPS.items():
         for clip, n in clips.items():
             for i in range(n):
-                write_image(root / f'{split}_sharp' / clip / f'{i:08d}.png',
-                            rng.integers(0, 256, HR_SHAPE, np.uint8))
-                write_image(root / f'{split}_blur_bicubic' / 'X4' / clip / f'{i:08d}.png',
-                            rng.integers(0, 256, LR_SHAPE, np.uint8))
+                write_image(root / f'{split}_sharp' / clip / f'{i:08d}.png', rng.integers(0, 256, HR_SHAPE, np.uint8))
+                write_image(
+                    root / f'{split}_blur_bicubic' / 'X4' / clip / f'{i:08d}.png',
+                    rng.integers(0, 256, LR_SHAPE, np.uint8),
+                )
     assert main(['prepare-reds', '--root', str(root), '--workers', '1']) == 0
     return root
 
@@ -63,9 +82,11 @@ def test_reds_real_command_with_a_pool_of_workers_writes_the_same(reds, tmp_path
 
 def test_reds_training_lmdbs(reds):
     keys = [f'{c}/{i:08d}' for c, n in REDS_CLIPS['train'].items() for i in range(n)]
-    for name, source, shape in (('train_sharp', 'train_sharp', HR_SHAPE),
-                                ('train_blur_bicubic_X4', 'train_blur_bicubic/X4', LR_SHAPE),
-                                ('train_sharp_bicubic_X4', 'train_sharp_bicubic/X4', LR_SHAPE)):
+    for name, source, shape in (
+        ('train_sharp', 'train_sharp', HR_SHAPE),
+        ('train_blur_bicubic_X4', 'train_blur_bicubic/X4', LR_SHAPE),
+        ('train_sharp_bicubic_X4', 'train_sharp_bicubic/X4', LR_SHAPE),
+    ):
         folder = reds / f'{name}.lmdb'
         assert sorted(os.listdir(folder)) == ['data.mdb', 'lock.mdb', 'meta_info.txt']
         h, w, c = shape
@@ -82,7 +103,8 @@ def test_reds_sharp_lr_is_bicubic_of_hr(reds):
         for i in range(n):
             frame = f'{clip}/{i:08d}.png'
             np.testing.assert_array_equal(
-                read(reds / 'train_sharp_bicubic' / 'X4' / frame), bicubic(read(reds / 'train_sharp' / frame)))
+                read(reds / 'train_sharp_bicubic' / 'X4' / frame), bicubic(read(reds / 'train_sharp' / frame))
+            )
 
 
 def test_reds_val300(reds):
@@ -94,7 +116,8 @@ def test_reds_val300(reds):
         np.testing.assert_array_equal(read(reds / 'val300' / 'sharp' / name), hr)
         np.testing.assert_array_equal(read(reds / 'val300' / 'sharp_bicubic_X4' / name), bicubic(hr))
         np.testing.assert_array_equal(
-            read(reds / 'val300' / 'blur_bicubic_X4' / name), read(reds / 'val_blur_bicubic' / 'X4' / frame))
+            read(reds / 'val300' / 'blur_bicubic_X4' / name), read(reds / 'val_blur_bicubic' / 'X4' / frame)
+        )
 
 
 def test_reds_second_run_changes_nothing(reds, capsys):
@@ -169,7 +192,7 @@ def test_dvd100(tmp_path):
     for sub in ('sharp', 'blur_bicubic_X4'):
         assert sorted(os.listdir(root / 'DVD100' / sub)) == names
     for name in names:
-        clip, frame = name[:-len('_00000.png')], name[-len('00000.png'):-len('.png')]
+        clip, frame = name[: -len('_00000.png')], name[-len('00000.png') : -len('.png')]
         source = root / 'quantitative_datasets' / clip
         sharp = read(root / 'DVD100' / 'sharp' / name)
         np.testing.assert_array_equal(sharp, read(source / 'GT' / f'{frame}.jpg')[:16, :24])
@@ -182,10 +205,13 @@ def test_dvd100(tmp_path):
     assert snapshot(root) == before
 
 
-@pytest.mark.parametrize('damage, fragments', [
-    ('no input', ['folder not found', os.path.join('IMG_0030', 'input')]),
-    ('few frames', ['IMG_0030', '9 frames']),
-])
+@pytest.mark.parametrize(
+    'damage, fragments',
+    [
+        ('no input', ['folder not found', os.path.join('IMG_0030', 'input')]),
+        ('few frames', ['IMG_0030', '9 frames']),
+    ],
+)
 def test_dvd_bad_input(tmp_path, capsys, damage, fragments):
     root = tmp_path / 'DVD'
     make_dvd(root, np.random.default_rng(2), short_clip=None)

@@ -1,14 +1,14 @@
 """``cnlrn infer``: image modes, sizes, skipped inputs, weights errors, and tiled inference."""
+
 import cv2
 import numpy as np
 import pytest
 import torch
 import yaml
 
-import cnlrn_arch  # noqa: F401  (before basicsr)
-from cnlrn_cli.main import main
 from cnlrn_arch.archs.cnlrn_arch import CNLRN
 from cnlrn_arch.inference.tiling import tiled_forward
+from cnlrn_cli.main import main
 from tests.helpers import TINY_CNLRN, TINY_CNLRN_ARGS, assert_one_line_error
 
 
@@ -42,8 +42,13 @@ def model(tmp_path_factory):
     torch.save(net.state_dict(), root / 'raw.pth')
     torch.save({'params': tiny_net(n_feats=32).state_dict()}, root / 'wrong.pth')
     (root / 'tiny.yml').write_text(yaml.safe_dump({'network_g': TINY_CNLRN}))
-    return dict(net=net, checkpoint=root / 'checkpoint.pth', raw=root / 'raw.pth', wrong=root / 'wrong.pth',
-                opt=root / 'tiny.yml')
+    return dict(
+        net=net,
+        checkpoint=root / 'checkpoint.pth',
+        raw=root / 'raw.pth',
+        wrong=root / 'wrong.pth',
+        opt=root / 'tiny.yml',
+    )
 
 
 def test_folder_of_every_mode_with_bad_files(model, tmp_path, capsys):
@@ -95,8 +100,25 @@ def test_glob_raw_weights_tiles_and_name_clashes(model, tmp_path, capsys):
 
     # writing next to the inputs with no suffix: a.jpg -> a.png is new, a.bmp would give a.png
     # again and b.png would replace itself, so both of those are skipped
-    status = infer('-i', src / '*.jpg', src / 'a.bmp', src / 'b.png', '-o', src, '--suffix', '',
-                   '--weights', model['raw'], '--opt', model['opt'], '--tile', 6, '--tile-pad', 2, '--self-ensemble')
+    status = infer(
+        '-i',
+        src / '*.jpg',
+        src / 'a.bmp',
+        src / 'b.png',
+        '-o',
+        src,
+        '--suffix',
+        '',
+        '--weights',
+        model['raw'],
+        '--opt',
+        model['opt'],
+        '--tile',
+        6,
+        '--tile-pad',
+        2,
+        '--self-ensemble',
+    )
 
     stdout, stderr = capsys.readouterr()
     assert status == 1, stderr
@@ -115,11 +137,14 @@ def test_wrong_weights_is_one_line_naming_the_file(model, tmp_path, capsys):
     assert not (tmp_path / 'out' / 'x_cnlrn.png').exists()
 
 
-@pytest.mark.parametrize('argv, message', [
-    (['-i', '{tmp}/absent*.png'], 'no image matches the pattern'),
-    (['-i', '{tmp}', '--compile', 'nope'], "--compile: Invalid backend: 'nope'"),
-    (['-i', '{tmp}', '--tile-pad', '4'], '--tile-pad needs --tile'),
-])
+@pytest.mark.parametrize(
+    'argv, message',
+    [
+        (['-i', '{tmp}/absent*.png'], 'no image matches the pattern'),
+        (['-i', '{tmp}', '--compile', 'nope'], "--compile: Invalid backend: 'nope'"),
+        (['-i', '{tmp}', '--tile-pad', '4'], '--tile-pad needs --tile'),
+    ],
+)
 def test_usage_errors(model, tmp_path, capsys, argv, message):
     cv2.imwrite(str(tmp_path / 'x.png'), noise((8, 8, 3)))
     argv = [a.format(tmp=tmp_path) for a in argv]
@@ -133,8 +158,17 @@ def test_out_of_memory_suggests_tiles(model, tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr('cnlrn_arch.inference.restore_files.upscale', exhausted)
     cv2.imwrite(str(tmp_path / 'x.png'), noise((8, 8, 3)))
-    argv = ['infer', '-i', str(tmp_path / 'x.png'), '-o', str(tmp_path / 'out'), '--weights', str(model['checkpoint']),
-            '--opt', str(model['opt'])]
+    argv = [
+        'infer',
+        '-i',
+        str(tmp_path / 'x.png'),
+        '-o',
+        str(tmp_path / 'out'),
+        '--weights',
+        str(model['checkpoint']),
+        '--opt',
+        str(model['opt']),
+    ]
     assert main(argv) == 1
     assert 'x.png: out of memory on 8x8 pixels; retry with --tile 256' in capsys.readouterr().err
 

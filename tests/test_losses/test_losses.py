@@ -1,20 +1,23 @@
 """GradientLoss against a direct per-channel transcription of the release's formula."""
+
 import pytest
 import torch
 import torch.nn.functional as F
-
-import cnlrn_arch  # noqa: F401
 from basicsr.utils.registry import LOSS_REGISTRY
 
-GX = torch.tensor([[1., 0., -1.], [2., 0., -2.], [1., 0., -1.]]).view(1, 1, 3, 3)
-GY = torch.tensor([[1., 2., 1.], [0., 0., 0.], [-1., -2., -1.]]).view(1, 1, 3, 3)
+import cnlrn_arch  # noqa: F401  registers GradientLoss
+
+GX = torch.tensor([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]]).view(1, 1, 3, 3)
+GY = torch.tensor([[1.0, 2.0, 1.0], [0.0, 0.0, 0.0], [-1.0, -2.0, -1.0]]).view(1, 1, 3, 3)
 
 
 def release_gradient_loss(out, gt):
     total = 0
     for kernel in (GX, GY):
-        diffs = [F.conv2d(out[:, c:c + 1], kernel, padding=1) - F.conv2d(gt[:, c:c + 1], kernel, padding=1)
-                 for c in range(out.shape[1])]
+        diffs = [
+            F.conv2d(out[:, c : c + 1], kernel, padding=1) - F.conv2d(gt[:, c : c + 1], kernel, padding=1)
+            for c in range(out.shape[1])
+        ]
         total = total + torch.cat(diffs, 1).abs().mean()
     return total
 

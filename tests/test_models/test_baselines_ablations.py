@@ -1,14 +1,14 @@
 """Ablation switches of CNLRN, the DeblurSRCascade arch, and every baseline/ablation option file."""
+
 import glob
 import os
 
 import pytest
 import torch
 import yaml
-
-import cnlrn_arch  # noqa: F401
 from basicsr.data import build_dataset
 from basicsr.models import build_model
+
 from cnlrn_arch.archs.cnlrn_arch import CNLRN
 from cnlrn_arch.archs.deblur_arch import CNLRNPreDeblur
 from cnlrn_arch.archs.deblur_sr_cascade_arch import DeblurSRCascade
@@ -21,11 +21,14 @@ TINY_SR = {
 }
 
 
-@pytest.mark.parametrize('switches, absent', [
-    (dict(with_deblur=False), 'DeblurNet.'),
-    (dict(nonlocal_block=False), 'nonlocal_block'),
-    (dict(upsampling='post'), None),
-])
+@pytest.mark.parametrize(
+    'switches, absent',
+    [
+        (dict(with_deblur=False), 'DeblurNet.'),
+        (dict(nonlocal_block=False), 'nonlocal_block'),
+        (dict(upsampling='post'), None),
+    ],
+)
 def test_ablation_switches_shapes_and_keys(switches, absent):
     net = CNLRN(**TINY_CNLRN_ARGS, **switches).eval()
     default_keys = set(CNLRN(**TINY_CNLRN_ARGS).state_dict())
@@ -54,8 +57,9 @@ def test_bad_upsampling_value():
 
 
 def test_cascade_outputs_sr_of_deblurred_image():
-    net = DeblurSRCascade(dict(type='RCAN', num_in_ch=3, num_out_ch=3, upscale=4, **TINY_SR['RCAN']), n_feats=8,
-                          n_deblur_blocks=1).eval()
+    net = DeblurSRCascade(
+        dict(type='RCAN', num_in_ch=3, num_out_ch=3, upscale=4, **TINY_SR['RCAN']), n_feats=8, n_deblur_blocks=1
+    ).eval()
     x = torch.rand(1, 3, 13, 18)
     with torch.inference_mode():
         expected = net.SRNet(CNLRNPreDeblur.forward(net, x))
@@ -64,15 +68,18 @@ def test_cascade_outputs_sr_of_deblurred_image():
         DeblurSRCascade(dict(type='Nope'))
 
 
-OPTION_FILES = sorted(glob.glob(os.path.join(REPO_DIR, 'options', 'baselines', '*.yml')) +
-                      glob.glob(os.path.join(REPO_DIR, 'options', 'ablations', '*.yml')))
+OPTION_FILES = sorted(
+    glob.glob(os.path.join(REPO_DIR, 'options', 'baselines', '*.yml'))
+    + glob.glob(os.path.join(REPO_DIR, 'options', 'ablations', '*.yml'))
+)
 
 
 def test_every_table_has_its_option_file():
     names = {os.path.relpath(p, REPO_DIR) for p in OPTION_FILES}
     assert names == {f'options/baselines/{n}.yml' for n in ('rcan', 'rrdbnet', 'srn_rcan', 'srn_rrdbnet')} | {
         f'options/ablations/{n}.yml'
-        for n in ('no_deblur', 'frozen_deblur', 'no_nonlocal', 'post_upsampling', 'no_gradient_loss')}
+        for n in ('no_deblur', 'frozen_deblur', 'no_nonlocal', 'post_upsampling', 'no_gradient_loss')
+    }
 
 
 def test_one_stage_baselines_train_through_the_general_model():
@@ -81,8 +88,9 @@ def test_one_stage_baselines_train_through_the_general_model():
     for name in ('rcan', 'rrdbnet', 'srn_rcan', 'srn_rrdbnet'):
         with open(os.path.join(REPO_DIR, 'options', 'baselines', f'{name}.yml'), encoding='utf-8') as f:
             model_types[name] = yaml.safe_load(f)['model_type']
-    assert model_types == dict(rcan='RobustSRModel', rrdbnet='RobustSRModel', srn_rcan='CNLRNModel',
-                               srn_rrdbnet='CNLRNModel')
+    assert model_types == dict(
+        rcan='RobustSRModel', rrdbnet='RobustSRModel', srn_rcan='CNLRNModel', srn_rrdbnet='CNLRNModel'
+    )
 
 
 def shrink(network):
@@ -100,8 +108,7 @@ def tiny_data(tmp_path_factory):
     root = tmp_path_factory.mktemp('tables')
     data = make_tiny_reds(str(root / 'data'))
     deblur = root / 'predeblur.pth'
-    torch.save({'params': CNLRNPreDeblur(**TINY_PREDEBLUR_ARGS).state_dict()},
-               deblur)
+    torch.save({'params': CNLRNPreDeblur(**TINY_PREDEBLUR_ARGS).state_dict()}, deblur)
     cascade_deblur = root / 'cascade_predeblur.pth'
     torch.save({'params': CNLRNPreDeblur(n_feats=8, n_deblur_blocks=1).state_dict()}, cascade_deblur)
     return root, data, deblur, cascade_deblur
@@ -116,10 +123,25 @@ def test_option_file_trains_two_iterations(option_file, tiny_data):
     if opt['path'].get('pretrain_network_deblur'):
         is_cascade = opt['network_g']['type'] == 'DeblurSRCascade'
         opt['path']['pretrain_network_deblur'] = str(cascade_deblur if is_cascade else deblur)
-    deep_update(opt, dict(num_gpu=0, dist=False, rank=0, world_size=1, is_train=True, path=dict(
-        models=str(root / 'models'), training_states=str(root / 'states'))))
-    train_set = dict(opt['datasets']['train'], phase='train', scale=4, gt_size=32, dataroot_gt=data['train_sharp'],
-                     dataroot_lq=data['train_blur_bicubic_X4'])
+    deep_update(
+        opt,
+        dict(
+            num_gpu=0,
+            dist=False,
+            rank=0,
+            world_size=1,
+            is_train=True,
+            path=dict(models=str(root / 'models'), training_states=str(root / 'states')),
+        ),
+    )
+    train_set = dict(
+        opt['datasets']['train'],
+        phase='train',
+        scale=4,
+        gt_size=32,
+        dataroot_gt=data['train_sharp'],
+        dataroot_lq=data['train_blur_bicubic_X4'],
+    )
     dataset = build_dataset(train_set)
     model = build_model(opt)
     assert type(model).__name__ == opt['model_type']

@@ -1,5 +1,6 @@
 """CNLRNModel without the pipeline: stages, parameter groups, deblur loading, overfitting, old training states,
 released and shipped weights."""
+
 import copy
 import logging
 import os
@@ -7,15 +8,13 @@ import os
 import pytest
 import torch
 import yaml
-
-import cnlrn_arch  # noqa: F401
 from basicsr.models import build_model
+
 from cnlrn_arch.archs.deblur_arch import CNLRNPreDeblur
 from cnlrn_arch.models.robust_sr_model import RobustSRModel
 from cnlrn_arch.utils.errors import UserError
 from cnlrn_arch.utils.self_ensemble import self_ensemble
-from tests.helpers import (DATA_DIR, REPO_DIR, TINY_CNLRN, TINY_PREDEBLUR, TINY_PREDEBLUR_ARGS,
-                           make_opt)
+from tests.helpers import DATA_DIR, REPO_DIR, TINY_CNLRN, TINY_PREDEBLUR, TINY_PREDEBLUR_ARGS, make_opt
 
 # network and train section of each stage: joint training at two learning rates with the gradient loss
 STAGES = dict(
@@ -82,8 +81,10 @@ def test_joint_loads_pretrained_deblur_and_drops_head(pretrain_checkpoint):
     assert loaded.keys() == expected.keys()
     assert all(torch.equal(loaded[k], expected[k]) for k in expected)
     log = '\n'.join(records)
-    assert 'Dropped 2 tensors not in DeblurNet: DeblurNet.outBlock.3.body.0.bias, DeblurNet.outBlock.3.body.0.weight' \
+    assert (
+        'Dropped 2 tensors not in DeblurNet: DeblurNet.outBlock.3.body.0.bias, DeblurNet.outBlock.3.body.0.weight'
         in log
+    )
     assert f'Loaded {len(expected)} DeblurNet tensors' in log
 
 
@@ -93,7 +94,9 @@ def test_missing_deblur_weight_is_an_error(pretrain_checkpoint, tmp_path):
     del state['DeblurNet.body.0.body.0.body.0.weight']
     path = tmp_path / 'partial.pth'
     torch.save({'params': state}, path)
-    with pytest.raises(UserError, match=r'partial.pth: deblurring weights missing: DeblurNet.body.0.body.0.body.0.weight'):
+    with pytest.raises(
+        UserError, match=r'partial.pth: deblurring weights missing: DeblurNet.body.0.body.0.body.0.weight'
+    ):
         build_model(stage_opt('joint', pretrain_network_deblur=str(path)))
 
 
@@ -161,8 +164,11 @@ def test_non_finite_updates_are_skipped_then_stop_training(tmp_path):
         model.feed_data(bad)
         model.optimize_parameters(it)
     model.feed_data(bad)
-    with pytest.raises(UserError, match=r'stopped at iter 6 after 3 non-finite updates in a row; last good '
-                       r'checkpoint: .*net_g_3.pth'):
+    with pytest.raises(
+        UserError,
+        match=r'stopped at iter 6 after 3 non-finite updates in a row; last good '
+        r'checkpoint: .*net_g_3.pth',
+    ):
         model.optimize_parameters(6)
     assert all(torch.isfinite(v).all() for v in model.net_g.state_dict().values())
 
@@ -174,16 +180,21 @@ def test_resumes_a_training_state_of_the_first_format(tmp_path):
     """tests/data/resume_v1 was written before RobustSRModel existed; it resumes and trains on unchanged."""
     with open(os.path.join(RESUME_V1, 'options.yml'), encoding='utf-8') as f:
         opt = yaml.safe_load(f)
-    opt['path'] = dict(pretrain_network_g=os.path.join(RESUME_V1, 'net_g_2.pth'), models=str(tmp_path),
-                       training_states=str(tmp_path), resume_state=os.path.join(RESUME_V1, '2.state'))
+    opt['path'] = dict(
+        pretrain_network_g=os.path.join(RESUME_V1, 'net_g_2.pth'),
+        models=str(tmp_path),
+        training_states=str(tmp_path),
+        resume_state=os.path.join(RESUME_V1, '2.state'),
+    )
     state = torch.load(os.path.join(RESUME_V1, '2.state'), weights_only=True)
     model = build_model(opt)
     assert isinstance(model, RobustSRModel)
     model.resume_training(state)
     resumed = model.optimizer_g.state_dict()
     assert [len(g['params']) for g in resumed['param_groups']] == [64, 20]  # DeblurNet, then the rest
-    assert all(torch.equal(resumed['state'][i]['exp_avg'], s['exp_avg'])
-               for i, s in state['optimizers'][0]['state'].items())
+    assert all(
+        torch.equal(resumed['state'][i]['exp_avg'], s['exp_avg']) for i, s in state['optimizers'][0]['state'].items()
+    )
     assert model.schedulers[0].state_dict() == state['schedulers'][0]
     model.update_learning_rate(3)
     gt = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
@@ -201,16 +212,26 @@ def test_resumes_a_training_state_of_the_first_format(tmp_path):
         old_file = torch.load(os.path.join(RESUME_V1, old), weights_only=True)
         assert new_file.keys() == old_file.keys()
     assert list(torch.load(tmp_path / 'net_g_3.pth', weights_only=True)['params']) == list(
-        torch.load(os.path.join(RESUME_V1, 'net_g_2.pth'), weights_only=True)['params'])
+        torch.load(os.path.join(RESUME_V1, 'net_g_2.pth'), weights_only=True)['params']
+    )
 
 
 def test_model_reproduces_the_released_output(tmp_path):
     """The released-keys fixture through load_network and test(), as ``basicsr test`` runs it."""
     fixture = torch.load(os.path.join(DATA_DIR, 'cnlrn_small_fixture.pt'), weights_only=True)
     torch.save({'params': fixture['state_dict']}, tmp_path / 'released.pth')
-    model = build_model(dict(model_type='CNLRNModel', is_train=False, dist=False, num_gpu=0, scale=4,
-                             network_g=dict(type='CNLRN', **fixture['config']),
-                             path=dict(pretrain_network_g=str(tmp_path / 'released.pth')), val=dict()))
+    model = build_model(
+        dict(
+            model_type='CNLRNModel',
+            is_train=False,
+            dist=False,
+            num_gpu=0,
+            scale=4,
+            network_g=dict(type='CNLRN', **fixture['config']),
+            path=dict(pretrain_network_g=str(tmp_path / 'released.pth')),
+            val=dict(),
+        )
+    )
     model.feed_data(dict(lq=fixture['input']))
     model.test()
     assert (model.output - fixture['output']).abs().max().item() < 1e-5

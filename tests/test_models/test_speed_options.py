@@ -6,6 +6,7 @@ torch.compile runs with ``backend: eager`` (dynamo's graph capture, no
 AOTAutograd and no code generation): the default inductor backend takes
 about two minutes for this tiny network on a 2-core CPU.
 """
+
 import copy
 import math
 
@@ -13,19 +14,18 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
-import cnlrn_arch  # noqa: F401  (before basicsr)
 from basicsr.models import build_model
-from cnlrn_cli.main import main
+
 from cnlrn_arch.archs.cnlrn_arch import CNLRN
 from cnlrn_arch.utils.errors import UserError
 from cnlrn_arch.utils.option_check import check_options
 from cnlrn_arch.utils.speed import check_autocast
+from cnlrn_cli.main import main
 from tests.helpers import TINY_CNLRN, TINY_CNLRN_ARGS, derive_options, make_opt
 
 COMPILE = dict(backend='eager')
-# float32 paths that only reorder arithmetic: channels_last picks other convolution kernels,
-# compile (eager) runs the captured graphs; measured differences are about 1e-7
+# float32 paths that may reorder arithmetic: channels_last picks other convolution kernels (measured
+# differences about 1e-7); compile with the eager backend runs the captured graphs op by op (measured: equal)
 CHANNELS_LAST_ATOL = 1e-5
 COMPILE_ATOL = 1e-4
 # bf16 keeps 8 significant bits: measured output differences about 2e-3 on outputs of spread about 0.1
@@ -65,8 +65,11 @@ def plain(batch):
     return dict(tested=tested, output=model.output.detach().clone(), log=log, grads=grads(model))
 
 
-@pytest.mark.parametrize('speed, atol', [(dict(channels_last=True), CHANNELS_LAST_ATOL),
-                                         (dict(compile=COMPILE), COMPILE_ATOL)], ids=['channels_last', 'compile'])
+@pytest.mark.parametrize(
+    'speed, atol',
+    [(dict(channels_last=True), CHANNELS_LAST_ATOL), (dict(compile=COMPILE), COMPILE_ATOL)],
+    ids=['channels_last', 'compile'],
+)
 def test_speed_options_compute_what_the_plain_path_does(speed, atol, plain, batch):
     model = build(speed=speed)
     model.feed_data(batch)
@@ -124,10 +127,10 @@ def set_scale(scaler, scale):
 
 def test_fp16_overflow_skips_the_update_and_lowers_the_scale(batch):
     model = build(train=dict(amp='fp16'))
-    set_scale(model.scaler, 2.0 ** 120)  # scaled gradients overflow: the scaler must back off
+    set_scale(model.scaler, 2.0**120)  # scaled gradients overflow: the scaler must back off
     before = {k: v.clone() for k, v in model.net_g.state_dict().items()}
     train_once(model, batch)
-    assert model.nonfinite_in_a_row == 1 and model.scaler.get_scale() == 2.0 ** 119
+    assert model.nonfinite_in_a_row == 1 and model.scaler.get_scale() == 2.0**119
     assert all(torch.equal(before[k], v) for k, v in model.net_g.state_dict().items())
     set_scale(model.scaler, 1.0)
     train_once(model, batch, 2)
@@ -159,15 +162,18 @@ def test_checkpoints_keep_the_plain_keys_and_layout(tmp_path, batch, speed):
 BASE_YML = dict(num_gpu=0, network_g=TINY_CNLRN, path=dict(pretrain_network_deblur=None))
 
 
-@pytest.mark.parametrize('changes, message', [
-    (dict(train=dict(amp='fp8')), "train:amp must be ~ or 'fp32' (float32), 'bf16' or 'fp16', got 'fp8'"),
-    (dict(val=dict(amp=16)), "val:amp must be ~ or 'fp32'"),
-    (dict(speed=dict(channels_last='yes')), 'speed:channels_last must be true or false'),
-    (dict(speed=dict(compile=dict(mode='fastest'))), 'speed:compile: Unrecognized mode=fastest'),
-    (dict(speed=dict(compile=dict(backend='nope'))), "speed:compile: Invalid backend: 'nope'"),
-    (dict(speed=dict(compile=dict(modes='default'))), "speed:compile: unknown key 'modes'"),
-    (dict(speed=dict(fast=True)), "speed: unknown keys ['fast']"),
-])
+@pytest.mark.parametrize(
+    'changes, message',
+    [
+        (dict(train=dict(amp='fp8')), "train:amp must be ~ or 'fp32' (float32), 'bf16' or 'fp16', got 'fp8'"),
+        (dict(val=dict(amp=16)), "val:amp must be ~ or 'fp32'"),
+        (dict(speed=dict(channels_last='yes')), 'speed:channels_last must be true or false'),
+        (dict(speed=dict(compile=dict(mode='fastest'))), 'speed:compile: Unrecognized mode=fastest'),
+        (dict(speed=dict(compile=dict(backend='nope'))), "speed:compile: Invalid backend: 'nope'"),
+        (dict(speed=dict(compile=dict(modes='default'))), "speed:compile: unknown key 'modes'"),
+        (dict(speed=dict(fast=True)), "speed: unknown keys ['fast']"),
+    ],
+)
 def test_invalid_speed_options_are_one_line_errors(tmp_path, changes, message):
     path = derive_options('options/joint.yml', tmp_path / 'bad.yml', dict(BASE_YML, **changes))
     with pytest.raises(UserError) as err:
@@ -178,8 +184,10 @@ def test_invalid_speed_options_are_one_line_errors(tmp_path, changes, message):
 def test_invalid_amp_stops_basicsr_train_with_one_line(tmp_path, run_basicsr, capsys):
     path = derive_options('options/joint.yml', tmp_path / 'fp8.yml', dict(BASE_YML, train=dict(amp='fp8')))
     assert run_basicsr('train', '-opt', path) == 2
-    assert capsys.readouterr().err.strip() == f"basicsr train: error: {path}: train:amp must be ~ or 'fp32' " \
+    assert (
+        capsys.readouterr().err.strip() == f"basicsr train: error: {path}: train:amp must be ~ or 'fp32' "
         "(float32), 'bf16' or 'fp16', got 'fp8'"
+    )
 
 
 def test_unsupported_autocast_is_a_clear_error():
@@ -203,16 +211,30 @@ def infer_setup(tmp_path_factory):
 
 def infer_output(root, name, *flags):
     out = root / name
-    argv = ['infer', '-i', str(root / 'x.png'), '-o', str(out), '--weights', str(root / 'w.pth'),
-            '--opt', str(root / 'tiny.yml'), '--device', 'cpu', *flags]
+    argv = [
+        'infer',
+        '-i',
+        str(root / 'x.png'),
+        '-o',
+        str(out),
+        '--weights',
+        str(root / 'w.pth'),
+        '--opt',
+        str(root / 'tiny.yml'),
+        '--device',
+        'cpu',
+        *flags,
+    ]
     assert main(argv) == 0
     return cv2.imread(str(out / 'x_cnlrn.png'), cv2.IMREAD_UNCHANGED).astype(int)
 
 
 # --compile is left out: tracing this network (graph breaks in the attention) takes 30 s more here
-@pytest.mark.parametrize('flags, levels', [(['--channels-last'], 1),
-                                           (['--channels-last', '--tile', '4', '--self-ensemble'], 1),
-                                           (['--bf16'], 8)], ids=['channels_last', 'tiled', 'bf16'])
+@pytest.mark.parametrize(
+    'flags, levels',
+    [(['--channels-last'], 1), (['--channels-last', '--tile', '4', '--self-ensemble'], 1), (['--bf16'], 8)],
+    ids=['channels_last', 'tiled', 'bf16'],
+)
 def test_infer_speed_flags_match_plain_output(infer_setup, flags, levels):
     """8-bit outputs equal the plain run's within ``levels`` (1: float32 rounding at a quantization boundary)."""
     plain_flags = [f for f in flags if f in ('--tile', '4', '--self-ensemble')]

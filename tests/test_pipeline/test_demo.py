@@ -1,4 +1,5 @@
 """The shortened demo (``cnlrn demo --quick``) so the main job cannot silently break."""
+
 import cv2
 import pytest
 

@@ -4,6 +4,7 @@ Pre-training, joint training from that checkpoint, ``basicsr test`` and
 ``--auto_resume`` after a killed run, all driven by the project's own option
 files with only paths, sizes and iteration counts changed.
 """
+
 import glob
 import os
 import random
@@ -15,8 +16,16 @@ import pytest
 import torch
 
 from cnlrn_arch.archs.deblur_arch import CNLRNPreDeblur
-from tests.helpers import (ENV, TINY_CNLRN, TINY_PREDEBLUR, TINY_PREDEBLUR_ARGS, command, derive_options,
-                           make_tiny_reds, run_command)
+from tests.helpers import (
+    ENV,
+    TINY_CNLRN,
+    TINY_PREDEBLUR,
+    TINY_PREDEBLUR_ARGS,
+    command,
+    derive_options,
+    make_tiny_reds,
+    run_command,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -24,12 +33,21 @@ FAST = dict(num_gpu=0, logger=dict(print_freq=1, save_checkpoint_freq=2, use_tb_
 
 
 def train_changes(data, total_iter, lr_patch=8):
-    loader = dict(num_worker_per_gpu=0, batch_size_per_gpu=2, gt_size=4 * lr_patch, dataroot_gt=data['train_sharp'],
-                  dataroot_lq=data['train_blur_bicubic_X4'])
+    loader = dict(
+        num_worker_per_gpu=0,
+        batch_size_per_gpu=2,
+        gt_size=4 * lr_patch,
+        dataroot_gt=data['train_sharp'],
+        dataroot_lq=data['train_blur_bicubic_X4'],
+    )
     val = dict(dataroot_gt=data['val_sharp'], dataroot_lq=data['val_blur_bicubic_X4'])
     scheduler = dict(periods=[total_iter], restart_weights=[1])
-    return dict(FAST, datasets=dict(train=loader, val=val), val=dict(val_freq=total_iter),
-                train=dict(total_iter=total_iter, scheduler=scheduler))
+    return dict(
+        FAST,
+        datasets=dict(train=loader, val=val),
+        val=dict(val_freq=total_iter),
+        train=dict(total_iter=total_iter, scheduler=scheduler),
+    )
 
 
 def joint_options(root, data, name, total_iter, batch_size=2, workers=0, **changes):
@@ -44,8 +62,16 @@ def joint_options(root, data, name, total_iter, batch_size=2, workers=0, **chang
 
 def torchrun_train(opt, port):
     """torchrun's arguments for two CPU ranks of ``python -m cnlrn_arch.train``."""
-    return ['--nproc_per_node=2', f'--master_port={port}', '-m', 'cnlrn_arch.train', '-opt', opt, '--launcher',
-            'pytorch']
+    return [
+        '--nproc_per_node=2',
+        f'--master_port={port}',
+        '-m',
+        'cnlrn_arch.train',
+        '-opt',
+        opt,
+        '--launcher',
+        'pytorch',
+    ]
 
 
 def run(name, *args, cwd):
@@ -57,8 +83,9 @@ def run(name, *args, cwd):
 
 def start(name, *args, cwd):
     """Start an installed script in the background, its output discarded (it is to be killed)."""
-    return subprocess.Popen([command(name), *map(str, args)], cwd=cwd, env=ENV, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [command(name), *map(str, args)], cwd=cwd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
 
 
 @pytest.fixture(scope='module')
@@ -83,7 +110,7 @@ def test_pretrain_then_joint_then_test(workdir):
     out = run('basicsr', 'train', '-opt', derive_options('options/joint.yml', root / 'joint.yml', joint), cwd=root)
     assert 'Loaded 62 DeblurNet tensors from experiments/CNLRN_pretrain_deblur_REDS/models/net_g_latest.pth' in out
     assert 'Dropped 2 tensors not in DeblurNet: DeblurNet.outBlock.3.body.0.bias' in out
-    assert "l_grad:" in out and 'End of training' in out
+    assert 'l_grad:' in out and 'End of training' in out
     joint_ckpt = root / 'experiments/CNLRN_joint_REDS/models/net_g_latest.pth'
     pre_state = torch.load(pre_ckpt, weights_only=True)['params']
     joint_state = torch.load(joint_ckpt, weights_only=True)['params']
@@ -92,15 +119,18 @@ def test_pretrain_then_joint_then_test(workdir):
     assert not torch.equal(pre_state[key], joint_state[key])
     assert (pre_state[key] - joint_state[key]).abs().max() < 0.01
 
-    test = dict(num_gpu=0, network_g=TINY_CNLRN,
-                datasets=dict(test_1=dict(dataroot_gt=data['val_sharp'], dataroot_lq=data['val_blur_bicubic_X4'])),
-                path=dict(pretrain_network_g=str(joint_ckpt), param_key_g='params'), val=dict(pbar=False))
+    test = dict(
+        num_gpu=0,
+        network_g=TINY_CNLRN,
+        datasets=dict(test_1=dict(dataroot_gt=data['val_sharp'], dataroot_lq=data['val_blur_bicubic_X4'])),
+        path=dict(pretrain_network_g=str(joint_ckpt), param_key_g='params'),
+        val=dict(pbar=False),
+    )
     out = run('basicsr', 'test', '-opt', derive_options('options/test_val300.yml', root / 't.yml', test), cwd=root)
     assert 'Validation Val300' in out and '# psnr:' in out and '# ssim:' in out
     assert len(glob.glob(str(root / 'results/CNLRN_Val300/visualization/Val300/*.png'))) == 2
 
-    out = run('basicsr', 'test', '-opt', derive_options('options/test_val300_x8.yml', root / 't8.yml', test),
-              cwd=root)
+    out = run('basicsr', 'test', '-opt', derive_options('options/test_val300_x8.yml', root / 't8.yml', test), cwd=root)
     assert 'Validation Val300' in out and '# psnr:' in out
 
 
@@ -123,8 +153,9 @@ def test_auto_resume_after_kill(workdir):
     (states / f'{saved + 2}.state').write_bytes((states / f'{saved}.state').read_bytes()[:1000])
     (models / f'net_g_{saved + 2}.pth').write_bytes((models / f'net_g_{saved}.pth').read_bytes())
     (states / f'{saved + 4}.state').write_bytes((states / f'{saved}.state').read_bytes())
-    out = run('basicsr', 'train', '-opt', opt, '--auto_resume', '--force_yml', f'train:total_iter={saved + 8}',
-              cwd=root)
+    out = run(
+        'basicsr', 'train', '-opt', opt, '--auto_resume', '--force_yml', f'train:total_iter={saved + 8}', cwd=root
+    )
     assert f'skipping {states / f"{saved + 4}.state"}: its network checkpoint' in out
     assert f'skipping {states / f"{saved + 2}.state"}: unreadable' in out
     assert 'Resuming training from epoch: ' in out and f'iter: {saved}.' in out

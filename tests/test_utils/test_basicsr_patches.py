@@ -1,24 +1,24 @@
 """cnlrn_arch.utils.basicsr_patches in-process: each override once apply() swapped it in, and the checks before.
 
 Every test starts from basicsr's own attributes and the patched names are called through basicsr's modules, so
-they only pass with the override in place. tests/test_pipeline/test_training_pipeline.py runs the same overrides end to end in
-subprocesses (auto_resume after a kill, two CPU ranks under torchrun, bit-exact resumption).
+they only pass with the override in place. tests/test_pipeline/test_training_pipeline.py runs the same overrides
+end to end in subprocesses (auto_resume after a kill, two CPU ranks under torchrun, bit-exact resumption).
 """
+
 import os
 import subprocess
 from collections import Counter
 from types import SimpleNamespace
 
+import basicsr
+import basicsr.train
+import basicsr.utils.options
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-
-import cnlrn_arch  # noqa: F401  (before basicsr)
-import basicsr
-import basicsr.train
-import basicsr.utils.options
 from basicsr.data.data_sampler import EnlargedSampler
+
 from cnlrn_arch.utils import basicsr_patches
 from cnlrn_arch.utils.basicsr_patches import PATCHES, ResumableSampler
 from cnlrn_arch.utils.errors import UserError
@@ -51,8 +51,10 @@ def test_another_basicsr_release_is_refused_before_anything_is_swapped(monkeypat
     own = current()
     with pytest.raises(UserError) as err:
         basicsr_patches.apply()
-    assert str(err.value) == ('basicsr 1.4.3 is installed, but cnlrn_arch overrides parts of basicsr 1.4.2: '
-                              'install basicsr==1.4.2 (see the README)')
+    assert str(err.value) == (
+        'basicsr 1.4.3 is installed, but cnlrn_arch overrides parts of basicsr 1.4.2: '
+        'install basicsr==1.4.2 (see the README)'
+    )
     assert current() == own
 
 
@@ -63,15 +65,20 @@ def test_a_missing_name_is_refused_before_anything_is_swapped(patch, monkeypatch
     with pytest.raises(UserError) as err:
         basicsr_patches.apply()
     kind = 'class' if isinstance(replacement, type) else 'function'
-    assert str(err.value) == (f'basicsr 1.4.2 lacks {module.__name__}.{name} (or it is not the {kind} cnlrn_arch '
-                              'replaces), so the installation is modified: reinstall basicsr==1.4.2 (see the README)')
+    assert str(err.value) == (
+        f'basicsr 1.4.2 lacks {module.__name__}.{name} (or it is not the {kind} cnlrn_arch '
+        'replaces), so the installation is modified: reinstall basicsr==1.4.2 (see the README)'
+    )
     assert not any(getattr(m, n, None) is r for m, n, r in PATCHES)
 
 
-@pytest.mark.parametrize('module, name, stand_in', [
-    (basicsr.train, 'EnlargedSampler', torch.utils.data.SequentialSampler),  # a class, but not a base of ours
-    (basicsr.utils.options, 'init_dist', 'nccl'),
-])
+@pytest.mark.parametrize(
+    'module, name, stand_in',
+    [
+        (basicsr.train, 'EnlargedSampler', torch.utils.data.SequentialSampler),  # a class, but not a base of ours
+        (basicsr.utils.options, 'init_dist', 'nccl'),
+    ],
+)
 def test_a_name_of_another_kind_is_refused(module, name, stand_in, monkeypatch):
     monkeypatch.setattr(module, name, stand_in)
     with pytest.raises(UserError, match=f'lacks {module.__name__}.{name} '):
@@ -84,8 +91,12 @@ def test_load_resume_state_takes_the_newest_complete_state_on_the_cpu(tmp_path, 
     models.mkdir()
     for iteration in (2, 4, 6):
         # as MultiStepRestartLR and Adam save them: milestones in a Counter, moments as tensors
-        state = dict(epoch=1, iter=iteration, schedulers=[dict(milestones=Counter({8: 1}))],
-                     optimizers=[dict(state={0: dict(exp_avg=torch.ones(2))})])
+        state = dict(
+            epoch=1,
+            iter=iteration,
+            schedulers=[dict(milestones=Counter({8: 1}))],
+            optimizers=[dict(state={0: dict(exp_avg=torch.ones(2))})],
+        )
         torch.save(state, states / f'{iteration}.state')
     (states / '4.state').write_bytes((states / '4.state').read_bytes()[:1000])
     for iteration in (2, 4):  # none for 6
@@ -122,8 +133,9 @@ def test_init_dist_from_slurm_on_cpu_uses_gloo_and_slurm_ranks(monkeypatch):
 
     assert queries == ['scontrol show hostname n[1-4] | head -n1']
     assert groups == [dict(backend='gloo')]
-    assert {name: os.environ[name] for name in ('MASTER_ADDR', 'MASTER_PORT', 'WORLD_SIZE', 'RANK', 'LOCAL_RANK')} == \
-        dict(MASTER_ADDR='n1', MASTER_PORT='29612', WORLD_SIZE='8', RANK='3', LOCAL_RANK='1')
+    assert {
+        name: os.environ[name] for name in ('MASTER_ADDR', 'MASTER_PORT', 'WORLD_SIZE', 'RANK', 'LOCAL_RANK')
+    } == dict(MASTER_ADDR='n1', MASTER_PORT='29612', WORLD_SIZE='8', RANK='3', LOCAL_RANK='1')
 
 
 def epoch_of(sampler, epoch):
@@ -160,18 +172,26 @@ def test_sampler_hands_the_epoch_and_unfolded_positions_to_a_data_set_that_takes
 def test_dataloader_factory_seeds_the_data_set_and_resumes_its_sampler(monkeypatch):
     data = list(range(10))
     monkeypatch.setattr(basicsr.train, 'build_dataset', lambda dataset_opt: data)
-    opt = dict(manual_seed=5, world_size=1, rank=0, num_gpu=0, dist=False, train=dict(total_iter=20),
-               resume_position=(1, 7), datasets=dict(train=dict(phase='train', batch_size_per_gpu=2,
-                                                                num_worker_per_gpu=0)))
+    opt = dict(
+        manual_seed=5,
+        world_size=1,
+        rank=0,
+        num_gpu=0,
+        dist=False,
+        train=dict(total_iter=20),
+        resume_position=(1, 7),
+        datasets=dict(train=dict(phase='train', batch_size_per_gpu=2, num_worker_per_gpu=0)),
+    )
     messages = []
     basicsr_patches.apply()
 
-    loader, sampler, _, total_epochs, _ = basicsr.train.create_train_val_dataloader(opt, SimpleNamespace(
-        info=messages.append))
+    loader, sampler, _, total_epochs, _ = basicsr.train.create_train_val_dataloader(
+        opt, SimpleNamespace(info=messages.append)
+    )
 
     assert opt['datasets']['train']['seed'] == 5 and total_epochs == 4
     assert isinstance(sampler, ResumableSampler) and loader.sampler is sampler
     assert messages[-1] == 'Resuming inside epoch 1: 4 samples already seen are skipped.'
     sampler.set_epoch(1)
     rest = epoch_of(EnlargedSampler(data, 1, 0), 1)[4:]
-    assert [batch.tolist() for batch in loader] == [rest[i:i + 2] for i in range(0, len(rest), 2)]
+    assert [batch.tolist() for batch in loader] == [rest[i : i + 2] for i in range(0, len(rest), 2)]

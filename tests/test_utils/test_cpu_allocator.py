@@ -1,4 +1,5 @@
 """The glibc malloc setting the cnlrn and basicsr commands apply."""
+
 import platform
 
 import pytest

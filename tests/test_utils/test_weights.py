@@ -1,10 +1,10 @@
 """Reading weights: always weights_only=True, one clear line for every kind of bad file."""
+
 import collections
 
 import pytest
 import torch
 
-import cnlrn_arch  # noqa: F401
 from cnlrn_arch.archs.cnlrn_arch import CNLRN
 from cnlrn_arch.utils.errors import UserError
 from cnlrn_arch.utils.weights import load_into, read_state_dict
@@ -36,11 +36,14 @@ def test_pickled_code_is_refused(tmp_path, capsys):
     assert 'this must never run' not in capsys.readouterr().out
 
 
-@pytest.mark.parametrize('content, message', [
-    ([1, 2, 3], 'does not hold a state dict'),
-    ({'params': {'a': 1}}, 'does not hold a state dict'),
-    (collections.OrderedDict(), 'does not hold a state dict'),
-])
+@pytest.mark.parametrize(
+    'content, message',
+    [
+        ([1, 2, 3], 'does not hold a state dict'),
+        ({'params': {'a': 1}}, 'does not hold a state dict'),
+        (collections.OrderedDict(), 'does not hold a state dict'),
+    ],
+)
 def test_not_a_state_dict(tmp_path, content, message):
     path = tmp_path / 'odd.pth'
     torch.save(content, path)
@@ -71,10 +74,16 @@ def test_wrong_architecture_lists_first_mismatches(tmp_path):
 def test_basicsr_test_refuses_pickled_checkpoint(tmp_path, monkeypatch, capsys, run_basicsr):
     evil = tmp_path / 'evil.pth'
     torch.save({'params': Payload()}, evil)
-    opt = derive_options('options/test_val300.yml', tmp_path / 't.yml',
-                         dict(num_gpu=0, network_g=TINY_CNLRN, path=dict(pretrain_network_g=str(evil),
-                                                                         param_key_g='params'),
-                              datasets=dict(test_1=dict(dataroot_gt=str(tmp_path), dataroot_lq=str(tmp_path)))))
+    opt = derive_options(
+        'options/test_val300.yml',
+        tmp_path / 't.yml',
+        dict(
+            num_gpu=0,
+            network_g=TINY_CNLRN,
+            path=dict(pretrain_network_g=str(evil), param_key_g='params'),
+            datasets=dict(test_1=dict(dataroot_gt=str(tmp_path), dataroot_lq=str(tmp_path))),
+        ),
+    )
     (tmp_path / 'a.png').write_bytes(b'')  # the data set is never reached
     monkeypatch.chdir(tmp_path)  # where the pipeline writes results/
     assert run_basicsr('test', '-opt', opt) == 2

@@ -2,12 +2,13 @@
 
 Run from the repository root: ``.venv/bin/python tests/data/resume_v1/make_fixture.py``.
 """
+
 import os
 
 import torch
 import yaml
 
-import cnlrn_arch  # noqa: F401  (before basicsr)
+import cnlrn_arch  # noqa: F401  isort:skip  (before basicsr)
 from basicsr.models import build_model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
