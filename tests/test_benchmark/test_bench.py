@@ -38,26 +38,9 @@ def test_released_configuration_flops():
 @pytest.mark.slow
 def test_bench_writes_results(tmp_path):
     out = tmp_path / 'bench'
+    sizes = ['--sizes', '8x12', '--train-size', '8x8', '--train-batch', '1', '--runs', '2', '--matmul-size', '512']
     result = run_command(
-        'cnlrn',
-        'bench',
-        '--sizes',
-        '8x12',
-        '--runs',
-        '2',
-        '--train-size',
-        '8x8',
-        '--train-batch',
-        '1',
-        '--config',
-        json.dumps(TINY),
-        '--matmul-size',
-        '512',
-        '--out',
-        out,
-        '--threads',
-        '1',
-        cwd=tmp_path,
+        'cnlrn', 'bench', *sizes, '--config', json.dumps(TINY), '--out', out, '--threads', '1', cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr
     run = json.loads((out / 'results_cpu.json').read_text())
