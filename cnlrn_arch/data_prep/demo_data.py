@@ -137,7 +137,6 @@ def bicubic_psnr(sharp, blurry_lr):
 def make(out, seed, crops_per_photo):
     """Write the data set and its README.txt into the new folder ``out``; return the README text."""
     os.makedirs(out)
-    torch.set_num_threads(1)  # imresize works on tiny tensors, where threads only add overhead
     train_rng, val_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     with tqdm(total=len(TRAIN_PHOTOS) + len(VAL_PHOTOS), desc='demo data', unit='photo') as pbar:
         train = cut(TRAIN_PHOTOS, lambda photo: train_crops(photo, crops_per_photo, train_rng), pbar)
@@ -201,6 +200,11 @@ def make_demo_data(out, seed=0, crops_per_photo=24, force=False):
         print(f'{out} holds demo data made with other settings ({existing}): remaking it')
     start = time.perf_counter()
     # built beside OUT and renamed once complete, so OUT never holds a partial set
-    readme = build_then_rename(out, lambda tmp: make(tmp, seed, crops_per_photo))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # imresize works on tiny tensors, where threads only add overhead
+    try:
+        readme = build_then_rename(out, lambda tmp: make(tmp, seed, crops_per_photo))
+    finally:
+        torch.set_num_threads(threads)  # callers in the same process keep their threads
     print(readme, end='')
     print(f'demo data written to {out} in {time.perf_counter() - start:.1f} s')
