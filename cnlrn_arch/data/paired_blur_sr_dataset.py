@@ -26,7 +26,8 @@ from ..utils.image_formats import IMG_EXTENSIONS
 
 @DATASET_REGISTRY.register()
 class PairedBlurSRDataset(data.Dataset):
-    """Return ``lq`` (blurry LR), ``gt`` (sharp HR) and ``gt_lr`` (sharp LR, unless ``with_gt_lr`` is false).
+    """Return ``lq`` (blurry LR), ``gt`` (sharp HR, unless ``with_gt`` is false) and ``gt_lr`` (sharp LR, unless
+    ``with_gt_lr`` is false).
 
     Tensors are RGB, CHW, float32 in [0, 1] (then normalised by ``mean`` /
     ``std`` when given); ``lq_path`` / ``gt_path`` are LMDB keys or file paths.
@@ -59,8 +60,11 @@ class PairedBlurSRDataset(data.Dataset):
             std (list[float], optional): per-channel divisor applied after ``mean``.
             seed (int): base of the per-sample augmentation seeds (set from
                 manual_seed by the runner). Default 0.
-            with_gt_lr (bool): return ``gt_lr``; false saves computing it when
-                nothing reads it (joint training). Default true.
+            with_gt_lr (bool): return ``gt_lr``; false saves reading or computing
+                it when nothing reads it (joint training). Default true.
+            with_gt (bool): return ``gt``; false saves decoding the HR frame, the
+                largest of the three, when nothing reads it (pre-training, whose
+                target is ``gt_lr``); needs ``dataroot_gt_lr``. Default true.
     """
 
     def __init__(self, opt: Mapping[str, Any]):
@@ -69,8 +73,13 @@ class PairedBlurSRDataset(data.Dataset):
         self.scale = opt.get('scale', 4)
         self.mean, self.std = opt.get('mean'), opt.get('std')
         self.is_train = opt['phase'] == 'train'
-        # joint training never looks at gt_lr: skip the bicubic resize there
+        # joint training never looks at gt_lr, pre-training never at gt: skip what no one reads
         self.with_gt_lr = opt.get('with_gt_lr', True)
+        self.with_gt = opt.get('with_gt', True)
+        if not self.with_gt and opt.get('dataroot_gt_lr') is None:
+            raise UserError(
+                'dataset with_gt: false needs dataroot_gt_lr (the sharp LR frames are otherwise made from gt)'
+            )
         # the runner sets seed to manual_seed and the sampler the epoch, so a resumed run replays
         # exactly the crops and flips of an uninterrupted one
         self.seed, self.epoch = opt.get('seed', 0), 0
@@ -96,6 +105,9 @@ class PairedBlurSRDataset(data.Dataset):
             self.keys, self.paths = self._disk_paths(opt.get('filename_tmpl', '{}'), opt.get('meta_info_file'))
         else:
             raise UserError(f"dataset io_backend type must be 'lmdb' or 'disk', got {self.backend!r}")
+        # what __getitem__ decodes; the HR root still defines the samples
+        wanted = {'gt': self.with_gt, 'lq': True, 'gt_lr': self.with_gt_lr}
+        self.read_clients = [client for client in self.roots if wanted[client]]
         # opened on first use, so that each data loader worker has its own
         self.file_client = None
 
@@ -172,7 +184,7 @@ class PairedBlurSRDataset(data.Dataset):
         rng = random.Random(f'{self.seed}:{self.epoch}:{index}')
         index %= len(self.keys)
         key = self.keys[index]
-        imgs = {client: self._read(client, self.paths[client][index]) for client in self.roots}
+        imgs = {client: self._read(client, self.paths[client][index]) for client in self.read_clients}
         self._check_sizes(key, imgs)
         if self.is_train:
             imgs = self._random_crop(key, imgs, rng)
@@ -199,7 +211,7 @@ class PairedBlurSRDataset(data.Dataset):
 
     def _check_sizes(self, key: str, imgs: dict[str, np.ndarray]) -> None:
         (h, w), s = imgs['lq'].shape[:2], self.scale
-        if imgs['gt'].shape[:2] != (h * s, w * s):
+        if 'gt' in imgs and imgs['gt'].shape[:2] != (h * s, w * s):
             raise UserError(f'image {key}: HR size {imgs["gt"].shape[:2]} is not {s}x the LR size {(h, w)}')
         if 'gt_lr' in imgs and imgs['gt_lr'].shape[:2] != (h, w):
             raise UserError(f'image {key}: sharp LR size {imgs["gt_lr"].shape[:2]} differs from the LR size {(h, w)}')
@@ -231,8 +243,9 @@ class PairedBlurSRDataset(data.Dataset):
                 f'(gt_size {gt_size} / scale {s})'
             )
         top, left = rng.randint(0, h - size), rng.randint(0, w - size)
-        crops = {'gt': imgs['gt'][top * s : (top + size) * s, left * s : (left + size) * s]}
-        crops.update({client: imgs[client][top : top + size, left : left + size] for client in self._lr_clients()})
+        crops = {client: img[top : top + size, left : left + size] for client, img in imgs.items() if client != 'gt'}
+        if 'gt' in imgs:
+            crops['gt'] = imgs['gt'][top * s : (top + size) * s, left * s : (left + size) * s]
         return crops
 
     def __len__(self) -> int:
