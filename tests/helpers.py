@@ -1,5 +1,7 @@
 """What several test modules share: tiny networks and options, the console scripts, tiny REDS-shaped data."""
 
+import errno
+import io
 import os
 import subprocess
 import sys
@@ -7,6 +9,7 @@ import sys
 import cv2
 import lmdb
 import numpy as np
+import torch
 import yaml
 from basicsr.utils.lmdb_util import make_lmdb_from_imgs
 from basicsr.utils.matlab_functions import imresize
@@ -198,3 +201,24 @@ def make_tiny_reds(root, clips=2, frames=3, hr_size=(64, 96), val_frames=2, seed
     for folder in ('sharp', 'blur_bicubic_X4', 'sharp_bicubic_X4'):
         paths[f'val_{folder}'] = os.path.join(root, 'val', folder)
     return paths
+
+
+# -- faults ----------------------------------------------------------------------------------------
+
+
+def disk_fills_half_way(monkeypatch, after=0):
+    """Let ``after`` calls of torch.save through; then each writes half of its bytes and fails as a full disk does."""
+    real_save = torch.save
+    calls = []
+
+    def save(obj, f):
+        calls.append(f)
+        if len(calls) <= after:
+            return real_save(obj, f)
+        buffer = io.BytesIO()
+        real_save(obj, buffer)
+        f.write(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+        f.flush()
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(torch, 'save', save)

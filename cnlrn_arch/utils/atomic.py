@@ -1,18 +1,28 @@
-"""Files that appear complete or not at all.
+"""Files that appear complete or not at all, and one line when a write fails.
 
 BasicSR 1.4.2 writes checkpoints in place, so a job killed during
-``torch.save`` leaves a truncated file that ``--auto_resume`` then picks up.
-Here a file is written under a temporary name in the same folder, flushed and
-fsynced, then renamed over the final name (atomic on POSIX file systems).
+``torch.save``, or a disk filling up, leaves a truncated file that
+``--auto_resume`` then picks up. Here a file is written under a temporary
+name in the same folder, flushed and fsynced, then renamed over the final name
+(atomic on POSIX file systems); when anything fails the temporary file is
+removed and the old file, if any, stays as it was.
 """
 
+import errno
 import os
+import shutil
 
 import torch
 
+from .errors import first_line
+
 
 def atomic_write(path, content):
-    """Write ``content`` (bytes, or a callable taking the open binary file) to ``path`` atomically."""
+    """Write ``content`` (bytes, or a callable taking the open binary file) to ``path`` atomically.
+
+    Raises:
+        OSError: as the write raised it (a full disk, a missing folder...); ``path`` is untouched then.
+    """
     folder = os.path.dirname(os.path.abspath(path))
     tmp_path = os.path.join(folder, f'.{os.path.basename(path)}.tmp{os.getpid()}')
     try:
@@ -36,4 +46,19 @@ def atomic_write(path, content):
 
 def atomic_torch_save(obj, path):
     """``torch.save(obj, path)`` such that ``path`` is either old or complete, never partial."""
+    # a file object, not the path: torch's own writer reports a full disk as 'unexpected pos N vs M'
     atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def write_failure(path, err):
+    """One line for a failed write of ``path``: the reason and, for a full disk, the folder and its free space.
+
+    Args:
+        path (str): the file that was to be written.
+        err (OSError): what the write raised.
+    """
+    reason = err.strerror or first_line(err)
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        folder = os.path.dirname(os.path.abspath(path))
+        reason += f' on the disk of {folder} ({shutil.disk_usage(folder).free / 2**20:.1f} MiB free)'
+    return f'cannot write {path}: {reason}'

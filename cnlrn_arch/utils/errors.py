@@ -21,3 +21,9 @@ def user_message(err):
     last = text.splitlines()[-1]
     prefix = f'{UserError.__module__}.{UserError.__qualname__}: '
     return last[len(prefix) :] if last.startswith(prefix) else last
+
+
+def first_line(err):
+    """The first line of ``err``'s message, or its type's name when the message is empty (e.g. ``EOFError()``)."""
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__

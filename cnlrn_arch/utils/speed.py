@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from .errors import UserError
+from .errors import UserError, first_line
 
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 # torch.compile's keyword arguments an option file may set, with the types each accepts
@@ -58,7 +58,7 @@ def check_autocast(device_type, dtype, what):
             torch.autocast(device_type, dtype=dtype)
         except (RuntimeError, UserWarning) as err:
             raise UserError(
-                f'{what}: autocast to {dtype} does not work on {device_type} here: {str(err).splitlines()[0]}'
+                f'{what}: autocast to {dtype} does not work on {device_type} here: {first_line(err)}'
             ) from None
 
 
@@ -83,7 +83,7 @@ def compile_args(value, where):
     try:
         torch.compile(nn.Identity(), **value)  # lazy: checks mode and backend, compiles nothing
     except RuntimeError as err:
-        raise UserError(f'{where}: {str(err).splitlines()[0]}') from None
+        raise UserError(f'{where}: {first_line(err)}') from None
     return dict(value)
 
 
