@@ -13,6 +13,13 @@ other crops: :class:`ResumableSampler` skips the batches already trained on
 and hands the data set its epoch, from which (with the seed) it derives each
 sample's augmentation, so a resumed run sees the batches of an uninterrupted one.
 
+Two runs with one experiment name would archive and overwrite each other's
+folder: :func:`load_resume_state`, which ``train_pipeline`` calls right before
+it creates (or archives) the experiment folder, first locks the experiment
+(:mod:`.experiment_lock`). And ``basicsr.utils.imwrite`` writes result images in
+place and fails with 'Failed in writing images.': :func:`imwrite` writes them
+atomically and names the file and the reason.
+
 The runner calls :func:`apply`, which swaps these in as module attributes
 (looked up at call time) after checking that basicsr is the release they were
 written for; site-packages stay untouched.
@@ -27,8 +34,11 @@ from types import ModuleType
 from typing import Any
 
 import basicsr
+import basicsr.models.sr_model
 import basicsr.train
 import basicsr.utils.options
+import cv2
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -36,7 +46,9 @@ from basicsr.data.data_sampler import EnlargedSampler
 from basicsr.utils import check_resume, scandir
 from torch.utils.data import DataLoader, Dataset
 
-from .errors import UserError
+from . import experiment_lock
+from .atomic import atomic_write, write_failure
+from .errors import UserError, first_line
 
 BASICSR_VERSION = '1.4.2'
 
@@ -60,15 +72,43 @@ def _newest_complete_state(opt: dict[str, Any]) -> tuple[str | None, dict[str, A
         try:
             return path, _load_state(path)
         except Exception as err:  # a truncated or corrupt file: fall back to an older one
-            print(f'auto_resume: skipping {path}: unreadable ({str(err).splitlines()[0]})', flush=True)
+            print(f'auto_resume: skipping {path}: unreadable ({first_line(err)})', flush=True)
     return None, None
 
 
-def load_resume_state(opt: dict[str, Any]) -> dict[str, Any] | None:
-    """Pick the state to resume from and load it on the CPU (optimizers move it to the parameters' device).
+def lock_experiment(opt: dict[str, Any]) -> None:
+    """Lock the experiment for this training (rank 0 locks: the other ranks belong to the same run).
 
-    With ``--auto_resume`` the newest complete state is used; incomplete ones
-    are named and skipped.
+    Args:
+        opt (dict[str, Any]): the parsed options: ``rank``, ``dist`` and ``path:experiments_root`` are read.
+
+    Raises:
+        ExperimentLocked: on every rank, when another run trains the experiment.
+    """
+    refusal = None
+    if opt['rank'] == 0:
+        try:
+            experiment_lock.acquire(opt['path']['experiments_root'])
+        except experiment_lock.ExperimentLocked as err:
+            refusal = str(err)
+    if opt['dist']:
+        # every rank stops alike: a rank left alone would wait for rank 0 at its first collective (forever
+        # under slurm, where no torchrun stops the job)
+        shared = [refusal]
+        dist.broadcast_object_list(shared, src=0)
+        refusal = shared[0]
+    if refusal is not None:
+        raise experiment_lock.ExperimentLocked(refusal)
+
+
+def load_resume_state(opt: dict[str, Any]) -> dict[str, Any] | None:
+    """Lock the experiment, pick the state to resume from and load it on the CPU.
+
+    ``train_pipeline`` calls this before it creates or archives the experiment
+    folder, so a second run of a running experiment is refused before it touches
+    anything (:func:`lock_experiment`). With ``--auto_resume`` the newest
+    complete state is used; incomplete ones are named and skipped. Optimizers
+    move the state to their parameters' device.
 
     Args:
         opt (dict[str, Any]): the parsed options; ``path:resume_state``, ``path:pretrain_network_*``,
@@ -76,7 +116,11 @@ def load_resume_state(opt: dict[str, Any]) -> dict[str, Any] | None:
 
     Returns:
         dict[str, Any] | None: the training state, or None when there is nothing to resume from.
+
+    Raises:
+        ExperimentLocked: another run trains the experiment.
     """
+    lock_experiment(opt)
     if opt['auto_resume']:
         path, resume_state = _newest_complete_state(opt)
         if path is None:
@@ -206,11 +250,36 @@ def create_train_val_dataloader(opt: dict[str, Any], logger: logging.Logger) -> 
     return result
 
 
+def imwrite(img: np.ndarray, file_path: str, params: list[int] | None = None, auto_mkdir: bool = True) -> None:
+    """basicsr's imwrite, written atomically; a failure names the file and the reason (a full disk, ...).
+
+    Args:
+        img (np.ndarray): the image, as for ``cv2.imwrite``.
+        file_path (str): where to write it; the extension gives the format.
+        params (list[int] | None): OpenCV's encoding parameters.
+        auto_mkdir (bool): create the file's folder when it is missing.
+
+    Raises:
+        UserError: the image could not be encoded or written; nothing was written under ``file_path`` then.
+    """
+    ok, encoded = cv2.imencode(os.path.splitext(file_path)[1], img, params or [])
+    if not ok:
+        raise UserError(f'cannot write {file_path}: OpenCV could not encode the image')
+    try:
+        if auto_mkdir:
+            os.makedirs(os.path.dirname(os.path.abspath(file_path)), exist_ok=True)
+        atomic_write(file_path, encoded.tobytes())
+    except OSError as err:
+        raise UserError(write_failure(file_path, err)) from None
+
+
 # (module, attribute, replacement): what apply() checks and swaps; basicsr looks these up at call time
 PATCHES: list[tuple[ModuleType, str, Callable]] = [
     (basicsr.train, 'load_resume_state', load_resume_state),
     (basicsr.train, 'EnlargedSampler', ResumableSampler),
     (basicsr.train, 'create_train_val_dataloader', create_train_val_dataloader),
+    # SRModel's validation (basicsr test, and validation while training) writes its result images through it
+    (basicsr.models.sr_model, 'imwrite', imwrite),
     # options.py imported init_dist by name; parse_options calls it from there
     (basicsr.utils.options, 'init_dist', init_dist),
 ]

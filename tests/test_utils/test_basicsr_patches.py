@@ -5,23 +5,28 @@ they only pass with the override in place. tests/test_pipeline/test_training_pip
 end to end in subprocesses (auto_resume after a kill, two CPU ranks under torchrun, bit-exact resumption).
 """
 
+import errno
+import fcntl
 import os
 import subprocess
 from collections import Counter
+from contextlib import contextmanager
 from types import SimpleNamespace
 
 import basicsr
 import basicsr.train
 import basicsr.utils.options
+import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from basicsr.data.data_sampler import EnlargedSampler
 
-from cnlrn_arch.utils import basicsr_patches
+from cnlrn_arch.utils import basicsr_patches, experiment_lock
 from cnlrn_arch.utils.basicsr_patches import PATCHES, ResumableSampler
 from cnlrn_arch.utils.errors import UserError
+from cnlrn_arch.utils.experiment_lock import ExperimentLocked
 
 PATCHED = [f'{module.__name__}.{name}' for module, name, _ in PATCHES]
 
@@ -31,6 +36,13 @@ def unpatched(monkeypatch):
     """basicsr's own attributes during the test (even if something applied the patches before), then as they were."""
     for module, name, replacement in PATCHES:
         monkeypatch.setattr(module, name, basicsr_patches._replaced.get(replacement, getattr(module, name)))
+
+
+@pytest.fixture(autouse=True)
+def no_experiment_locked():
+    """load_resume_state locks the experiment for the rest of the process; the runner releases it after a run."""
+    yield
+    experiment_lock.release()
 
 
 def current():
@@ -85,9 +97,26 @@ def test_a_name_of_another_kind_is_refused(module, name, stand_in, monkeypatch):
         basicsr_patches.apply()
 
 
+def resume_opt(root, rank=0, world_size=1):
+    """The options load_resume_state reads for experiments/tiny under ``root``, as parse_options makes them."""
+    experiment = root / 'experiments' / 'tiny'
+    return dict(
+        auto_resume=True,
+        network_g={},
+        rank=rank,
+        dist=world_size > 1,
+        path=dict(
+            experiments_root=str(experiment),
+            training_states=str(experiment / 'training_states'),
+            models=str(experiment / 'models'),
+        ),
+    )
+
+
 def test_load_resume_state_takes_the_newest_complete_state_on_the_cpu(tmp_path, capsys):
-    states, models = tmp_path / 'training_states', tmp_path / 'models'
-    states.mkdir()
+    opt = resume_opt(tmp_path)
+    states, models = tmp_path / 'experiments/tiny/training_states', tmp_path / 'experiments/tiny/models'
+    states.mkdir(parents=True)
     models.mkdir()
     for iteration in (2, 4, 6):
         # as MultiStepRestartLR and Adam save them: milestones in a Counter, moments as tensors
@@ -101,7 +130,6 @@ def test_load_resume_state_takes_the_newest_complete_state_on_the_cpu(tmp_path, 
     (states / '4.state').write_bytes((states / '4.state').read_bytes()[:1000])
     for iteration in (2, 4):  # none for 6
         torch.save({'params': {}}, models / f'net_g_{iteration}.pth')
-    opt = dict(auto_resume=True, network_g={}, path=dict(training_states=str(states), models=str(models)))
     basicsr_patches.apply()
 
     state = basicsr.train.load_resume_state(opt)
@@ -113,6 +141,92 @@ def test_load_resume_state_takes_the_newest_complete_state_on_the_cpu(tmp_path, 
     assert state['optimizers'][0]['state'][0]['exp_avg'].device == torch.device('cpu')
     assert opt['path']['resume_state'] == str(states / '2.state') and opt['resume_position'] == (1, 2)
     assert opt['path']['pretrain_network_g'] == str(models / 'net_g_2.pth') and opt['path']['param_key_g'] == 'params'
+
+
+def test_an_empty_state_is_skipped_as_unreadable(tmp_path, capsys):
+    """A 0-byte file raises EOFError(), whose message has no first line."""
+    opt = resume_opt(tmp_path)
+    states, models = tmp_path / 'experiments/tiny/training_states', tmp_path / 'experiments/tiny/models'
+    states.mkdir(parents=True)
+    models.mkdir()
+    torch.save(dict(epoch=0, iter=2), states / '2.state')
+    (states / '4.state').touch()
+    for iteration in (2, 4):
+        torch.save({'params': {}}, models / f'net_g_{iteration}.pth')
+    basicsr_patches.apply()
+
+    state = basicsr.train.load_resume_state(opt)
+
+    assert f'auto_resume: skipping {states / "4.state"}: unreadable (EOFError)' in capsys.readouterr().out
+    assert state['iter'] == 2
+
+
+@contextmanager
+def hold_lock(path, holder):
+    """Lock ``path`` through a descriptor of its own, as another run's process would, writing ``holder`` in it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, 'w') as other:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        other.write(holder)
+        other.flush()
+        yield
+
+
+@pytest.mark.parametrize('resume', [False, True], ids=['fresh', 'auto_resume'])
+def test_a_run_of_a_locked_experiment_is_refused_before_it_touches_the_folder(resume, tmp_path):
+    opt = resume_opt(tmp_path)
+    opt['auto_resume'] = resume
+    (tmp_path / 'experiments/tiny/training_states').mkdir(parents=True)
+    basicsr_patches.apply()
+    with hold_lock(tmp_path / 'experiments/.tiny.lock', '4242 node7\n'):
+        with pytest.raises(ExperimentLocked, match="experiment 'tiny' is being trained by process 4242 on node7 "):
+            basicsr.train.load_resume_state(opt)
+        assert sorted(os.listdir(tmp_path / 'experiments')) == ['.tiny.lock', 'tiny']
+        assert 'resume_state' not in opt['path']
+
+    assert basicsr.train.load_resume_state(opt) is None  # once the other run is gone
+    with pytest.raises(BlockingIOError), hold_lock(tmp_path / 'experiments/.tiny.lock', ''):  # held by this run now
+        pass
+
+
+@pytest.mark.parametrize('refusal', [None, 'experiment is being trained by ...'])
+def test_under_ddp_rank_0_locks_and_every_rank_stops_alike(refusal, tmp_path, monkeypatch):
+    """Rank 1 does not lock (the job's rank 0 holds the lock) and raises what rank 0 broadcasts."""
+    broadcasts = []
+
+    def from_rank_0(objects, src):
+        broadcasts.append((list(objects), src))
+        objects[0] = refusal
+
+    monkeypatch.setattr(dist, 'broadcast_object_list', from_rank_0)
+    opt = resume_opt(tmp_path, rank=1, world_size=2)
+    basicsr_patches.apply()
+    if refusal:
+        with pytest.raises(ExperimentLocked, match=refusal):
+            basicsr.train.load_resume_state(opt)
+    else:
+        assert basicsr.train.load_resume_state(opt) is None
+    assert broadcasts == [([None], 0)]
+    assert not (tmp_path / 'experiments').exists()
+
+
+def test_a_result_image_that_cannot_be_written_is_one_line_naming_it_and_the_old_one_stays(tmp_path, monkeypatch):
+    path = tmp_path / 'visualization' / 'img.png'
+    image = np.full((4, 4, 3), 7, np.uint8)
+    basicsr_patches.apply()
+    basicsr.models.sr_model.imwrite(image, str(path))  # the folder made, as basicsr's does
+    old = path.read_bytes()
+
+    def disk_full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, 'fsync', disk_full)
+    with pytest.raises(UserError) as err:
+        basicsr.models.sr_model.imwrite(image + 1, str(path))
+    assert str(err.value).startswith(
+        f'cannot write {path}: No space left on device on the disk of {path.parent} ('
+    ) and str(err.value).endswith(' MiB free)')
+    assert os.listdir(path.parent) == ['img.png'] and path.read_bytes() == old
 
 
 def test_init_dist_from_slurm_on_cpu_uses_gloo_and_slurm_ranks(monkeypatch):
