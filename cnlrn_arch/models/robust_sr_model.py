@@ -1,6 +1,7 @@
 """BasicSR's SRModel made robust for long runs: any single-network SR model trains through it.
 
-It survives non-finite updates, writes checkpoints atomically, resumes fp16
+It survives non-finite updates, writes checkpoints atomically (a failed write
+stops training with one line, the last complete checkpoint intact), resumes fp16
 runs exactly, runs DistributedDataParallel on CPU too, checks that ranks hold
 the same weights, and offers the speed options (``train: {amp}``, ``val:
 {amp}``, ``speed: {channels_last, compile}``, see :mod:`cnlrn_arch.utils.speed`),
@@ -22,7 +23,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from torch import nn
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 
-from ..utils.atomic import atomic_torch_save
+from ..utils.atomic import atomic_torch_save, write_failure
 from ..utils.errors import UserError
 from ..utils.self_ensemble import self_ensemble
 from ..utils.speed import autocast, check_autocast, compiled, parse_speed, to_memory_format
@@ -34,6 +35,10 @@ NONFINITE_PATIENCE = 10
 
 class TrainingDiverged(UserError):
     """Too many non-finite updates in a row; the message names the last good checkpoint."""
+
+
+class CheckpointNotSaved(UserError):
+    """A checkpoint could not be written (a full disk, ...); the message names it and the last complete one."""
 
 
 def use_deterministic_algorithms() -> None:
@@ -80,7 +85,7 @@ class RobustSRModel(SRModel):
         self.train_amp, self.val_amp, self.speed = parse_speed(opt)
         self.compiled_nets = {}  # module -> its torch.compile wrapper, made at first use
         self.nonfinite_in_a_row = 0
-        self.last_saved_iter = None
+        self.last_saved_iter = None  # iteration of this run's newest checkpoint saved with its training state
         super().__init__(opt)
         check_autocast(self.device.type, self.val_amp, 'val:amp')
 
@@ -246,14 +251,9 @@ class RobustSRModel(SRModel):
             f'({self.nonfinite_in_a_row} in a row{scale})'
         )
         if self.nonfinite_in_a_row >= self.opt['train'].get('nonfinite_patience', NONFINITE_PATIENCE):
-            last = (
-                f'{self.opt["path"]["models"]}/net_g_{self.last_saved_iter}.pth'
-                if self.last_saved_iter is not None
-                else 'none saved yet'
-            )
             raise TrainingDiverged(
                 f'training stopped at iter {current_iter} after {self.nonfinite_in_a_row} '
-                f'non-finite updates in a row; last good checkpoint: {last} '
+                f'non-finite updates in a row; last good checkpoint: {self.last_checkpoint() or "none saved yet"} '
                 '(lower the learning rate, then resume with --auto_resume)'
             )
 
@@ -269,7 +269,34 @@ class RobustSRModel(SRModel):
         if self.opt['dist']:
             self.check_ranks_in_sync(current_iter)
         super().save(epoch, current_iter)
-        self.last_saved_iter = 'latest' if current_iter == -1 else current_iter
+        if current_iter != -1:  # *_latest has no training state to resume from
+            self.last_saved_iter = current_iter
+
+    def last_checkpoint(self) -> str | None:
+        """The newest network checkpoint saved with its training state: this run's, else the one it resumed from.
+
+        Returns:
+            str | None: its path, None when there is none (a fresh run before its first save).
+        """
+        iteration = self.last_saved_iter
+        if iteration is None and self.opt.get('resume_position'):
+            iteration = self.opt['resume_position'][1]
+        return None if iteration is None else os.path.join(self.opt['path']['models'], f'net_g_{iteration}.pth')
+
+    def resume_note(self) -> str:
+        """Where a stopped training can go on from: for the one-line messages of a failed save and of Ctrl-C."""
+        last = self.last_checkpoint()
+        return f'last complete checkpoint: {last} (resume with --auto_resume)' if last else 'no checkpoint saved yet'
+
+    def _write(self, obj: Any, path: str) -> None:
+        """atomic_torch_save; a failed write stops training with one line naming the file and the last checkpoint.
+
+        The atomic write leaves that checkpoint, and an older file under ``path``, as they were.
+        """
+        try:
+            atomic_torch_save(obj, path)
+        except OSError as err:
+            raise CheckpointNotSaved(f'{write_failure(path, err)}; training stopped, {self.resume_note()}') from None
 
     @master_only
     def save_network(
@@ -291,7 +318,7 @@ class RobustSRModel(SRModel):
             for n, key in zip(nets, param_keys)
         }
         label = 'latest' if current_iter == -1 else current_iter
-        atomic_torch_save(save_dict, os.path.join(self.opt['path']['models'], f'{net_label}_{label}.pth'))
+        self._write(save_dict, os.path.join(self.opt['path']['models'], f'{net_label}_{label}.pth'))
 
     @master_only
     def save_training_state(self, epoch: int, current_iter: int) -> None:
@@ -311,7 +338,7 @@ class RobustSRModel(SRModel):
         }
         if self.scaler.is_enabled():
             state['scaler'] = self.scaler.state_dict()  # its loss scale, so a resumed fp16 run continues exactly
-        atomic_torch_save(state, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+        self._write(state, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))
 
     def resume_training(self, resume_state: dict[str, Any]) -> None:
         """BaseModel.resume_training, and the fp16 loss scale when both the state and this run have one.

@@ -1,5 +1,5 @@
-"""CNLRNModel without the pipeline: stages, parameter groups, deblur loading, overfitting, old training states,
-released and shipped weights."""
+"""CNLRNModel without the pipeline: stages, parameter groups, deblur loading, EMA, overfitting, failed checkpoint
+saves, old training states, released and shipped weights."""
 
 import copy
 import logging
@@ -14,7 +14,15 @@ from cnlrn_arch.archs.deblur_arch import CNLRNPreDeblur
 from cnlrn_arch.models.robust_sr_model import RobustSRModel
 from cnlrn_arch.utils.errors import UserError
 from cnlrn_arch.utils.self_ensemble import self_ensemble
-from tests.helpers import DATA_DIR, REPO_DIR, TINY_CNLRN, TINY_PREDEBLUR, TINY_PREDEBLUR_ARGS, make_opt
+from tests.helpers import (
+    DATA_DIR,
+    REPO_DIR,
+    TINY_CNLRN,
+    TINY_PREDEBLUR,
+    TINY_PREDEBLUR_ARGS,
+    disk_fills_half_way,
+    make_opt,
+)
 
 # network and train section of each stage: joint training at two learning rates with the gradient loss
 STAGES = dict(
@@ -100,6 +108,38 @@ def test_missing_deblur_weight_is_an_error(pretrain_checkpoint, tmp_path):
         build_model(stage_opt('joint', pretrain_network_deblur=str(path)))
 
 
+def ema_opt(**path):
+    opt = stage_opt('joint', **path)
+    opt['train']['ema_decay'] = 0.999
+    return opt
+
+
+def test_the_ema_network_gets_the_pretrained_deblur_weights_too(pretrain_checkpoint):
+    """Else the EMA network, which validation uses and net_g_latest.pth keeps as params_ema, starts from noise."""
+    path, pre = pretrain_checkpoint
+    model = build_model(ema_opt(pretrain_network_deblur=str(path)))
+    expected = {k: v for k, v in pre.DeblurNet.state_dict().items() if not k.startswith('outBlock.3')}
+    ema = model.net_g_ema.DeblurNet.state_dict()
+    assert ema.keys() == expected.keys()
+    assert all(torch.equal(ema[k], expected[k]) for k in expected)
+    trained = model.net_g.state_dict()
+    assert all(torch.equal(v, trained[k]) for k, v in model.net_g_ema.state_dict().items())
+
+
+def test_testing_uses_the_ema_network_when_there_is_one():
+    model = build_model(ema_opt())
+    with torch.no_grad():
+        for p in model.net_g_ema.parameters():
+            p.mul_(0.5)  # the EMA network now computes something else than net_g
+    lq = torch.rand(1, 3, 8, 8)
+    model.feed_data(dict(lq=lq))
+    model.test()
+    with torch.no_grad():
+        ema_output, output = model.net_g_ema(lq), model.net_g(lq)
+    assert torch.equal(model.output, ema_output)
+    assert not torch.allclose(model.output, output, atol=1e-3)
+
+
 def test_overfits_one_batch():
     torch.manual_seed(0)
     model = build_model(stage_opt('joint'))
@@ -171,6 +211,34 @@ def test_non_finite_updates_are_skipped_then_stop_training(tmp_path):
     ):
         model.optimize_parameters(6)
     assert all(torch.isfinite(v).all() for v in model.net_g.state_dict().values())
+
+
+@pytest.mark.parametrize('saves_through', [0, 1], ids=['network', 'training state'])
+def test_a_checkpoint_that_cannot_be_written_stops_training_and_the_last_complete_one_stays(
+    saves_through, tmp_path, monkeypatch
+):
+    """The disk fills during iteration 4's network checkpoint, or after it during its training state."""
+    models, states = tmp_path / 'models', tmp_path / 'training_states'
+    models.mkdir()
+    states.mkdir()
+    model = build_model(stage_opt('joint', models=str(models), training_states=str(states)))
+    model.save(0, 2)
+    before = {p.name: p.read_bytes() for p in (models / 'net_g_2.pth', states / '2.state')}
+    disk_fills_half_way(monkeypatch, after=saves_through)
+
+    with pytest.raises(UserError) as err:
+        model.save(0, 4)
+
+    failed = [models / 'net_g_4.pth', states / '4.state'][saves_through]
+    assert str(err.value).startswith(
+        f'cannot write {failed}: No space left on device on the disk of {failed.parent} ('
+    ) and str(err.value).endswith(
+        f' MiB free); training stopped, last complete checkpoint: {models}/net_g_2.pth (resume with --auto_resume)'
+    )
+    # no temporary file, no partial file under a final name; the complete checkpoint of iteration 2 unchanged
+    assert sorted(os.listdir(models)) == ['net_g_2.pth', 'net_g_4.pth'][: 1 + saves_through]
+    assert os.listdir(states) == ['2.state']
+    assert {p.name: p.read_bytes() for p in (models / 'net_g_2.pth', states / '2.state')} == before
 
 
 RESUME_V1 = os.path.join(DATA_DIR, 'resume_v1')
