@@ -1,43 +1,30 @@
-"""Check an option YAML before BasicSR runs it, so mistakes read as one line.
+"""Check options before BasicSR runs them, so mistakes read as one line.
 
-BasicSR itself would fail later with a bare ``FileNotFoundError``, a YAML
+The options are an option file read as plain data (:mod:`.option_file`) with
+basicsr's ``--force_yml`` overrides applied, so an override is checked like the
+file. BasicSR itself would fail later with a bare ``FileNotFoundError``, a YAML
 traceback or ``KeyError: "No object named ... found in 'arch' registry!"``.
 """
 
 import os
 
 import torch
-import yaml
-from basicsr.utils.options import ordered_yaml
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
 
 from .errors import UserError
+from .option_file import apply_overrides, load_option_file
+from .option_schema import check_schema
 from .speed import parse_speed
 
-
-def load_option_file(path):
-    """Parse an option file; errors name the file (and line for bad YAML)."""
-    if not os.path.isfile(path):
-        raise UserError(f'option file not found: {path}')
-    try:
-        with open(path, encoding='utf-8') as f:
-            opt = yaml.load(f, Loader=ordered_yaml()[0])
-    except yaml.YAMLError as err:
-        mark = getattr(err, 'problem_mark', None)
-        where = f'{path}:{mark.line + 1}:{mark.column + 1}' if mark else path
-        problem = getattr(err, 'problem', None) or str(err).splitlines()[0]
-        raise UserError(f'{where}: invalid YAML: {problem}') from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise UserError(f'cannot read option file {path}: {err}') from None
-    if not isinstance(opt, dict):
-        raise UserError(f'{path}: expected a mapping of options at the top level, got {type(opt).__name__}')
-    return opt
+# what BaseModel.save_training_state writes; a network checkpoint (.pth) holds 'params' instead
+TRAINING_STATE_KEYS = ('epoch', 'iter', 'optimizers', 'schedulers')
 
 
 def _require(opt, key, kind, where, path):
+    """``opt[key]``, which must be given; of ``kind`` unless that is None (the schema checks the value)."""
     if key not in opt or opt[key] is None:
         raise UserError(f'{path}: missing required option {where}{key}')
-    if not isinstance(opt[key], kind) or isinstance(opt[key], bool):
+    if kind is not None and (not isinstance(opt[key], kind) or isinstance(opt[key], bool)):
         kinds = kind if isinstance(kind, tuple) else (kind,)
         expected = ' or '.join(k.__name__ for k in kinds)
         raise UserError(f'{path}: option {where}{key} must be a {expected}, got {opt[key]!r}')
@@ -74,9 +61,37 @@ def check_buildable(network_opt, where):
         raise UserError(f'{where}: cannot build {network_opt["type"]}: {err}') from None
 
 
-def check_options(path, is_train):
-    """Validate the structure and registered names of option file ``path``."""
-    opt = load_option_file(path)
+def _check_resume_state(opt, path):
+    """``path:resume_state``, when set, must name a training state, not a missing file or a network checkpoint."""
+    state_path = (opt.get('path') or {}).get('resume_state')
+    if not state_path:
+        return
+    if not isinstance(state_path, str):
+        raise UserError(f'{path}: path:resume_state must be the path of a training state, got {state_path!r}')
+    state_path = os.path.expanduser(state_path)  # as basicsr's parse_options does
+    if not os.path.isfile(state_path):
+        raise UserError(f'{path}: path:resume_state: training state not found: {state_path}')
+    try:
+        # mapped, not read: basicsr loads it again once the options are parsed
+        state = torch.load(state_path, map_location='cpu', weights_only=True, mmap=True)
+    except Exception as err:  # truncated, not torch's, or objects weights_only refuses: the file, not a bug
+        raise UserError(f'{path}: path:resume_state: cannot read {state_path}: {str(err).splitlines()[0]}') from None
+    if not isinstance(state, dict) or not all(k in state for k in TRAINING_STATE_KEYS):
+        raise UserError(
+            f'{path}: path:resume_state: {state_path} is not a training state (experiments/<name>/'
+            'training_states/<iter>.state); to start from network weights, set path:pretrain_network_g'
+        )
+
+
+def check_options(path, is_train, overrides=(), auto_resume=False):
+    """Validate option file ``path`` with basicsr's ``--force_yml`` ``overrides`` applied; return those options.
+
+    ``auto_resume`` (basicsr's ``--auto_resume``) makes basicsr ignore ``path:resume_state``; it is checked otherwise.
+    """
+    opt = apply_overrides(load_option_file(path), overrides, path)
+    if overrides:
+        path = f'{path} with --force_yml'
+    check_schema(opt, path)
     _require(opt, 'name', str, '', path)
     check_registered({'type': _require(opt, 'model_type', str, '', path)}, MODEL_REGISTRY, 'model', 'model_', path)
     _check_num_gpu(opt, path)
@@ -98,7 +113,9 @@ def check_options(path, is_train):
                 check_registered(section, LOSS_REGISTRY, 'loss', f'train:{key}:', path)
         logger = _require(opt, 'logger', dict, '', path)
         for key in ('print_freq', 'save_checkpoint_freq'):
-            _require(logger, key, (int, float), 'logger:', path)  # BasicSR writes !!float 5e3
-        _require(train, 'total_iter', (int, float), 'train:', path)
+            _require(logger, key, None, 'logger:', path)
+        _require(train, 'total_iter', None, 'train:', path)
+        if not auto_resume:
+            _check_resume_state(opt, path)
     parse_speed(opt, f'{path}: ')
     return opt
