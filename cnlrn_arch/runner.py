@@ -12,7 +12,9 @@ plugin's networks, data sets, losses and models are available.
 import argparse
 import importlib
 import os
+import shlex
 import sys
+import tempfile
 from importlib.metadata import entry_points
 
 from .utils.cpu_allocator import use_fixed_mmap_threshold
@@ -31,29 +33,67 @@ def load_plugins():
 
 
 def run_pipeline(phase, argv, prog):
-    """Run BasicSR's ``phase`` pipeline ('train' or 'test') on BasicSR-style ``argv``."""
+    """Run BasicSR's ``phase`` pipeline ('train' or 'test') on BasicSR-style ``argv``.
+
+    basicsr's parse_options would load ``-opt`` with a YAML loader that runs
+    Python tags and apply ``--force_yml`` with eval and exec. So the options are
+    read as plain data, overridden and checked here, and basicsr parses a plain
+    copy of them, written by us, with no ``--force_yml``; the rest of its
+    parsing (distributed setup, seeds, paths) stays basicsr's.
+    """
     load_plugins()
     from basicsr.test import test_pipeline
     from basicsr.train import train_pipeline
 
     from .utils import basicsr_patches
     from .utils.option_check import check_options
+    from .utils.option_file import write_option_file
 
     basicsr_patches.apply()
+    args = _pipeline_parser(prog).parse_args(argv)
+    is_train = phase == 'train'
+    opt = check_options(args.opt, is_train, overrides=args.force_yml or (), auto_resume=args.auto_resume)
+    root = os.getcwd()
+    _make_output_folder(os.path.join(root, 'experiments' if is_train else 'results'))
+    # the same basename: basicsr copies -opt into the experiment folder, which so records the options run;
+    # kept until the pipeline ends, as basicsr copies it after parsing
+    with tempfile.TemporaryDirectory(prefix='cnlrn-options-') as folder:
+        plain = os.path.join(folder, os.path.basename(args.opt))
+        write_option_file(opt, plain, f'the options run by: {prog} {shlex.join(argv)}')
+        # BasicSR's parse_options reads sys.argv itself
+        sys.argv = [prog, '-opt', plain, *_passed_on(args)]
+        pipeline = train_pipeline if is_train else test_pipeline
+        pipeline(root)
 
-    if not any(a in ('-h', '--help') for a in argv):
-        check_options(_option_path(argv, prog), is_train=phase == 'train')
-    # BasicSR's parse_options reads sys.argv itself
-    sys.argv = [prog] + list(argv)
-    pipeline = train_pipeline if phase == 'train' else test_pipeline
-    pipeline(os.getcwd())
+
+def _pipeline_parser(prog):
+    """The arguments of basicsr 1.4.2's parse_options, read here first (it keeps no parser to reuse)."""
+    parser = argparse.ArgumentParser(prog=prog)
+    parser.add_argument('-opt', type=str, required=True, help='Path to option YAML file.')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none', help='job launcher')
+    parser.add_argument('--auto_resume', action='store_true')
+    parser.add_argument('--debug', action='store_true')
+    parser.add_argument('--local_rank', type=int, default=0)
+    parser.add_argument(
+        '--force_yml', nargs='+', default=None, help='Force to update yml files. Examples: train:ema_decay=0.999'
+    )
+    return parser
 
 
-def _option_path(argv, prog):
-    parser = argparse.ArgumentParser(prog=prog, add_help=False)
-    parser.add_argument('-opt', required=True, help='Path to option YAML file.')
-    known, _ = parser.parse_known_args(argv)
-    return known.opt
+def _passed_on(args):
+    """basicsr's arguments besides -opt: all but ``--force_yml``, which is applied already."""
+    flags = ['--auto_resume'] * args.auto_resume + ['--debug'] * args.debug
+    return ['--launcher', args.launcher, '--local_rank', str(args.local_rank), *flags]
+
+
+def _make_output_folder(folder):
+    """Create ``folder`` (basicsr's experiments/ or results/), or say in one line why it cannot be written."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as err:
+        raise UserError(f'cannot create {folder} ({err.strerror or err}): run from a folder you can write to') from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f'{folder} is not writable: run from a folder you can write to')
 
 
 def run_entry_point(phase, argv, prog):
