@@ -345,7 +345,23 @@ class RobustSRModel(SRModel):
 
         Args:
             resume_state (dict[str, Any]): a training state written by :meth:`save_training_state`.
+
+        Raises:
+            UserError: naming the state file, when its optimizers hold other parameter groups than this
+                run's (torch would raise a bare ValueError).
         """
+        saved = [[len(g['params']) for g in o['param_groups']] for o in resume_state['optimizers']]
+        current = [[len(g['params']) for g in o.param_groups] for o in self.optimizers]
+        if saved != current:
+
+            def groups(sizes):
+                return '; '.join(f'{len(s)} parameter group(s) of {", ".join(map(str, s))} tensors' for s in sizes)
+
+            raise UserError(
+                f'{self.opt["path"]["resume_state"]}: cannot resume: its optimizer has {groups(saved)}, this '
+                f"run's has {groups(current)}; train:optim_g:lr_deblur, train:freeze_deblur or network_g "
+                'differ from the run that saved it'
+            )
         super().resume_training(resume_state)
         if self.scaler.is_enabled() and 'scaler' in resume_state:
             self.scaler.load_state_dict(resume_state['scaler'])
