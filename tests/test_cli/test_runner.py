@@ -100,19 +100,27 @@ def test_gpu_requested_without_cuda(tmp_path, monkeypatch):
     opt.write_text(BASE + 'num_gpu: 1\nnetwork_g: {type: CNLRN}\n')
     with pytest.raises(UserError, match='num_gpu is 1 but no CUDA GPU is available here; set num_gpu: 0'):
         check_options(str(opt), is_train=False)
+    assert check_options(str(opt), is_train=False, overrides=['num_gpu=0'])['num_gpu'] == 0
 
 
 ALL_OPTION_FILES = sorted(glob.glob(os.path.join(REPO_DIR, 'options', '**', '*.yml'), recursive=True))
 
 
 @pytest.mark.parametrize('path', ALL_OPTION_FILES, ids=lambda p: os.path.relpath(p, REPO_DIR))
-def test_shipped_option_files_pass_the_checks(path, monkeypatch):
-    """Registered types, required keys and buildable networks (on the meta device) in every option file."""
+def test_shipped_option_files_pass_the_checks(path, tmp_path, monkeypatch):
+    """Registered types, required keys, the schema and buildable networks (on the meta device) in every option
+    file; the plain copy basicsr parses holds what basicsr's own loader makes of the file."""
     import torch
+    import yaml
+    from basicsr.utils.options import ordered_yaml
 
     from cnlrn_arch.utils.option_check import check_options
+    from cnlrn_arch.utils.option_file import write_option_file
 
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)  # the REDS files ask for a GPU
     with open(path, encoding='utf-8') as f:
         is_train = 'train:' in f.read()
-    check_options(path, is_train=is_train)
+    opt = check_options(path, is_train=is_train)
+    write_option_file(opt, tmp_path / 'plain.yml', 'copy')
+    with open(path, encoding='utf-8') as original, open(tmp_path / 'plain.yml', encoding='utf-8') as plain:
+        assert yaml.load(plain, Loader=ordered_yaml()[0]) == yaml.load(original, Loader=ordered_yaml()[0])
