@@ -29,7 +29,7 @@ from ..data.motion_blur import blur, shake_kernels
 from ..project import SCALE
 from ..utils.errors import UserError
 from ..utils.image_formats import bicubic_resize_uint8
-from .files import build_then_rename, lmdb_map_size
+from .files import LMDB_PNG_LEVEL, build_then_rename, lmdb_map_size
 
 # skimage.data names; grayscale ones become 3 equal channels
 TRAIN_PHOTOS = (
@@ -57,7 +57,6 @@ BLUR_LENGTH = (4, 24)
 NOISE_SIGMA = (1 / 255, 2 / 255)
 # (LMDB / validation folder suffix) of each image of a (sharp HR, blurry LR, sharp LR) triple
 SETS = ('sharp', 'blur_bicubic_X4', 'sharp_bicubic_X4')
-PNG_LEVEL = 1  # the compression BasicSR's LMDB makers use and record in meta_info.txt
 HEADER = 'CNLRN demo data'
 
 
@@ -117,12 +116,12 @@ def cut(photos, crops, pbar):
 
 
 def png(img):
-    return cv2.imencode('.png', img, [cv2.IMWRITE_PNG_COMPRESSION, PNG_LEVEL])[1].tobytes()
+    return cv2.imencode('.png', img, [cv2.IMWRITE_PNG_COMPRESSION, LMDB_PNG_LEVEL])[1].tobytes()
 
 
 def write_lmdb(path, keys, imgs):
     data = [png(img) for img in imgs]
-    maker = LmdbMaker(path, map_size=lmdb_map_size(sum(map(len, data))), compress_level=PNG_LEVEL)
+    maker = LmdbMaker(path, map_size=lmdb_map_size(sum(map(len, data))), compress_level=LMDB_PNG_LEVEL)
     for key, img, img_bytes in zip(keys, imgs, data):
         maker.put(img_bytes, key, img.shape)
     maker.close()

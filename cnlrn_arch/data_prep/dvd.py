@@ -11,13 +11,20 @@ evenly spaced from the first to the last. Output under ROOT:
   DVD100/blur_bicubic_X4/<clip>_<frame>.png MATLAB bicubic 1/4 of the blurry
                                             frame, cropped the same way first
 
-Outputs already complete are skipped, so an interrupted run can be restarted.
+  DVD100/<folder>.sources.json              what each folder was made from
+
+Before anything is written, every frame used is checked: readable, one file
+a frame, GT and blurry input of one size. Outputs already complete and made
+from the sources as they are now are skipped, so an interrupted run can be
+restarted; a changed source rebuilds what was made from it. One run at a
+time per ROOT.
 """
 
 from os import path as osp
 
 from ..utils.errors import UserError
-from .files import convert_images, paired_images
+from .checks import check_scale, paired_images, read_sources
+from .files import convert_images, root_lock
 
 TEST_CLIPS = (
     '720p_240fps_2',
@@ -44,22 +51,19 @@ def pick_frames(frames):
 
 def prepare_dvd(root, workers):
     """Build DVD100 under ``root`` from its extracted quantitative set, with ``workers`` processes."""
-    # check every clip before writing anything
-    clips = {}
-    for clip in TEST_CLIPS:
-        gt_dir, input_dir = (osp.join(root, SOURCE, clip, sub) for sub in ('GT', 'input'))
-        frames = paired_images(gt_dir, input_dir)
-        if len(frames) < FRAMES_PER_CLIP:
-            raise UserError(f'{gt_dir} holds {len(frames)} frames, DVD100 takes {FRAMES_PER_CLIP}')
-        clips[clip] = (gt_dir, input_dir, pick_frames(frames))
+    with root_lock(root):
+        pairs = {}  # output name -> (GT path, blurry input path)
+        for clip in TEST_CLIPS:
+            gt_dir, input_dir = (osp.join(root, SOURCE, clip, sub) for sub in ('GT', 'input'))
+            frames = paired_images(gt_dir, input_dir)
+            if len(frames) < FRAMES_PER_CLIP:
+                raise UserError(f'{gt_dir} holds {len(frames)} frames, DVD100 takes {FRAMES_PER_CLIP}')
+            for frame in pick_frames(frames):
+                pairs[f'{clip}_{osp.splitext(frame)[0]}.png'] = osp.join(gt_dir, frame), osp.join(input_dir, frame)
+        sources = read_sources([path for pair in pairs.values() for path in pair], workers)
+        check_scale(list(pairs.values()), sources, 1, 'GT frames not the size of their blurry input')
 
-    jobs = []
-    for clip, (gt_dir, input_dir, frames) in clips.items():
-        for frame in frames:
-            name = f'{clip}_{osp.splitext(frame)[0]}.png'
-            jobs += [
-                (osp.join(gt_dir, frame), osp.join(root, DVD100, 'sharp', name), True, False),
-                (osp.join(input_dir, frame), osp.join(root, DVD100, 'blur_bicubic_X4', name), True, True),
-            ]
-    convert_images(jobs, workers, 'DVD100')
+        for folder, which, downscale in (('sharp', 0, False), ('blur_bicubic_X4', 1, True)):
+            jobs = {name: (pair[which], True, downscale) for name, pair in pairs.items()}
+            convert_images(osp.join(root, DVD100, folder), jobs, sources, workers, f'DVD100 {folder}')
     print(f'DVD100 ready under {osp.join(root, DVD100)}')
