@@ -5,6 +5,20 @@ import pytest
 
 from tests.helpers import run_command
 
+BICUBIC = 'bicubic upsampling of the blurry LR'
+TRAINED_NOW = 'CNLRN, trained just now (options/demo)'
+SHIPPED = 'CNLRN, shipped demo checkpoint'
+
+
+def table_scores(table):
+    """method -> (PSNR, SSIM, 'vs bicubic' cell) of the rows of the demo's Markdown table."""
+    rows = [[cell.strip() for cell in line.strip().strip('|').split('|')] for line in table.splitlines()]
+    return {
+        method: (float(psnr), float(ssim), gain)
+        for method, psnr, ssim, gain in (row for row in rows if len(row) == 4)
+        if method != 'method' and not method.startswith('-')
+    }
+
 
 @pytest.mark.slow
 def test_quick_demo_runs_end_to_end(tmp_path):
@@ -13,10 +27,16 @@ def test_quick_demo_runs_end_to_end(tmp_path):
     out = result.stdout
     for step in ('$ cnlrn make-demo-data', '$ basicsr train -opt', 'pretrain.yml', 'joint.yml', '$ basicsr test -opt'):
         assert step in out
-    assert '| bicubic upsampling of the blurry LR | 23.' in out
-    assert '| CNLRN, trained just now (options/demo) |' in out
+    assert f'| {BICUBIC} | 23.' in out
+    assert f'| {TRAINED_NOW} |' in out
     table = (tmp_path / 'results/demo/table.md').read_text()
     assert '| method | PSNR (dB) | SSIM | vs bicubic |' in table
+    scores = table_scores(table)
+    assert set(scores) == {BICUBIC, TRAINED_NOW, SHIPPED}
+    # 4 iterations train too little to beat bicubic; the shipped checkpoint must, by PSNR and SSIM
+    (bicubic_psnr, bicubic_ssim, _), (psnr, ssim, gain) = scores[BICUBIC], scores[SHIPPED]
+    assert psnr > bicubic_psnr and ssim > bicubic_ssim and gain.startswith('+'), table
+    assert f'| {SHIPPED} | {psnr:.2f} |' in out
     picture = cv2.imread(str(tmp_path / 'results/demo/comparison.png'))
     curve = cv2.imread(str(tmp_path / 'results/demo/psnr_curve.png'))
     assert picture is not None and curve is not None
