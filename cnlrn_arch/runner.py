@@ -97,10 +97,35 @@ def _make_output_folder(folder):
 
 
 def run_entry_point(phase, argv, prog):
-    """Run a pipeline; user errors become one line on stderr and exit code 2."""
+    """Run a pipeline; user errors become one line on stderr and exit code 2, Ctrl-C one line and exit code 130."""
+    from .utils import experiment_lock
+
     use_fixed_mmap_threshold()
     try:
         run_pipeline(phase, argv, prog)
     except UserError as err:
         print(f'{prog}: error: {user_message(err)}', file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt as err:
+        done = _training_progress(err.__traceback__) if phase == 'train' else ''
+        print(f'{prog}: interrupted{done}', file=sys.stderr)
+        sys.exit(130)
+    finally:
+        # the process may go on (tests run pipelines in it): the experiment is free once its run ended
+        experiment_lock.release()
+
+
+def _training_progress(tb):
+    """What an interrupted training leaves, from basicsr's train_pipeline: its model knows the checkpoints."""
+    while tb is not None and not (
+        tb.tb_frame.f_code.co_name == 'train_pipeline' and tb.tb_frame.f_globals['__name__'] == 'basicsr.train'
+    ):
+        tb = tb.tb_next
+    local = tb.tb_frame.f_locals if tb is not None else {}
+    model = local.get('model')
+    if model is None:
+        return ' before training started; this run saved nothing'
+    at = f' at iter {local["current_iter"]}' if 'current_iter' in local else ''
+    if not hasattr(model, 'resume_note'):  # not a RobustSRModel: it does not tell its last checkpoint
+        return f'{at}; checkpoints are in {model.opt["path"]["models"]} (resume with --auto_resume)'
+    return f'{at}; {model.resume_note()}'

@@ -21,6 +21,7 @@ COMMANDS = {
         'bench_quality',
         'train CNLRN, its ablations and the baselines on an equal budget; compare quality',
     ),
+    'gpu-check': ('gpu_check', 'the GPU acceptance check: every CUDA path in one command (--dry-run: on the CPU)'),
 }
 
 
@@ -61,6 +62,10 @@ def main(argv=None):
     except UserError as err:
         print(f'cnlrn {args.command}: error: {user_message(err)}', file=sys.stderr)
         return 2
+    except KeyboardInterrupt as err:
+        # a subcommand may re-raise Ctrl-C with what it finished
+        print(f'cnlrn {args.command}: interrupted{f"; {err}" if str(err) else ""}', file=sys.stderr)
+        return 130
 
 
 if __name__ == '__main__':

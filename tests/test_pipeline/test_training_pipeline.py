@@ -1,8 +1,9 @@
 """The real ``basicsr`` runner on tiny REDS-shaped data, CPU only.
 
-Pre-training, joint training from that checkpoint, ``basicsr test`` and
-``--auto_resume`` after a killed run, all driven by the project's own option
-files with only paths, sizes and iteration counts changed.
+Pre-training, joint training from that checkpoint, ``basicsr test``,
+``--auto_resume`` after a killed run and a second run of a running experiment,
+all driven by the project's own option files with only paths, sizes and
+iteration counts changed.
 """
 
 import glob
@@ -16,11 +17,13 @@ import pytest
 import torch
 
 from cnlrn_arch.archs.deblur_arch import CNLRNPreDeblur
+from cnlrn_arch.utils import experiment_lock
 from tests.helpers import (
     ENV,
     TINY_CNLRN,
     TINY_PREDEBLUR,
     TINY_PREDEBLUR_ARGS,
+    assert_one_line_error,
     command,
     derive_options,
     make_tiny_reds,
@@ -222,6 +225,65 @@ def test_sigkill_and_auto_resume_is_bit_exact(workdir):
         final[name] = torch.load(root / f'experiments/{name}/models/net_g_latest.pth', weights_only=True)['params']
     reference, resumed = final['exact_reference'], final['exact_killed']
     assert all(torch.equal(reference[k], resumed[k]) for k in reference)
+
+
+def wait_for_state(states, proc, iteration):
+    """Wait until the run ``proc`` saved the training state of ``iteration`` or a later one."""
+    deadline = time.time() + 300
+    while newest_state(states) < iteration and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, 'the run ended'
+
+
+def test_a_second_run_of_a_running_experiment_is_refused_and_a_killed_runs_lock_is_not_stale(
+    workdir, run_basicsr, monkeypatch, capsys
+):
+    root, data = workdir
+    monkeypatch.chdir(root)
+    opt = joint_options(root, data, 'one_run', 10_000)
+    experiment = root / 'experiments/one_run'
+    states = experiment / 'training_states'
+    first = start('basicsr', 'train', '-opt', opt, cwd=root)
+    try:
+        wait_for_state(states, first, 2)
+        saved_before = {p: p.read_bytes() for p in (experiment / 'models').glob('*.pth')}
+        for resume in ([], ['--auto_resume']):  # in this process, short: should they run, they end soon
+            assert run_basicsr('train', '-opt', opt, *resume, '--force_yml', 'train:total_iter=4') == 2
+            assert_one_line_error(
+                capsys.readouterr().err,
+                f"error: experiment 'one_run' is being trained by process {first.pid} on ",
+                'wait for that run to end or stop it, or set another name in the option file',
+            )
+        # the first run goes on saving into its folder
+        wait_for_state(states, first, newest_state(states) + 4)
+    finally:
+        first.send_signal(signal.SIGKILL)  # its lock cannot be released by itself
+        first.wait()
+    assert not list(root.glob('experiments/one_run_archived_*'))
+    assert all(path.read_bytes() == content for path, content in saved_before.items())
+    saved = sorted(int(p.stem) for p in states.glob('*.state'))
+    assert saved == list(range(2, saved[-1] + 1, 2))  # every state of the first run, each complete
+    for iteration in saved:
+        assert torch.load(states / f'{iteration}.state', weights_only=True)['iter'] == iteration
+        torch.load(experiment / f'models/net_g_{iteration}.pth', weights_only=True)
+
+    total = f'train:total_iter={saved[-1] + 2}'
+    assert run_basicsr('train', '-opt', opt, '--auto_resume', '--force_yml', total) == 0
+    assert newest_state(states) == saved[-1] + 2 and not list(root.glob('experiments/one_run_archived_*'))
+
+
+def test_a_distributed_run_of_a_locked_experiment_stops_on_every_rank(workdir):
+    root, data = workdir
+    opt = joint_options(root, data, 'ddp_locked', 4, batch_size=1)
+    experiment_lock.acquire(str(root / 'experiments/ddp_locked'))
+    try:
+        result = run_command('torchrun', *torchrun_train(opt, 29735), cwd=root, timeout=300)
+    finally:
+        experiment_lock.release()
+    assert result.returncode != 0
+    refusal = f"error: experiment 'ddp_locked' is being trained by process {os.getpid()} on "
+    assert (result.stdout + result.stderr).count(refusal) == 2  # rank 0 and rank 1, no hang
+    assert not (root / 'experiments/ddp_locked').exists()
 
 
 def child_pids(pid):
