@@ -16,7 +16,7 @@ import socket
 
 from .errors import UserError
 
-_held: dict[str, int] = {}  # lock file -> the descriptor through which this process holds it
+_held: list[int] = []  # the descriptors through which this process holds its locks
 
 
 class ExperimentLocked(UserError):
@@ -24,18 +24,17 @@ class ExperimentLocked(UserError):
 
 
 def acquire(experiments_root: str) -> None:
-    """Lock the experiment for this process until :func:`release` or its end; locking it again changes nothing.
+    """Lock the experiment for this process until :func:`release` or its end.
 
     Args:
         experiments_root (str): the experiment's folder (it need not exist yet).
 
     Raises:
-        ExperimentLocked: another process, or another descriptor, holds the lock.
+        ExperimentLocked: another process holds the lock, or this one through another descriptor (a run that
+            was not released).
     """
     parent, name = os.path.split(os.path.normpath(experiments_root))
     path = os.path.join(parent, f'.{name}.lock')
-    if path in _held:
-        return
     os.makedirs(parent, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -51,12 +50,12 @@ def acquire(experiments_root: str) -> None:
         ) from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f'{os.getpid()} {socket.gethostname()}\n'.encode(), 0)
-    _held[path] = fd
+    _held.append(fd)
 
 
 def release() -> None:
     """Close this process's lock descriptors: the locks go once no other process shares the descriptors."""
-    for fd in _held.values():
+    for fd in _held:
         os.close(fd)
     _held.clear()
 

@@ -63,7 +63,6 @@ def test_a_second_run_is_refused_naming_the_first_and_a_killed_ones_lock_is_gone
     assert not os.path.exists(root)  # the lock lies beside the folder, which is not made
 
     experiment_lock.acquire(root)
-    experiment_lock.acquire(root)  # again: already ours
     lock_file = tmp_path / 'experiments' / '.tiny.lock'
     assert lock_file.read_text() == f'{os.getpid()} {socket.gethostname()}\n'
 
@@ -78,6 +77,15 @@ def test_a_lock_held_through_another_descriptor_is_respected_until_it_is_closed(
         fcntl.flock(other, fcntl.LOCK_EX)
         with pytest.raises(ExperimentLocked, match=f"experiment 'tiny' is being trained by {who} "):
             experiment_lock.acquire(root)
+    experiment_lock.acquire(root)
+
+
+def test_a_second_acquisition_in_one_process_is_refused_until_the_first_is_released(tmp_path):
+    root = str(tmp_path / 'tiny')
+    experiment_lock.acquire(root)
+    with pytest.raises(ExperimentLocked, match=f'by process {os.getpid()} on'):
+        experiment_lock.acquire(root)
+    experiment_lock.release()
     experiment_lock.acquire(root)
 
 
