@@ -11,7 +11,7 @@ import os
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
 
-from .errors import UserError
+from .errors import UserError, first_line
 from .option_file import apply_overrides, load_option_file
 from .option_schema import check_schema
 from .speed import parse_speed
@@ -75,7 +75,7 @@ def _check_resume_state(opt, path):
         # mapped, not read: basicsr loads it again once the options are parsed
         state = torch.load(state_path, map_location='cpu', weights_only=True, mmap=True)
     except Exception as err:  # truncated, not torch's, or objects weights_only refuses: the file, not a bug
-        raise UserError(f'{path}: path:resume_state: cannot read {state_path}: {str(err).splitlines()[0]}') from None
+        raise UserError(f'{path}: path:resume_state: cannot read {state_path}: {first_line(err)}') from None
     if not isinstance(state, dict) or not all(k in state for k in TRAINING_STATE_KEYS):
         raise UserError(
             f'{path}: path:resume_state: {state_path} is not a training state (experiments/<name>/'

@@ -11,7 +11,7 @@ a mapping is an error naming both lines (PyYAML would keep the last silently).
 import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 
-from .errors import UserError
+from .errors import UserError, first_line
 
 # tags of plain data; timestamps (an unquoted 2024-01-01) stay the text they are written as
 PLAIN_TAGS = ('null', 'bool', 'int', 'float', 'str', 'seq', 'map')
@@ -61,7 +61,7 @@ PlainLoader.yaml_constructors[None] = PlainLoader.refuse_tag
 def _yaml_problem(err):
     """(line, column, problem) of a YAML error; line and column are None when PyYAML gives no position."""
     mark = getattr(err, 'problem_mark', None)
-    problem = getattr(err, 'problem', None) or str(err).splitlines()[0]
+    problem = getattr(err, 'problem', None) or first_line(err)
     return (mark.line + 1, mark.column + 1, problem) if mark else (None, None, problem)
 
 
