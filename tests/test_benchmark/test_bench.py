@@ -39,9 +39,9 @@ def test_released_configuration_flops():
 def test_bench_writes_results(tmp_path):
     out = tmp_path / 'bench'
     sizes = ['--sizes', '8x12', '--train-size', '8x8', '--train-batch', '1', '--runs', '2', '--matmul-size', '512']
-    result = run_command(
-        'cnlrn', 'bench', *sizes, '--config', json.dumps(TINY), '--out', out, '--threads', '1', cwd=tmp_path
-    )
+    config = ['--config', json.dumps(TINY), '--out', out, '--threads', '1']
+    # about 30 s on 2 cores; a hung bench fails the test well within the suite's few minutes
+    result = run_command('cnlrn', 'bench', *sizes, *config, cwd=tmp_path, timeout=180)
     assert result.returncode == 0, result.stderr
     run = json.loads((out / 'results_cpu.json').read_text())
     cases = run['cases']

@@ -108,7 +108,7 @@ def test_bicubic_psnr_is_as_low_as_on_reds(demo):
 @pytest.mark.slow
 def test_same_seed_same_bytes_other_seed_other_blur(demo, tmp_path):
     """The installed command in a fresh process writes the bytes this process wrote; another seed other blur."""
-    result = run_command('cnlrn', *make_args(tmp_path / 'again'))
+    result = run_command('cnlrn', *make_args(tmp_path / 'again'), timeout=120)
     assert result.returncode == 0, result.stderr
     first = folder_contents(demo)
     assert folder_contents(tmp_path / 'again') == first
