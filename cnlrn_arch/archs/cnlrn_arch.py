@@ -15,12 +15,10 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
 from .arch_util import check_positive, pad_to_multiple
-from .deblur_arch import DeblurNet
+from .deblur_arch import DEBLUR_MULTIPLE, DeblurNet
 from .nlrn_arch import NonLocalResidualNet
 from .nonlocal_attention import ATTN_IMPLS
 
-# the encoder of DeblurNet halves the resolution twice
-DEBLUR_MULTIPLE = 4
 UPSAMPLINGS = ('progressive', 'post')
 
 

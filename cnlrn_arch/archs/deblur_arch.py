@@ -16,6 +16,8 @@ from torch import nn
 from .arch_util import add_residual, check_positive, pad_to_multiple
 
 KERNEL_SIZE = 5
+# the encoder halves the resolution twice, so input sides must divide by 4
+DEBLUR_MULTIPLE = 4
 
 
 class ConvLayer(nn.Module):
@@ -133,8 +135,9 @@ class CNLRNPreDeblur(nn.Module):
         super().__init__()
         check_positive(n_colors=n_colors, n_feats=n_feats, n_deblur_blocks=n_deblur_blocks)
         self.DeblurNet = DeblurNet(n_colors, n_feats, n_deblur_blocks, image_head=True)
+        self.size_multiple = DEBLUR_MULTIPLE  # inputs are padded to it
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, n_colors, H, W) blurry LR image -> (N, n_colors, H, W) sharp LR image."""
         height, width = x.shape[-2:]
-        return self.DeblurNet(pad_to_multiple(x, 4))[..., :height, :width]
+        return self.DeblurNet(pad_to_multiple(x, self.size_multiple))[..., :height, :width]

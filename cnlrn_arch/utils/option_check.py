@@ -51,14 +51,31 @@ def _check_num_gpu(opt, path):
 
 
 def check_buildable(network_opt, where):
-    """Build the network on the meta device (no memory, no compute) so bad arguments fail now."""
+    """Build the network on the meta device (no memory, no compute) so bad arguments fail now; return it."""
     args = {k: v for k, v in network_opt.items() if k != 'type'}
     try:
         # not basicsr's build_network: its log line would set up BasicSR's logger too early
         with torch.device('meta'):
-            ARCH_REGISTRY.get(network_opt['type'])(**args)
+            return ARCH_REGISTRY.get(network_opt['type'])(**args)
     except (TypeError, ValueError) as err:
         raise UserError(f'{where}: cannot build {network_opt["type"]}: {err}') from None
+
+
+def _check_deterministic_patch(opt, network, path):
+    """With ``deterministic: true``, the LR training patch must need no padding.
+
+    Networks that pad their input (``size_multiple``) pad by reflection, whose
+    backward has no deterministic CUDA kernel: torch raises mid-training.
+    """
+    multiple = getattr(network, 'size_multiple', 1)
+    train = opt['datasets']['train']
+    lr_patch = train.get('gt_size', 0) // opt.get('scale', 4)
+    if opt.get('deterministic') and lr_patch % multiple:
+        raise UserError(
+            f'{path}: deterministic: true needs the LR training patch (datasets:train:gt_size / scale = {lr_patch}) '
+            f'to be a multiple of {multiple}, the padding of {type(network).__name__} is not deterministic on CUDA; '
+            f'set gt_size to a multiple of {multiple * opt.get("scale", 4)}'
+        )
 
 
 def _check_resume_state(opt, path):
@@ -97,10 +114,11 @@ def check_options(path, is_train, overrides=(), auto_resume=False):
     _check_num_gpu(opt, path)
     _require(opt, 'path', dict, '', path)
     _require(opt, 'network_g', dict, '', path)
+    networks = {}
     for key, section in opt.items():
         if key.startswith('network_'):
             check_registered(section, ARCH_REGISTRY, 'network', f'{key}:', path)
-            check_buildable(section, f'{path}: {key}')
+            networks[key] = check_buildable(section, f'{path}: {key}')
     datasets = _require(opt, 'datasets', dict, '', path)
     for phase, dataset_opt in datasets.items():
         check_registered(dataset_opt, DATASET_REGISTRY, 'dataset', f'datasets:{phase}:', path)
@@ -115,6 +133,7 @@ def check_options(path, is_train, overrides=(), auto_resume=False):
         for key in ('print_freq', 'save_checkpoint_freq'):
             _require(logger, key, None, 'logger:', path)
         _require(train, 'total_iter', None, 'train:', path)
+        _check_deterministic_patch(opt, networks['network_g'], path)
         if not auto_resume:
             _check_resume_state(opt, path)
     parse_speed(opt, f'{path}: ')

@@ -181,3 +181,19 @@ def test_read_only_working_directory(tmp_path, data, run_basicsr, monkeypatch, c
     assert_one_line_error(
         capsys.readouterr().err, f'cannot create {read_only}/experiments (Permission denied): run from a folder'
     )
+
+
+# -- deterministic runs need an LR patch the network does not pad ----------------------------------
+
+
+def test_deterministic_patch_that_needs_padding_is_refused(tmp_path, data, run_basicsr, capsys):
+    """Reflection padding's backward has no deterministic CUDA kernel: refused before training, on any device."""
+    opt = tiny_training(tmp_path, data, deterministic=True)
+    assert run_basicsr('train', '-opt', opt, '--force_yml', 'datasets:train:gt_size=24') == 2
+    assert_one_line_error(
+        capsys.readouterr().err,
+        'deterministic: true needs the LR training patch',
+        '= 6) to be a multiple of 4',
+        'set gt_size to a multiple of 16',
+    )
+    assert run_basicsr('train', '-opt', opt) == 0  # LR patch 8
