@@ -206,8 +206,28 @@ def make_tiny_reds(root, clips=2, frames=3, hr_size=(64, 96), val_frames=2, seed
 # -- faults ----------------------------------------------------------------------------------------
 
 
+class FillingFile:
+    """A binary file on a disk with room for ``room`` more bytes: a write beyond fails as a full disk does."""
+
+    def __init__(self, f, room):
+        self.f, self.room = f, room
+
+    def write(self, data):
+        data = bytes(data)
+        if len(data) > self.room:
+            self.f.write(data[: self.room])
+            self.room = 0
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.room -= len(data)
+        return self.f.write(data)
+
+    def flush(self):
+        self.f.flush()
+
+
 def disk_fills_half_way(monkeypatch, after=0):
-    """Let ``after`` calls of torch.save through; then each writes half of its bytes and fails as a full disk does."""
+    """Let ``after`` calls of torch.save through; then each finds room for half of its bytes (torch's own writer
+    runs: it fails as on a real full disk)."""
     real_save = torch.save
     calls = []
 
@@ -217,8 +237,6 @@ def disk_fills_half_way(monkeypatch, after=0):
             return real_save(obj, f)
         buffer = io.BytesIO()
         real_save(obj, buffer)
-        f.write(buffer.getvalue()[: len(buffer.getvalue()) // 2])
-        f.flush()
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_save(obj, FillingFile(f, len(buffer.getvalue()) // 2))
 
     monkeypatch.setattr(torch, 'save', save)

@@ -45,9 +45,23 @@ def atomic_write(path, content):
 
 
 def atomic_torch_save(obj, path):
-    """``torch.save(obj, path)`` such that ``path`` is either old or complete, never partial."""
-    # a file object, not the path: torch's own writer reports a full disk as 'unexpected pos N vs M'
-    atomic_write(path, lambda f: torch.save(obj, f))
+    """``torch.save(obj, path)`` such that ``path`` is either old or complete, never partial.
+
+    Raises:
+        OSError: as the write raised it; ``path`` is untouched then.
+    """
+
+    def save(f):
+        try:
+            torch.save(obj, f)
+        except RuntimeError as err:
+            # after a failed write (a full disk) torch's zip writer fails again closing the archive, with
+            # 'unexpected pos N vs M', which hides the OSError that says what happened
+            if isinstance(err.__context__, OSError):
+                raise err.__context__ from None
+            raise
+
+    atomic_write(path, save)
 
 
 def write_failure(path, err):
