@@ -3,7 +3,7 @@
 import os
 
 from cnlrn_arch.inference.restore_files import DEFAULT_TILE_PAD, restore_files
-from cnlrn_arch.utils.speed import AMP_DTYPES
+from cnlrn_arch.utils.speed import AMP_DTYPES, use_tf32
 
 from .arguments import int_at_least
 
@@ -14,8 +14,8 @@ WebP, 8- or 16-bit, grayscale, RGB or RGBA. Each is written as the PNG
 OUTDIR/<name><suffix>.png in the same mode and bit depth; the alpha channel
 is upscaled with bicubic, since the network sees RGB only.
 
---bf16/--fp16, --channels-last and --compile trade a little exactness (the
-first two) or start-up time (--compile) for speed; all are off by default.
+--bf16/--fp16, --tf32, --channels-last and --compile trade a little exactness
+(the first three) or start-up time (--compile) for speed; all are off by default.
 
 An input that cannot be read, or whose output would overwrite an input, is
 reported and skipped; the exit status is then 1.
@@ -77,6 +77,11 @@ def add_arguments(parser):
         help='keep the weights and activations in NHWC memory order (often faster on GPUs)',
     )
     parser.add_argument(
+        '--tf32',
+        action='store_true',
+        help='CUDA float32 convolutions and matmuls in TF32 (Ampere and later GPUs; default: IEEE float32)',
+    )
+    parser.add_argument(
         '--compile',
         nargs='?',
         const='inductor',
@@ -89,6 +94,7 @@ def add_arguments(parser):
 
 
 def run(args):
+    use_tf32(args.tf32)
     before = _outputs(args.output, args.suffix)
     try:
         skipped = restore_files(

@@ -26,7 +26,7 @@ from torch.nn.parallel import DataParallel, DistributedDataParallel
 from ..utils.atomic import atomic_torch_save, write_failure
 from ..utils.errors import UserError
 from ..utils.self_ensemble import self_ensemble
-from ..utils.speed import autocast, check_autocast, compiled, parse_speed, to_memory_format
+from ..utils.speed import autocast, check_autocast, compiled, parse_speed, to_memory_format, use_tf32
 from ..utils.weights import load_into, read_state_dict
 
 # consecutive non-finite updates tolerated before training stops
@@ -83,6 +83,7 @@ class RobustSRModel(SRModel):
         if opt.get('deterministic'):
             use_deterministic_algorithms()
         self.train_amp, self.val_amp, self.speed = parse_speed(opt)
+        use_tf32(self.speed.tf32)
         self.compiled_nets = {}  # module -> its torch.compile wrapper, made at first use
         self.nonfinite_in_a_row = 0
         self.last_saved_iter = None  # iteration of this run's newest checkpoint saved with its training state
