@@ -38,6 +38,11 @@ def add_arguments(parser):
     parser.add_argument('--train-batch', type=int_at_least(1), default=2, help='batch of the training step')
     parser.add_argument('--no-training', action='store_true', help='skip the training-step cases')
     parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
+    parser.add_argument(
+        '--tf32',
+        action='store_true',
+        help='also time float32 with TF32 convolutions and matmuls (CUDA only), against a TF32 matmul peak',
+    )
     parser.add_argument('--threads', type=int_at_least(1), help='torch threads (default: torch chooses)')
     parser.add_argument(
         '--config',
@@ -72,4 +77,5 @@ def run(args):
         args.device,
         args.threads,
         args.matmul_size,
+        args.tf32,
     )

@@ -9,6 +9,13 @@ CPU is the peak resident set after the timed work minus the peak after
 imports, model construction and input creation; on CUDA it is
 ``max_memory_allocated`` minus the weights (and the optimizer state, for
 training).
+
+As ``basicsr train`` does, cuDNN benchmarks its convolution algorithms
+(``cudnn.benchmark``), so bench and training time the same kernels; the
+first run, which includes that search, counts as warm-up. A ``tf32`` case is
+float32 with TF32 allowed, every other case runs with TF32 off. The profile
+lists operators by their own GPU time on CUDA (CPU time there is launch
+overhead) and by their own CPU time on the CPU.
 """
 
 import json
@@ -18,11 +25,12 @@ import sys
 import time
 
 import torch
+from torch.autograd.profiler_util import FunctionEventAvg
 
 from ...archs.cnlrn_arch import CNLRN
 from ...utils.cpu_allocator import use_fixed_mmap_threshold
 from ...utils.errors import UserError
-from ...utils.speed import amp_dtype, autocast
+from ...utils.speed import AMP_DTYPES, autocast, use_tf32
 
 PROFILE_ROWS = 12
 
@@ -68,8 +76,10 @@ def run_case(case):
     if case.get('threads'):
         torch.set_num_threads(case['threads'])
     torch.manual_seed(0)
+    torch.backends.cudnn.benchmark = True
+    use_tf32(case['precision'] == 'tf32')
     net = CNLRN(**case['config'], attn_impl=case['impl']).to(device)
-    dtype = amp_dtype(case['precision'], 'precision')
+    dtype = AMP_DTYPES.get(case['precision'])  # None: float32, with or without TF32
     height, width = case['size']
     x = torch.rand(case['batch'], 3, height, width, device=device)
 
@@ -110,15 +120,36 @@ def run_case(case):
         'output_shape': list(result.shape) if case['kind'] == 'inference' else None,
     }
     if case.get('profile'):
-        measured['profile'] = operator_profile(step)
+        measured['profile'] = operator_profile(step, device)
     return measured
 
 
-def operator_profile(step, rows=PROFILE_ROWS):
-    """torch.profiler's table of the operators taking the most time in one more ``step``."""
-    with torch.profiler.profile() as profiler:
+def profile_sort_key(device_type: str) -> str:
+    """The profiler events' attribute of an operator's own time on ``device_type``: GPU time on CUDA, else CPU.
+
+    torch 2.4 renamed ``self_cuda_time_total`` to ``self_device_time_total``; the
+    events' own attributes tell which this torch has.
+
+    Args:
+        device_type (str): 'cpu' or 'cuda'.
+    """
+    if device_type != 'cuda':
+        return 'self_cpu_time_total'
+    return 'self_device_time_total' if hasattr(FunctionEventAvg(), 'self_device_time_total') else 'self_cuda_time_total'
+
+
+def operator_profile(step, device, rows=PROFILE_ROWS):
+    """torch.profiler's table of the operators taking the most time on ``device`` in one more ``step``."""
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device.type == 'cuda':
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities) as profiler:
         step()
-    return profiler.key_averages().table(sort_by='self_cpu_time_total', row_limit=rows, max_name_column_width=48)
+        if device.type == 'cuda':
+            torch.cuda.synchronize()
+    return profiler.key_averages().table(
+        sort_by=profile_sort_key(device.type), row_limit=rows, max_name_column_width=48
+    )
 
 
 def main(argv=None):

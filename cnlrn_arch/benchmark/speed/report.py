@@ -39,7 +39,10 @@ def inference_table(run):
             (
                 r
                 for r in rows
-                if r['impl'] == 'naive' and r['size'] == row['size'] and r['precision'] == 'fp32' and 'error' not in r
+                if r['impl'] == 'naive'
+                and r['size'] == row['size']
+                and r['precision'] == row['precision']
+                and 'error' not in r
             ),
             None,
         )
@@ -112,7 +115,7 @@ def device_section(run):
         '',
         f'torch {run["torch"]}, {run["threads"]} threads, up to {run["runs"]} runs per case (median; the first '
         f'run is included and doubles as warm-up), matmul peak ({run["matmul_size"]}^2): {peaks}. '
-        'The floor of a case is its FLOPs at that peak. '
+        'The floor of a case is its FLOPs at the peak of its own precision (tf32: float32 with TF32 allowed). '
         f'bf16 in hardware: {"yes" if run["bf16_native"] else "no, so no bf16 speed cases"}'
         f'{"" if run["device_short"] == "cuda" else ", CPU capability " + run["cpu_capability"]}.',
         '',
@@ -130,7 +133,7 @@ def device_section(run):
         lines += [
             '',
             f'### Where the time goes: inference at {size_label(profiled["size"])}, torch.profiler, '
-            'top operators by own time',
+            f'top operators by own {"GPU" if run["device_short"] == "cuda" else "CPU"} time',
             '',
             '```',
             profiled['profile'].strip(),

@@ -3,7 +3,10 @@
 Inference (one forward at batch 1) at each LR size, with the default fused
 attention and with the explicit score-matrix attention of the authors'
 release side by side; one training step (forward, L1, backward, Adam) for
-both; bf16 autocast where the hardware computes in bf16. On CPU the PSNR
+both; bf16 autocast where the hardware computes in bf16, and with --tf32
+(CUDA) float32 with TF32 convolutions and matmuls. Each case is measured
+against the matmul peak of its own precision, and float32 cases run in IEEE
+float32 (TF32 off), as ``speed: {tf32: false}`` trains. On CPU the PSNR
 change of bf16 is measured on the demo validation images in any case (the
 rounding is the same where it is emulated, only far slower). Every case runs in a fresh process so that
 its memory is its own. Prints the tables and writes RESULTS.md,
@@ -33,10 +36,19 @@ CASE_BUDGET_S = 150
 NAIVE_COPIES = 3
 
 
+IMPLS = ('sdpa', 'naive')
+# the order of the matmul peaks in the results
+PRECISIONS = ('fp32', 'tf32', 'bf16')
+
+
 def bf16_native(device):
-    """Whether ``device`` computes bf16 in hardware (on CPU: oneDNN's check for AVX512-BF16 or AMX)."""
+    """Whether ``device`` computes bf16 in hardware (on CPU: oneDNN's check for AVX512-BF16 or AMX).
+
+    On CUDA, compute capability 8.0 (Ampere) or later: ``torch.cuda.is_bf16_supported()``
+    also counts the emulation of older GPUs, far slower than their float32.
+    """
     if device == 'cuda':
-        return torch.cuda.is_bf16_supported()
+        return torch.cuda.get_device_capability() >= (8, 0)
     return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
@@ -66,28 +78,41 @@ def run_case(case):
     return dict(case, **json.loads(lines[-1]))
 
 
-def plan(config, sizes, runs, train_size, train_batch, training, device, threads):
-    """The cases to run, as dicts for :func:`run_case`; a case that cannot fit carries its ``error``."""
+def plan(config, sizes, runs, train_size, train_batch, training, device, threads, tf32=False):
+    """The cases to run, as dicts for :func:`run_case`; a case that cannot fit carries its ``error``.
+
+    float32 at every size; TF32 (with ``tf32``) and bf16 (where native) at the main size; each with
+    both attentions, and the training step with the default one in the extra precisions.
+    """
     base = {'config': config, 'device': device, 'threads': threads, 'runs': runs}
     main_size = MAIN_SIZE if MAIN_SIZE in sizes else sizes[0]
+
+    def inference(impl, size, precision):
+        case = dict(base, kind='inference', impl=impl, size=size, batch=1, precision=precision)
+        too_big = naive_too_big(config, size, device) if impl == 'naive' else None
+        return dict(case, error=too_big) if too_big else case
+
     cases = []
     for size in sizes:
-        for impl in ('sdpa', 'naive'):
-            case = dict(base, kind='inference', impl=impl, size=size, batch=1, precision='fp32')
-            too_big = naive_too_big(config, size, device) if impl == 'naive' else None
-            cases.append(dict(case, error=too_big) if too_big else case)
+        for impl in IMPLS:
+            case = inference(impl, size, 'fp32')
             if impl == 'sdpa' and size == main_size:
                 case['profile'] = True  # where the time goes, operator by operator
+            cases.append(case)
     # emulated bf16 (e.g. a CPU with AVX2 only) runs its matmuls ~100x slower: no point timing it
-    bf16 = bf16_native(device)
-    if bf16:
-        cases.append(dict(base, kind='inference', impl='sdpa', size=main_size, batch=1, precision='bf16'))
+    extra = [p for p, wanted in (('tf32', tf32), ('bf16', bf16_native(device))) if wanted]
+    cases += [inference(impl, main_size, precision) for precision in extra for impl in IMPLS]
     if training:
         train = dict(base, kind='training', size=train_size, batch=train_batch)
-        cases += [dict(train, impl=impl, precision='fp32') for impl in ('sdpa', 'naive')]
-        if bf16:
-            cases.append(dict(train, impl='sdpa', precision='bf16'))
+        cases += [dict(train, impl=impl, precision='fp32') for impl in IMPLS]
+        cases += [dict(train, impl='sdpa', precision=precision) for precision in extra]
     return cases
+
+
+def peak_precisions(cases):
+    """The precisions whose matmul peak the ``cases`` are measured against, in PRECISIONS order."""
+    used = {case['precision'] for case in cases}
+    return [p for p in PRECISIONS if p in used]
 
 
 def run_speed_benchmark(
@@ -102,6 +127,7 @@ def run_speed_benchmark(
     device='cpu',
     threads=None,
     matmul_size=MATMUL_SIZE,
+    tf32=False,
 ):
     """Run every case of :func:`plan`; write results_<device>.json, RESULTS.md and speed.png to ``out``.
 
@@ -117,17 +143,17 @@ def run_speed_benchmark(
         device (str): 'cpu' or 'cuda'.
         threads (int | None): torch threads, None to let torch choose.
         matmul_size (int): side of the square matmul that measures the peak.
+        tf32 (bool): also time float32 with TF32 convolutions and matmuls (CUDA only).
     """
     if device == 'cuda' and not torch.cuda.is_available():
         raise UserError('--device cuda: CUDA is not available here')
+    if tf32 and device != 'cuda':
+        raise UserError('--tf32 needs --device cuda: TF32 is a mode of NVIDIA GPUs, the CPU computes float32 as such')
     if threads:
         torch.set_num_threads(threads)
-    cases = plan(config, sizes, runs, train_size, train_batch, training, device, threads)
-    precisions = {'fp32': torch.float32} | (
-        {'bf16': torch.bfloat16} if any(c['precision'] == 'bf16' for c in cases) else {}
-    )
+    cases = plan(config, sizes, runs, train_size, train_batch, training, device, threads, tf32)
     print(f'matmul peak ({matmul_size}^2) ...', flush=True)
-    peaks = {name: matmul_peak(dtype, device, matmul_size) for name, dtype in precisions.items()}
+    peaks = {precision: matmul_peak(precision, device, matmul_size) for precision in peak_precisions(cases)}
     size_flops = {size_label(s): count_flops(config, s) for s in sizes}
     results = []
     for case in tqdm(cases, desc='cases', unit='case'):
