@@ -11,8 +11,10 @@ import lmdb
 import numpy as np
 import torch
 import yaml
-from basicsr.utils.lmdb_util import make_lmdb_from_imgs
 from basicsr.utils.matlab_functions import imresize
+
+# tiny REDS-shaped data (LMDBs for training, folders for validation) is made by the library, for gpu-check too
+from cnlrn_arch.data_prep.tiny_reds import make_tiny_reds  # noqa: F401
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_DIR = os.path.dirname(TESTS_DIR)
@@ -157,50 +159,6 @@ def folder_contents(root):
                 with open(os.path.join(folder, name), 'rb') as f:
                     contents[os.path.normpath(os.path.join(relative, name))] = f.read()
     return contents
-
-
-# -- tiny REDS-shaped data: LMDBs for training, folders for validation ------------------------------
-
-
-def smooth_image(rng, height, width):
-    """A smooth random colour image (uint8 BGR), more image-like than white noise."""
-    coarse = rng.random((height // 8 + 1, width // 8 + 1, 3)).astype(np.float32)
-    img = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
-    return np.clip(img * 255, 0, 255).round().astype(np.uint8)
-
-
-def write_frames(root, clips, frames, hr_size, seed, flat):
-    """Write sharp, blurry LR (box blur, then bicubic) and sharp LR PNGs; return their paths relative to ``root``."""
-    rng = np.random.default_rng(seed)
-    names = []
-    for clip in range(clips):
-        for frame in range(frames):
-            name = f'{clip:03d}_{frame:08d}.png' if flat else f'{clip:03d}/{frame:08d}.png'
-            hr = smooth_image(rng, *hr_size)
-            for folder, img in (
-                ('sharp', hr),
-                ('blur_bicubic_X4', bicubic(cv2.blur(hr, (7, 7)))),
-                ('sharp_bicubic_X4', bicubic(hr)),
-            ):
-                write_image(os.path.join(root, folder, name), img)
-            names.append(name)
-    return names
-
-
-def make_tiny_reds(root, clips=2, frames=3, hr_size=(64, 96), val_frames=2, seed=0):
-    """Build ``train_*.lmdb`` and ``val/*`` under ``root``; return a dict of their paths."""
-    names = write_frames(os.path.join(root, 'train_png'), clips, frames, hr_size, seed, flat=False)
-    paths = {}
-    for folder in ('sharp', 'blur_bicubic_X4', 'sharp_bicubic_X4'):
-        lmdb_path = os.path.join(root, f'train_{folder}.lmdb')
-        make_lmdb_from_imgs(
-            os.path.join(root, 'train_png', folder), lmdb_path, names, [n[: -len('.png')] for n in names]
-        )
-        paths[f'train_{folder}'] = lmdb_path
-    write_frames(os.path.join(root, 'val'), 1, val_frames, hr_size, seed + 1, flat=True)
-    for folder in ('sharp', 'blur_bicubic_X4', 'sharp_bicubic_X4'):
-        paths[f'val_{folder}'] = os.path.join(root, 'val', folder)
-    return paths
 
 
 # -- faults ----------------------------------------------------------------------------------------
