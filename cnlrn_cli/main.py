@@ -21,6 +21,7 @@ COMMANDS = {
         'bench_quality',
         'train CNLRN, its ablations and the baselines on an equal budget; compare quality',
     ),
+    'gpu-check': ('gpu_check', 'the GPU acceptance check: every CUDA path in one command (--dry-run: on the CPU)'),
 }
 
 

@@ -1,0 +1,40 @@
+"""What a probe of ``cnlrn gpu-check`` hands back: its figures and the checks that did not hold."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from .runner import RESULT_PREFIX
+
+
+class Findings:
+    """Figures and failed checks; a failed check is recorded and the probe goes on measuring."""
+
+    def __init__(self) -> None:
+        """Start with no figures and no failures."""
+        self.figures: dict[str, Any] = {}
+        self.failures: list[str] = []
+
+    def expect(self, condition: bool, message: str) -> bool:
+        """Record ``message`` as a failure unless ``condition``; return ``condition``.
+
+        Args:
+            condition (bool): what should hold.
+            message (str): what it means when it does not.
+        """
+        if not condition:
+            self.failures.append(message)
+        return condition
+
+    def result_line(self) -> str:
+        """The probe's last output line, read by :meth:`~.runner.StepContext.probe`."""
+        return RESULT_PREFIX + json.dumps({'figures': self.figures, 'failures': self.failures}, default=str)
+
+
+def rounded(value: float, digits: int = 4) -> float:
+    """``value`` to ``digits`` significant digits, for the report (inf and nan kept)."""
+    if not math.isfinite(value) or value == 0:
+        return value
+    return round(value, digits - 1 - math.floor(math.log10(abs(value))))
