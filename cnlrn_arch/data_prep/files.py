@@ -10,7 +10,6 @@ time of each image's source) must match the sources as they are now; a
 changed source rebuilds what was made from it.
 """
 
-import fcntl
 import json
 import os
 import shutil
@@ -30,6 +29,7 @@ from ..project import SCALE
 from ..utils.atomic import atomic_write
 from ..utils.errors import UserError
 from ..utils.image_formats import bicubic_resize_uint8
+from ..utils.process_lock import LockHeld, hold
 
 # LMDB map space beyond 10x the images (bookkeeping pages of small sets)
 LMDB_MAP_MARGIN = 64 * 2**20
@@ -75,24 +75,15 @@ def require_dir(path):
 
 @contextmanager
 def root_lock(root):
-    """Hold ``root`` for this run: another run on it is refused, naming this process.
-
-    An flock on a file in ``root``: the kernel releases it when the process
-    ends, even killed, so a crash never leaves the root locked. The file stays
-    (removing it would let two runs lock two different files).
-    """
-    # 'a+' creates the file without truncating the PID another run wrote there
-    with open(osp.join(require_dir(root), LOCK_NAME), 'a+') as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            pid = f.read().strip() or 'unknown'
-            raise UserError(f'{root} is being prepared by another run (PID {pid}); wait for it to finish') from None
-        f.truncate(0)
-        f.write(f'{os.getpid()}\n')
-        f.flush()
+    """Hold ``root`` for this run: another run on it is refused, naming this process (see :mod:`process_lock`)."""
+    try:
+        fd = hold(osp.join(require_dir(root), LOCK_NAME))
+    except LockHeld as held:
+        raise UserError(f'{root} is being prepared by another run ({held.holder}); wait for it to finish') from None
+    try:
         yield
+    finally:
+        os.close(fd)
 
 
 def pool_map(func, items, workers, desc):

@@ -5,16 +5,14 @@ archives the first run's folder under the second's feet, the first keeps saving
 by path into the second's folder and the runs replace each other's checkpoints.
 So a run takes an exclusive ``flock`` on ``experiments/.<name>.lock`` (beside the
 folder: archiving does not move it) before BasicSR creates or archives anything,
-and a second run is refused while the first lives. The kernel releases a flock
-with the last descriptor of its open file, so a run killed by SIGKILL or the OOM
-killer leaves no stale lock; the file itself stays, naming its last holder.
+and a second run is refused while the first lives; a killed run leaves no stale
+lock (see :mod:`.process_lock`).
 """
 
-import fcntl
 import os
-import socket
 
 from .errors import UserError
+from .process_lock import LockHeld, hold
 
 _held: list[int] = []  # the descriptors through which this process holds its locks
 
@@ -36,21 +34,13 @@ def acquire(experiments_root: str) -> None:
     parent, name = os.path.split(os.path.normpath(experiments_root))
     path = os.path.join(parent, f'.{name}.lock')
     os.makedirs(parent, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        # the holder writes its PID right after locking; an empty file means it is between the two
-        holder = os.pread(fd, 256, 0).decode(errors='replace').split()
-        os.close(fd)
-        who = f'process {holder[0]} on {holder[1]}' if len(holder) == 2 else 'another process'
+        _held.append(hold(path))
+    except LockHeld as held:
         raise ExperimentLocked(
-            f'experiment {name!r} is being trained by {who} (lock {path}): wait for that run to end or stop it, '
-            'or set another name in the option file'
+            f'experiment {name!r} is being trained by {held.holder} (lock {path}): wait for that run to end or '
+            'stop it, or set another name in the option file'
         ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f'{os.getpid()} {socket.gethostname()}\n'.encode(), 0)
-    _held.append(fd)
 
 
 def release() -> None:

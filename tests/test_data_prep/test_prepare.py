@@ -383,7 +383,7 @@ def test_second_run_on_one_root_refused(reds, dvd, tmp_path, capsys, command):
     before = snapshot(root)
     with root_lock(str(root)):  # another open file: to flock, as another process
         assert prepare(command, root) == 2
-    assert_error(capsys.readouterr().err, root, 'another run', f'(PID {os.getpid()})')
+    assert_error(capsys.readouterr().err, root, 'another run', f'(process {os.getpid()} on ')
     assert snapshot(root) == before
     assert prepare(command, root) == 0
 
@@ -394,7 +394,7 @@ def test_second_process_on_one_root_refused(reds, tmp_path):
     with root_lock(str(root)):
         result = run_command('cnlrn', 'prepare-reds', '--root', root, '--workers', 1, timeout=120)
     assert result.returncode == 2
-    assert_error(result.stderr, f'(PID {os.getpid()})')
+    assert_error(result.stderr, f'(process {os.getpid()} on ')
     assert outputs(root) == []
 
 
