@@ -1,6 +1,8 @@
 """Probes of ``cnlrn gpu-check`` on numbers: the machine, the small fixture, TF32 and the SDPA backends.
 
-Each takes its JSON arguments and a :class:`~.findings.Findings` to fill.
+Each takes its JSON arguments (``args``, always with ``device``: 'cuda' or
+'cpu'; the others are named in its docstring) and the
+:class:`~.findings.Findings` it fills with figures and failed checks.
 """
 
 from __future__ import annotations
@@ -78,7 +80,12 @@ def environment(args: dict[str, Any], found: Findings) -> None:
 
 
 def data(args: dict[str, Any], found: Findings) -> None:
-    """The tiny REDS-shaped data of the pipeline steps, and the photo ``cnlrn infer`` restores."""
+    """The tiny REDS-shaped data of the pipeline steps, and the photo ``cnlrn infer`` restores.
+
+    Args:
+        args (dict[str, Any]): ``root`` (the data's folder), ``infer_lr`` (the photo's LR side), ``photo`` (its path).
+        found (Findings): receives ``paths`` (see :func:`~cnlrn_arch.data_prep.tiny_reds.make_tiny_reds`).
+    """
     found.figures['paths'] = make_tiny_reds(args['root'])
     side = 4 * args['infer_lr']
     photo = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
@@ -89,11 +96,11 @@ def data(args: dict[str, Any], found: Findings) -> None:
     found.figures['photo'] = f'{args["photo"]} ({lr.shape[1]}x{lr.shape[0]})'
 
 
-def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.float().cpu() - b.float().cpu()).abs().max())
 
 
-def fixture_network(impl: str, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any]]:
+def _fixture_network(impl: str, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The small fixture's network in eval mode on ``device``, and the fixture (config, state_dict, input, output)."""
     fixture = torch.load(SMALL_FIXTURE, weights_only=True)
     net = CNLRN(**fixture['config'], attn_impl=impl).eval()
@@ -106,24 +113,24 @@ def fixture(args: dict[str, Any], found: Findings) -> None:
     device = torch.device(args['device'])
     use_tf32(False)
     for impl in ATTN_IMPLS:
-        net, stored = fixture_network(impl, device)
+        net, stored = _fixture_network(impl, device)
         x = stored['input'].to(device)
         with torch.inference_mode():
-            diff = max_diff(net(x), stored['output'])
+            diff = _max_diff(net(x), stored['output'])
         found.figures[f'{impl} fp32 max |diff| to stored'] = rounded(diff)
         found.expect(diff <= FIXTURE_ATOL, f'{impl} float32 differs from the stored output by {diff:.2e}')
-    net, stored = fixture_network('sdpa', device)
+    net, stored = _fixture_network('sdpa', device)
     net = to_memory_format(net, Speed(channels_last=True))
     x = stored['input'].to(device, memory_format=torch.channels_last)
     with torch.inference_mode():
-        diff = max_diff(net(x), stored['output'])
+        diff = _max_diff(net(x), stored['output'])
     found.figures['channels_last fp32 max |diff| to stored'] = rounded(diff)
     found.expect(diff <= FIXTURE_ATOL, f'channels_last float32 differs from the stored output by {diff:.2e}')
-    net, stored = fixture_network('sdpa', device)
+    net, stored = _fixture_network('sdpa', device)
     for precision in ('bf16', 'fp16'):
         with torch.inference_mode(), autocast(device, AMP_DTYPES[precision]):
             out = net(stored['input'].to(device))
-        found.figures[f'{precision} max |diff| to stored'] = rounded(max_diff(out, stored['output']))
+        found.figures[f'{precision} max |diff| to stored'] = rounded(_max_diff(out, stored['output']))
         found.expect(bool(torch.isfinite(out).all()), f'{precision} output is not finite')
 
 
@@ -132,21 +139,23 @@ def fixture_tf32(args: dict[str, Any], found: Findings) -> None:
     device = torch.device(args['device'])
     use_tf32(True)
     for impl in ATTN_IMPLS:
-        net, stored = fixture_network(impl, device)
+        net, stored = _fixture_network(impl, device)
         with torch.inference_mode():
             out = net(stored['input'].to(device))
-        diff = max_diff(out, stored['output'])
+        diff = _max_diff(out, stored['output'])
         found.figures[f'{impl} tf32 max |diff| to stored'] = rounded(diff)
         found.figures[f'{impl} tf32 within the float32 tolerance {FIXTURE_ATOL:g}'] = diff <= FIXTURE_ATOL
         found.expect(bool(torch.isfinite(out).all()), f'{impl} TF32 output is not finite')
 
 
-def relative(a: torch.Tensor, reference: torch.Tensor) -> float:
+def _relative(a: torch.Tensor, reference: torch.Tensor) -> float:
     """Relative L2 distance of ``a`` to ``reference``."""
     return float((a - reference).norm() / reference.norm())
 
 
-def backend_run(net, x, target, backend, precision):
+def _backend_run(
+    net: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, backend: str | None, precision: str
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(output, gradients) of one forward and backward, as float32 on the CPU, with ``backend`` (None: default)."""
     net.zero_grad(set_to_none=True)
     with sdpa_kernel([BACKENDS[backend]]) if backend else nullcontext(), autocast(x.device, AMP_DTYPES.get(precision)):
@@ -156,7 +165,7 @@ def backend_run(net, x, target, backend, precision):
     return out.detach().float().cpu(), grads.cpu()
 
 
-def default_backend(net, x, precision):
+def _default_backend(net: torch.nn.Module, x: torch.Tensor, precision: str) -> list[str]:
     """The backends torch's default dispatch ran in one forward (with autograd) in ``precision``, from the profiler."""
     profile = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
     with profile as profiler, autocast(x.device, AMP_DTYPES.get(precision)):
@@ -166,7 +175,13 @@ def default_backend(net, x, precision):
 
 
 def sdpa_backends(args: dict[str, Any], found: Findings) -> None:
-    """Forward and backward of CNLRN under each SDPA backend and precision against the math backend in float32."""
+    """Forward and backward of CNLRN under each SDPA backend and precision against the math backend in float32.
+
+    Args:
+        args (dict[str, Any]): ``config`` (CNLRN arguments; {} for the released network) and ``input``
+            ((batch, LR height, LR width)).
+        found (Findings): receives the table of backends and the default dispatch's picks.
+    """
     device = torch.device(args['device'])
     use_tf32(False)
     torch.manual_seed(0)
@@ -178,7 +193,7 @@ def sdpa_backends(args: dict[str, Any], found: Findings) -> None:
     x = torch.rand(batch, 3, height, width, device=device)
     target = torch.rand(batch, 3, 4 * height, 4 * width, device=device)
     found.figures['network'] = f'CNLRN({config or "released"}), head dim {head_dim}, input {list(x.shape)}'
-    reference, reference_grads = backend_run(net, x, target, 'math', 'fp32')
+    reference, reference_grads = _backend_run(net, x, target, 'math', 'fp32')
     table = {}
     for backend in BACKENDS:
         for precision in PRECISIONS:
@@ -186,23 +201,23 @@ def sdpa_backends(args: dict[str, Any], found: Findings) -> None:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter('always')
                 try:
-                    out, grads = backend_run(net, x, target, backend, precision)
+                    out, grads = _backend_run(net, x, target, backend, precision)
                 except RuntimeError as err:
                     why = [str(w.message).splitlines()[0] for w in caught] or [str(err).splitlines()[0]]
                     table[name] = 'unsupported: ' + ' / '.join(why)[:300]
                     continue
             finite = bool(torch.isfinite(out).all() and torch.isfinite(grads).all())
-            error = relative(out, reference)
+            error = _relative(out, reference)
             table[name] = {
                 'output rel. error': rounded(error),
-                'gradient rel. error': rounded(relative(grads, reference_grads)),
+                'gradient rel. error': rounded(_relative(grads, reference_grads)),
                 'finite': finite,
             }
             found.expect(finite, f'{name}: non-finite output or gradients')
             tolerance = FP32_RTOL if precision == 'fp32' else HALF_RTOL
             found.expect(error <= tolerance, f'{name}: output {error:.2e} from math fp32 (tolerance {tolerance:g})')
     found.figures['backends (vs math fp32)'] = table
-    picks = {precision: default_backend(net, x, precision) for precision in PRECISIONS}
+    picks = {precision: _default_backend(net, x, precision) for precision in PRECISIONS}
     found.figures['default picks'] = picks
     if device.type == 'cuda':
         for precision, picked in picks.items():

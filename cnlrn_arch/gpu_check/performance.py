@@ -57,13 +57,20 @@ def training_options(stage: str, precision: str, args: dict[str, Any]) -> dict[s
     return opt
 
 
-def synchronize(device: torch.device) -> None:
+def _synchronize(device: torch.device) -> None:
     if device.type == 'cuda':
         torch.cuda.synchronize()
 
 
 def time_training(stage: str, precision: str, args: dict[str, Any], peaks: dict[str, float]) -> dict[str, Any]:
-    """Seconds per iteration, images per second, peak memory and the ratio to the FLOP floor of one stage's step."""
+    """Seconds per iteration, images per second, peak memory and the ratio to the FLOP floor of one stage's step.
+
+    Args:
+        stage (str): 'pretrain' or 'joint'.
+        precision (str): 'fp32', 'tf32' or 'bf16'/'fp16'.
+        args (dict[str, Any]): the arguments of :func:`train_speed`.
+        peaks (dict[str, float]): GFLOP/s of a matmul in each precision.
+    """
     device = torch.device(args['device'])
     opt = training_options(stage, precision, args)
     model = build_model(opt)
@@ -82,10 +89,10 @@ def time_training(stage: str, precision: str, args: dict[str, Any], peaks: dict[
         model.optimize_parameters(it)
     times = []
     for it in range(warmup + 1, warmup + timed + 1):
-        synchronize(device)
+        _synchronize(device)
         start = time.perf_counter()
         model.optimize_parameters(it)
-        synchronize(device)
+        _synchronize(device)
         times.append(time.perf_counter() - start)
     seconds = statistics.median(times)
     with torch.device('meta'):
@@ -105,7 +112,14 @@ def time_training(stage: str, precision: str, args: dict[str, Any], peaks: dict[
 
 
 def train_speed(args: dict[str, Any], found: Findings) -> None:
-    """Each stage's training step at the release's batch and patch in each precision; the paper's schedule at that."""
+    """Each stage's training step at the release's batch and patch in each precision; the paper's schedule at that.
+
+    Args:
+        args (dict[str, Any]): ``device``, ``configs`` (stage -> network_g changes; {}: the option file's),
+            ``batch``, ``lr`` (stage -> LR patch side), ``precisions``, ``iters`` ((warm-up, timed)) and
+            ``matmul_size`` (of the peaks the floors come from).
+        found (Findings): receives each case's figures, the schedule and the joint stage's fastest images/s.
+    """
     device = torch.device(args['device'])
     torch.backends.cudnn.benchmark = True  # as basicsr train sets it
     peaks = {p: matmul_peak(p, device.type, args['matmul_size']) for p in args['precisions']}
@@ -140,7 +154,15 @@ def train_speed(args: dict[str, Any], found: Findings) -> None:
 
 
 def loader(args: dict[str, Any], found: Findings) -> None:
-    """Samples per second of the joint stage's data loader alone, at the shipped worker count, against the need."""
+    """Samples per second of the joint stage's data loader alone, at the shipped worker count, against the need.
+
+    Args:
+        args (dict[str, Any]): ``frames`` (make_tiny_reds arguments of data made here; {}: use ``data``),
+            ``root`` (where to make it), ``data`` (paths of data made before), ``changes`` (to the joint
+            option file's datasets:train), ``batches`` (timed) and ``consumed_per_s`` (images per second
+            the training step takes, or None).
+        found (Findings): receives samples/s and, with ``consumed_per_s``, the ratio and a verdict.
+    """
     paths = args.get('data')
     if args['frames']:
         start = time.perf_counter()

@@ -14,19 +14,27 @@ STATUSES = (PASS, FAIL, SKIPPED, NOT_RUN)
 
 
 def summary(results: list[StepResult]) -> dict[str, int]:
-    """How many steps ended in each status."""
+    """How many steps ended in each status.
+
+    Args:
+        results (list[StepResult]): one per step.
+    """
     return {status: sum(r.status == status for r in results) for status in STATUSES}
 
 
 def exit_code(results: list[StepResult]) -> int:
-    """1 when a step failed; 3 when none failed but the deadline left some not run; else 0."""
+    """1 when a step failed; 3 when none failed but the deadline left some not run; else 0.
+
+    Args:
+        results (list[StepResult]): one per step.
+    """
     counts = summary(results)
     if counts[FAIL]:
         return 1
     return 3 if counts[NOT_RUN] else 0
 
 
-def figure_lines(name: str, value: Any) -> list[str]:
+def _figure_lines(name: str, value: Any) -> list[str]:
     """Markdown of one figure: a table for a mapping of rows (e.g. backend -> errors), else one list item."""
     if isinstance(value, dict) and any(isinstance(v, dict) for v in value.values()):
         columns = list(dict.fromkeys(k for v in value.values() if isinstance(v, dict) for k in v))
@@ -42,7 +50,7 @@ def figure_lines(name: str, value: Any) -> list[str]:
     return [f'- {name}: {value}']
 
 
-def step_section(result: StepResult) -> list[str]:
+def _step_section(result: StepResult) -> list[str]:
     lines = [f'## {result.name}: {result.status}', '', result.covers, '']
     if result.reason:
         lines += ['```', result.reason, '```', '']
@@ -53,13 +61,19 @@ def step_section(result: StepResult) -> list[str]:
     if result.figures:
         lines.append('')
         for name, value in result.figures.items():
-            lines += figure_lines(name, value)
+            lines += _figure_lines(name, value)
     if result.status != PASS and result.log_tail:
         lines += ['', 'Log tail:', '', '```', result.log_tail, '```']
     return lines + ['']
 
 
 def markdown(run: dict[str, Any], results: list[StepResult]) -> str:
+    """gpu_check.md: the run, a table of the steps, then each step's commands, figures and (unless passed) log tail.
+
+    Args:
+        run (dict[str, Any]): see :func:`write_reports`.
+        results (list[StepResult]): one per step.
+    """
     counts = ', '.join(f'{n} {status}' for status, n in run['summary'].items())
     lines = [
         '# GPU acceptance check',
@@ -74,7 +88,7 @@ def markdown(run: dict[str, Any], results: list[StepResult]) -> str:
     rows = [[r.name, r.status, f'{r.wall_s:.1f}', r.reason.splitlines()[0] if r.reason else ''] for r in results]
     lines += markdown_table(['step', 'status', 'wall (s)', 'reason'], rows) + ['']
     for result in results:
-        lines += step_section(result)
+        lines += _step_section(result)
     return '\n'.join(lines)
 
 

@@ -218,30 +218,45 @@ class StepContext:
             outputs += [proc.communicate()[0] for proc in procs[len(outputs) :]]
             raise StepTimedOut(f'{self._command(late)} ran past the time left to the step') from None
         finally:
-            self.log_outputs(procs, outputs)
+            self._log_outputs(procs, outputs)
         for proc, output in zip(procs, outputs):
             if check and proc.returncode:
                 raise StepFailed(f'exit code {proc.returncode}: {self._command(proc)}\n{last_lines(output)}')
         return outputs
 
     def run(self, argv: list[str], env: dict[str, str] | None = None, check: bool = True) -> str:
-        """Run one command; its output. See :meth:`run_all`."""
+        """Run one command; its output. See :meth:`run_all`.
+
+        Args:
+            argv (list[str]): the command.
+            env (dict[str, str] | None): its environment; None: :meth:`env`.
+            check (bool): a non-zero exit status fails the step.
+        """
         return self.run_all([argv], env, check)[0]
 
-    def log_outputs(self, procs: list[subprocess.Popen], outputs: list[str]) -> None:
+    def _log_outputs(self, procs: list[subprocess.Popen], outputs: list[str]) -> None:
         with open(self.log_path, 'a', encoding='utf-8') as log:
             for proc, output in zip(procs, outputs):
                 log.write(f'$ {self._command(proc)}\n{output}\n[exit code {proc.returncode}]\n\n')
 
     def start(self, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
-        """Start a command in the background (to be stopped with :meth:`kill`), its output in the step's log."""
+        """Start a command in the background (to be stopped with :meth:`kill`), its output in the step's log.
+
+        Args:
+            argv (list[str]): the command.
+            env (dict[str, str] | None): its environment; None: :meth:`env`.
+        """
         with open(self.log_path, 'a', encoding='utf-8') as log:
             log.write(f'$ {subprocess.list2cmdline(argv)}  (in the background)\n')
             log.flush()
             return self._popen(argv, env, log)
 
     def kill(self, proc: subprocess.Popen) -> None:
-        """SIGKILL a command started by :meth:`start`, with the processes it started."""
+        """SIGKILL a command started by :meth:`start`, with the processes it started.
+
+        Args:
+            proc (subprocess.Popen): what :meth:`start` returned.
+        """
         _kill_group(proc)
         proc.wait()
         self._finish(proc)
@@ -281,19 +296,34 @@ class StepContext:
     # -- checks -----------------------------------------------------------------------------------
 
     def expect(self, condition: bool, message: str) -> bool:
-        """Record ``message`` as a failure of the step unless ``condition``; the step goes on either way."""
+        """Record ``message`` as a failure of the step unless ``condition``; the step goes on either way.
+
+        Args:
+            condition (bool): what should hold.
+            message (str): what it means when it does not.
+        """
         if not condition:
             self.failures.append(message)
         return condition
 
     def expect_in(self, output: str, *fragments: str) -> None:
-        """Every fragment must appear in a command's ``output``; the missing ones stop the step."""
+        """Every fragment must appear in a command's ``output``; the missing ones stop the step.
+
+        Args:
+            output (str): a command's output.
+            *fragments (str): what it must contain.
+        """
         missing = [f for f in fragments if f not in output]
         if missing:
             raise StepFailed(f'not in the output: {", ".join(map(repr, missing))}')
 
     def wait_until(self, condition: Callable[[], bool], proc: subprocess.Popen, what: str) -> None:
         """Poll ``condition`` until it holds, while ``proc`` (from :meth:`start`) runs.
+
+        Args:
+            condition (Callable[[], bool]): what to wait for.
+            proc (subprocess.Popen): the command that should bring it about.
+            what (str): the condition in words, for the messages.
 
         Raises:
             StepFailed: ``proc`` ended first.
@@ -321,12 +351,21 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 def last_lines(text: str, lines: int = 8) -> str:
-    """The last ``lines`` lines of a command's output: where its error is."""
+    """The last ``lines`` lines of a command's output: where its error is.
+
+    Args:
+        text (str): the output.
+        lines (int): how many lines.
+    """
     return '\n'.join(text.strip().splitlines()[-lines:])
 
 
 def log_tail(path: str) -> str:
-    """The last LOG_TAIL_LINES lines of a step's log ('' when it wrote none)."""
+    """The last LOG_TAIL_LINES lines of a step's log ('' when it wrote none).
+
+    Args:
+        path (str): the log file.
+    """
     if not os.path.isfile(path):
         return ''
     with open(path, encoding='utf-8', errors='replace') as f:
@@ -334,7 +373,15 @@ def log_tail(path: str) -> str:
 
 
 def run_step(check: Check, step: Step, timeout: float, cut_by_deadline: bool) -> StepResult:
-    """Run ``step`` within ``timeout`` seconds; what it exceeds is 'not run' when ``cut_by_deadline``, else 'fail'."""
+    """Run ``step`` within ``timeout`` seconds; its result.
+
+    Args:
+        check (Check): the run.
+        step (Step): the step.
+        timeout (float): seconds it may take.
+        cut_by_deadline (bool): ``timeout`` is what the overall deadline leaves, shorter than the step's own:
+            running past it is 'not run', else 'fail'.
+    """
     ctx = StepContext(check, step, time.monotonic() + timeout)
     start = time.monotonic()
     status, reason = PASS, ''
@@ -424,7 +471,13 @@ def run_steps(
     return [check.results[name] for name in names]
 
 
-def _schedule(steps, check, deadline_s, pool, finish):
+def _schedule(
+    steps: list[Step],
+    check: Check,
+    deadline_s: float,
+    pool: ThreadPoolExecutor,
+    finish: Callable[[StepResult], None],
+) -> None:
     """The loop of :func:`run_steps`: start what may start, then wait for a step to finish."""
     deadline = time.monotonic() + deadline_s
     pending = list(steps)

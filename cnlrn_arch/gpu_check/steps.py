@@ -3,6 +3,9 @@
 Pipeline steps run the console scripts users run (``basicsr``, ``torchrun``,
 ``cnlrn``) on option files derived from the project's own, with only sizes,
 iterations and devices changed; the others run probes (:mod:`.probes`).
+Each step function takes its :class:`~.runner.StepContext`, runs its
+commands and records its figures and failed checks there; :data:`STEPS`
+gives each its name, what it covers, its timeout and the steps it needs.
 """
 
 from __future__ import annotations
@@ -37,67 +40,67 @@ MIN_PSNR = {'bf16': 40, 'fp16': 40, 'tile': 45, 'channels_last': 45, 'compile': 
 VAL_METRICS = re.compile(r'# (psnr|ssim): ([\d.]+)')
 
 
-def num_gpu(ctx: StepContext) -> int:
+def _num_gpu(ctx: StepContext) -> int:
     return int(ctx.mode.device == 'cuda')
 
 
-def nccl_log(ctx: StepContext) -> dict[str, str]:
+def _nccl_log(ctx: StepContext) -> dict[str, str]:
     """Environment that makes NCCL log its start-up, the evidence that a GPU run used it."""
     return {'NCCL_DEBUG': 'INFO'} if ctx.mode.device == 'cuda' else {}
 
 
-def free_port() -> int:
+def _free_port() -> int:
     """A TCP port nothing listens on now, for a rendezvous."""
     with socket.socket() as sock:
         sock.bind(('127.0.0.1', 0))
         return sock.getsockname()[1]
 
 
-def metrics(output: str) -> dict[str, float]:
+def _metrics(output: str) -> dict[str, float]:
     """The last validation PSNR and SSIM a BasicSR log printed."""
     return {name: float(value) for name, value in VAL_METRICS.findall(output)}
 
 
-def option_file(ctx: StepContext, option: str, changes: dict) -> str:
+def _option_file(ctx: StepContext, option: str, changes: dict) -> str:
     """The project's ``option`` with ``changes``, written under the work folder as <name>.yml."""
     return derive_option_file(option, ctx.path('options', f'{changes["name"]}.yml'), changes)
 
 
-def tiny_joint(ctx: StepContext, name: str, total_iter: int, workers: int = 0, **changes) -> str:
+def _tiny_joint(ctx: StepContext, name: str, total_iter: int, workers: int = 0, **changes) -> str:
     """options/joint.yml for a tiny CNLRN trained from scratch on the tiny data, no validation, ``changes`` merged."""
-    opt = training_changes(ctx.check.shared['data'], name, total_iter, num_gpu(ctx), validate=False, workers=workers)
+    opt = training_changes(ctx.check.shared['data'], name, total_iter, _num_gpu(ctx), validate=False, workers=workers)
     opt.update(network_g=TINY_CNLRN, path=dict(pretrain_network_deblur=None))
-    return option_file(ctx, 'joint.yml', deep_update(opt, changes))
+    return _option_file(ctx, 'joint.yml', deep_update(opt, changes))
 
 
-def train(ctx: StepContext, opt: str, *args: str, env: dict[str, str] | None = None) -> str:
+def _train(ctx: StepContext, opt: str, *args: str, env: dict[str, str] | None = None) -> str:
     """``basicsr train -opt OPT ARGS`` to the end of training; its output."""
     output = ctx.run([ctx.script('basicsr'), 'train', '-opt', opt, *args], env)
     ctx.expect_in(output, 'End of training')
     return output
 
 
-def experiment(ctx: StepContext, name: str, *parts: str) -> str:
+def _experiment(ctx: StepContext, name: str, *parts: str) -> str:
     return ctx.path('experiments', name, *parts)
 
 
-def newest_state(folder: str) -> int:
+def _newest_state(folder: str) -> int:
     """The iteration of the newest training state in ``folder`` (0 without one)."""
     return max(
         (int(os.path.basename(p)[: -len('.state')]) for p in glob.glob(os.path.join(folder, '*.state'))), default=0
     )
 
 
-def read_text(path: str) -> str:
+def _read_text(path: str) -> str:
     with open(path, encoding='utf-8') as f:
         return f.read()
 
 
-def weights(path: str) -> dict[str, torch.Tensor]:
+def _weights(path: str) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location='cpu', weights_only=True)['params']
 
 
-def psnr(path: str, reference: str) -> float:
+def _psnr(path: str, reference: str) -> float:
     """PSNR (dB) of the 8-bit image ``path`` against ``reference``; inf when equal."""
     return float(calculate_psnr(cv2.imread(path), cv2.imread(reference), crop_border=0))
 
@@ -128,36 +131,36 @@ def sdpa_backends(ctx: StepContext) -> None:
 
 
 def pretrain(ctx: StepContext) -> None:
-    changes = training_changes(ctx.check.shared['data'], PRETRAIN_NAME, 4, num_gpu(ctx), validate=True)
+    changes = training_changes(ctx.check.shared['data'], PRETRAIN_NAME, 4, _num_gpu(ctx), validate=True)
     changes['network_g'] = TINY_PREDEBLUR
     if ctx.mode.device == 'cuda':
         changes['datasets']['train'].update(prefetch_mode='cuda', pin_memory=True, num_worker_per_gpu=2)
-    output = train(ctx, option_file(ctx, 'pretrain.yml', changes))
+    output = _train(ctx, _option_file(ctx, 'pretrain.yml', changes))
     ctx.expect_in(output, '# psnr:')
     if ctx.mode.device == 'cuda':
         ctx.expect_in(output, 'Use cuda prefetch dataloader')
-    ctx.figures['validation'] = metrics(output)
+    ctx.figures['validation'] = _metrics(output)
 
 
 def joint(ctx: StepContext) -> None:
-    changes = training_changes(ctx.check.shared['data'], JOINT_NAME, 4, num_gpu(ctx), validate=True)
+    changes = training_changes(ctx.check.shared['data'], JOINT_NAME, 4, _num_gpu(ctx), validate=True)
     changes.update(network_g=TINY_CNLRN, speed=dict(channels_last=True))
     changes['train']['amp'] = 'bf16'  # validation follows
-    output = train(ctx, option_file(ctx, 'joint.yml', changes))
+    output = _train(ctx, _option_file(ctx, 'joint.yml', changes))
     ctx.expect_in(output, f'DeblurNet tensors from experiments/{PRETRAIN_NAME}/models/net_g_latest.pth', '# psnr:')
-    ctx.figures['validation (bf16)'] = metrics(output)
-    ctx.check.shared['joint'] = experiment(ctx, JOINT_NAME, 'models', 'net_g_latest.pth')
+    ctx.figures['validation (bf16)'] = _metrics(output)
+    ctx.check.shared['joint'] = _experiment(ctx, JOINT_NAME, 'models', 'net_g_latest.pth')
 
 
 def kill_resume(ctx: StepContext) -> None:
     name = 'gpu_check_resume'
-    opt = tiny_joint(ctx, name, 100_000)
-    states = experiment(ctx, name, 'training_states')
+    opt = _tiny_joint(ctx, name, 100_000)
+    states = _experiment(ctx, name, 'training_states')
     proc = ctx.start([ctx.script('basicsr'), 'train', '-opt', opt])
-    ctx.wait_until(lambda: newest_state(states) >= KILL_AFTER_STATE, proc, f'training state {KILL_AFTER_STATE}')
+    ctx.wait_until(lambda: _newest_state(states) >= KILL_AFTER_STATE, proc, f'training state {KILL_AFTER_STATE}')
     ctx.kill(proc)
-    saved = newest_state(states)
-    output = train(ctx, opt, '--auto_resume', '--force_yml', f'train:total_iter={saved + 2}')
+    saved = _newest_state(states)
+    output = _train(ctx, opt, '--auto_resume', '--force_yml', f'train:total_iter={saved + 2}')
     ctx.expect_in(output, 'Resuming training from epoch', f'iter: {saved}.')
     ctx.figures.update(killed_after_state=saved, resumed_to=saved + 2)
 
@@ -165,25 +168,25 @@ def kill_resume(ctx: StepContext) -> None:
 def fp16_scaler(ctx: StepContext) -> None:
     name = 'gpu_check_fp16'
     # a schedule longer than the run, which the resumed run extends
-    opt = tiny_joint(ctx, name, 2, train=dict(amp='fp16', scheduler=dict(periods=[100])))
-    train(ctx, opt)
-    path = experiment(ctx, name, 'training_states', '2.state')
+    opt = _tiny_joint(ctx, name, 2, train=dict(amp='fp16', scheduler=dict(periods=[100])))
+    _train(ctx, opt)
+    path = _experiment(ctx, name, 'training_states', '2.state')
     state = torch.load(path, map_location='cpu', weights_only=True)
     if 'scaler' not in state:
         raise StepFailed(f'{path} holds no loss scaler')
     ctx.figures['loss scale saved'] = state['scaler']['scale']
     state['scaler']['scale'] = PLANTED_SCALE
     torch.save(state, path)
-    train(ctx, opt, '--auto_resume', '--force_yml', 'train:total_iter=4')
-    resumed = torch.load(experiment(ctx, name, 'training_states', '4.state'), weights_only=True)['scaler']['scale']
+    _train(ctx, opt, '--auto_resume', '--force_yml', 'train:total_iter=4')
+    resumed = torch.load(_experiment(ctx, name, 'training_states', '4.state'), weights_only=True)['scaler']['scale']
     ctx.figures.update({'loss scale planted': PLANTED_SCALE, 'loss scale after resuming': resumed})
     ctx.expect(resumed <= PLANTED_SCALE, f'the resumed loss scale is {resumed}, not the saved {PLANTED_SCALE}')
 
 
 def torchrun(ctx: StepContext) -> None:
-    opt = tiny_joint(ctx, 'gpu_check_torchrun', 2)
-    launch = ['--nproc_per_node=1', f'--master_port={free_port()}', '-m', 'cnlrn_arch.train', '-opt', opt]
-    output = ctx.run([ctx.script('torchrun'), *launch, '--launcher', 'pytorch'], ctx.env(**nccl_log(ctx)))
+    opt = _tiny_joint(ctx, 'gpu_check_torchrun', 2)
+    launch = ['--nproc_per_node=1', f'--master_port={_free_port()}', '-m', 'cnlrn_arch.train', '-opt', opt]
+    output = ctx.run([ctx.script('torchrun'), *launch, '--launcher', 'pytorch'], ctx.env(**_nccl_log(ctx)))
     ctx.expect_in(output, 'weights identical on all 1 ranks', 'End of training')
     if ctx.mode.device == 'cuda':
         ctx.expect('NCCL INFO' in output, 'NCCL logged nothing: the GPU tensors did not go through NCCL')
@@ -197,36 +200,36 @@ def slurm(ctx: StepContext) -> None:
     with open(stub, 'w', encoding='utf-8') as f:
         f.write('#!/bin/sh\necho "$@" >> "$(dirname "$0")/calls.log"\necho 127.0.0.1\n')
     os.chmod(stub, os.stat(stub).st_mode | stat.S_IXUSR)
-    opt = tiny_joint(ctx, 'gpu_check_slurm', 2, dist_params=dict(port=free_port()))
+    opt = _tiny_joint(ctx, 'gpu_check_slurm', 2, dist_params=dict(port=_free_port()))
     env = ctx.env(
         PATH=stub_dir + os.pathsep + os.environ.get('PATH', ''),
         SLURM_PROCID='0',
         SLURM_NTASKS='1',
         SLURM_LOCALID='0',
         SLURM_NODELIST='gpucheck-node',
-        **nccl_log(ctx),
+        **_nccl_log(ctx),
     )
-    output = train(ctx, opt, '--launcher', 'slurm', env=env)
+    output = _train(ctx, opt, '--launcher', 'slurm', env=env)
     ctx.expect_in(output, 'weights identical on all 1 ranks')
     calls_log = os.path.join(stub_dir, 'calls.log')
-    calls = read_text(calls_log) if os.path.isfile(calls_log) else ''
+    calls = _read_text(calls_log) if os.path.isfile(calls_log) else ''
     ctx.expect('show hostname gpucheck-node' in calls, f'scontrol was not asked for the master node: {calls!r}')
 
 
 def deterministic(ctx: StepContext) -> None:
     names = ('gpu_check_deterministic_a', 'gpu_check_deterministic_b')
     # with a data loader worker: its seeding is part of what must repeat
-    opts = [tiny_joint(ctx, name, 3, workers=1, deterministic=True, manual_seed=7) for name in names]
+    opts = [_tiny_joint(ctx, name, 3, workers=1, deterministic=True, manual_seed=7) for name in names]
     outputs = ctx.run_all([[ctx.script('basicsr'), 'train', '-opt', opt] for opt in opts])
     for output in outputs:
         ctx.expect_in(output, 'End of training')
-    first, second = (weights(experiment(ctx, name, 'models', 'net_g_latest.pth')) for name in names)
+    first, second = (_weights(_experiment(ctx, name, 'models', 'net_g_latest.pth')) for name in names)
     differing = [k for k in first if not torch.equal(first[k], second.get(k, torch.empty(0)))]
     ctx.figures.update(tensors_compared=len(first), tensors_differing=len(differing))
     ctx.expect(not differing and first.keys() == second.keys(), f'the runs differ in {differing[:3]}...')
 
 
-def test_options(ctx: StepContext, option: str, device: str) -> str:
+def _test_options(ctx: StepContext, option: str, device: str) -> str:
     """``option`` (options/test_val300*.yml) for the joint checkpoint on the tiny validation frames on ``device``."""
     data = ctx.check.shared['data']
     changes = dict(
@@ -237,20 +240,20 @@ def test_options(ctx: StepContext, option: str, device: str) -> str:
         path=dict(pretrain_network_g=ctx.check.shared['joint'], param_key_g='params'),
         val=dict(pbar=False, suffix='gpu_check'),
     )
-    return option_file(ctx, option, changes)
+    return _option_file(ctx, option, changes)
 
 
 TEST_OPTIONS = ('test_val300.yml', 'test_val300_x8.yml')
 
 
-def run_tests(ctx: StepContext, device: str) -> dict[str, list[str]]:
+def _run_tests(ctx: StepContext, device: str) -> dict[str, list[str]]:
     """``basicsr test`` plain and x8 on ``device``, side by side; option -> its images."""
-    opts = [test_options(ctx, option, device) for option in TEST_OPTIONS]
+    opts = [_test_options(ctx, option, device) for option in TEST_OPTIONS]
     outputs = ctx.run_all([[ctx.script('basicsr'), 'test', '-opt', opt] for opt in opts])
     images = {}
     for option, output in zip(TEST_OPTIONS, outputs):
         ctx.expect_in(output, '# psnr:', '# ssim:')
-        ctx.figures[f'{option} on {device}'] = metrics(output)
+        ctx.figures[f'{option} on {device}'] = _metrics(output)
         name = f'gpu_check_{option[: -len(".yml")]}_{device}'
         images[option] = sorted(glob.glob(ctx.path('results', name, 'visualization', '*', '*.png')))
         ctx.expect(len(images[option]) > 0, f'{option} on {device} wrote no images')
@@ -258,12 +261,12 @@ def run_tests(ctx: StepContext, device: str) -> dict[str, list[str]]:
 
 
 def test(ctx: StepContext) -> None:
-    ctx.check.shared['test_images'] = run_tests(ctx, ctx.mode.device)
+    ctx.check.shared['test_images'] = _run_tests(ctx, ctx.mode.device)
 
 
 def test_gpu_vs_cpu(ctx: StepContext) -> None:
     gpu = ctx.check.shared['test_images']
-    for option, cpu_images in run_tests(ctx, 'cpu').items():
+    for option, cpu_images in _run_tests(ctx, 'cpu').items():
         ctx.expect(len(cpu_images) == len(gpu[option]), f'{option}: other images on the CPU than on the GPU')
         levels = max(
             int(np.abs(cv2.imread(a).astype(int) - cv2.imread(b).astype(int)).max())
@@ -273,7 +276,7 @@ def test_gpu_vs_cpu(ctx: StepContext) -> None:
         ctx.expect(levels <= GPU_CPU_LEVELS, f'{option}: GPU and CPU outputs differ by {levels} levels')
 
 
-def infer_argv(ctx: StepContext, variant: str, flags: list[str]) -> list[str]:
+def _infer_argv(ctx: StepContext, variant: str, flags: list[str]) -> list[str]:
     return [
         ctx.script('cnlrn'),
         'infer',
@@ -291,13 +294,13 @@ def infer_argv(ctx: StepContext, variant: str, flags: list[str]) -> list[str]:
     ]
 
 
-def infer_output(ctx: StepContext, variant: str) -> str:
+def _infer_output(ctx: StepContext, variant: str) -> str:
     return ctx.path('infer', variant, 'photo_cnlrn.png')
 
 
-def check_psnr(ctx: StepContext, variant: str) -> None:
+def _check_psnr(ctx: StepContext, variant: str) -> None:
     """Record the PSNR of ``variant``'s output against the plain one's; check its least where it has one."""
-    value = psnr(infer_output(ctx, variant), infer_output(ctx, 'plain'))
+    value = _psnr(_infer_output(ctx, variant), _infer_output(ctx, 'plain'))
     ctx.figures[f'{variant}: PSNR vs plain fp32 (dB)'] = round(value, 2)
     if variant in MIN_PSNR:
         ctx.expect(
@@ -317,16 +320,16 @@ def infer(ctx: StepContext) -> None:
     }
     if ctx.mode.device == 'cuda':
         variants['tf32'] = ['--tf32']
-    ctx.run_all([infer_argv(ctx, variant, flags) for variant, flags in variants.items()])
+    ctx.run_all([_infer_argv(ctx, variant, flags) for variant, flags in variants.items()])
     for variant in variants:
         if variant != 'plain':
-            check_psnr(ctx, variant)
+            _check_psnr(ctx, variant)
 
 
 def infer_compile(ctx: StepContext) -> None:
-    ctx.run(infer_argv(ctx, 'compile', ['--compile', ctx.mode.compile_backend]))
+    ctx.run(_infer_argv(ctx, 'compile', ['--compile', ctx.mode.compile_backend]))
     ctx.figures['backend'] = ctx.mode.compile_backend
-    check_psnr(ctx, 'compile')
+    _check_psnr(ctx, 'compile')
 
 
 def bench(ctx: StepContext) -> None:
@@ -392,6 +395,8 @@ STEPS = [
         sdpa_backends,
         180,
     ),
+    # the longest timing early: a dry run, where it is no timing, overlaps it with the rest
+    Step('bench', 'cnlrn bench: fp32, TF32 (CUDA), bf16; sdpa and naive; x FLOP floor', bench, 300, exclusive=True),
     Step(
         'pretrain',
         'basicsr train options/pretrain.yml (CUDA prefetcher, pinned memory)',
@@ -421,7 +426,6 @@ STEPS = [
         180,
         ('data',),
     ),
-    Step('bench', 'cnlrn bench: fp32, TF32 (CUDA), bf16; sdpa and naive; x FLOP floor', bench, 300, exclusive=True),
     Step(
         'train_speed',
         "training steps at the release's batch 32: s/iter, images/s, peak memory, x floor; the paper's schedule",
