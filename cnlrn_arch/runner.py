@@ -53,6 +53,7 @@ def run_pipeline(phase, argv, prog):
     args = _pipeline_parser(prog).parse_args(argv)
     is_train = phase == 'train'
     opt = check_options(args.opt, is_train, overrides=args.force_yml or (), auto_resume=args.auto_resume)
+    basicsr_patches.set_dist_timeout(opt)
     root = os.getcwd()
     _make_output_folder(os.path.join(root, 'experiments' if is_train else 'results'))
     # the same basename: basicsr copies -opt into the experiment folder, which so records the options run;

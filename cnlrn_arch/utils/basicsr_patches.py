@@ -30,6 +30,7 @@ import os
 import subprocess
 from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from types import ModuleType
 from typing import Any
 
@@ -48,9 +49,11 @@ from torch.utils.data import DataLoader, Dataset
 
 from . import experiment_lock
 from .atomic import atomic_write, write_failure
+from .dist_timeout import DIST_TIMEOUT_MINUTES, dist_timeout_minutes
 from .errors import UserError, first_line
 
 BASICSR_VERSION = '1.4.2'
+_dist_timeout_minutes = DIST_TIMEOUT_MINUTES  # what init_dist uses when basicsr passes it no dist_params
 
 
 def _load_state(path: str) -> dict[str, Any]:
@@ -140,12 +143,13 @@ def load_resume_state(opt: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def init_dist(launcher: str, backend: str = 'nccl', **kwargs: Any) -> None:
-    """Initialise torch.distributed: NCCL on the GPU of LOCAL_RANK, gloo for CPU tensors.
+    """Initialise torch.distributed: NCCL on the GPU of LOCAL_RANK, gloo for CPU tensors, a long timeout.
 
     Args:
         launcher (str): 'pytorch' (torchrun set the environment) or 'slurm' (derived from SLURM's).
         backend (str): the backend for CUDA tensors; CPU tensors always use gloo.
-        **kwargs (Any): ``port`` (slurm only: the master port), the rest goes to ``init_process_group``.
+        **kwargs (Any): ``port`` (slurm only: the master port), ``timeout_minutes`` (else the one
+            :func:`set_dist_timeout` set), the rest goes to ``init_process_group``.
     """
     if mp.get_start_method(allow_none=True) is None:
         mp.set_start_method('spawn')
@@ -153,13 +157,24 @@ def init_dist(launcher: str, backend: str = 'nccl', **kwargs: Any) -> None:
         _slurm_environment(kwargs.pop('port', None))
     elif launcher != 'pytorch':
         raise ValueError(f'Invalid launcher type: {launcher}')
+    timeout = timedelta(minutes=kwargs.pop('timeout_minutes', _dist_timeout_minutes))
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
         # CPU tensors (num_gpu: 0 on a GPU machine) still need gloo
         backend = f'cpu:gloo,cuda:{backend}'
     else:
         backend = 'gloo'
-    dist.init_process_group(backend=backend, **kwargs)
+    dist.init_process_group(backend=backend, timeout=timeout, **kwargs)
+
+
+def set_dist_timeout(opt: dict[str, Any]) -> None:
+    """Make :func:`init_dist` use the options' timeout: basicsr passes ``dist_params`` to it under slurm only.
+
+    Args:
+        opt (dict[str, Any]): the options about to run.
+    """
+    global _dist_timeout_minutes
+    _dist_timeout_minutes = dist_timeout_minutes(opt)
 
 
 def _slurm_environment(port: int | None) -> None:

@@ -108,6 +108,8 @@ SCHEMA = {
     'logger:save_checkpoint_freq': Number(1, **WHOLE),
     'val:val_freq': Number(1, **WHOLE),
     'val:metrics:*:crop_border': Number(0, **INT),
+    'dist_params:port': Number(1, 65535, **INT),
+    'dist_params:timeout_minutes': Number(**POSITIVE),
 }
 
 

@@ -316,3 +316,23 @@ def test_model_loads_the_shipped_demo_checkpoint():
     model.feed_data(dict(lq=torch.rand(1, 3, 12, 16)))
     model.test()
     assert model.output.shape == (1, 3, 48, 64) and torch.isfinite(model.output).all()
+
+
+def test_amp_under_data_parallel_is_refused_before_anything_is_built():
+    """DataParallel re-enters autocast in each replica's thread without the dtype: bf16 would run as fp16."""
+    opt = make_opt(train=dict(amp='bf16'))
+    opt['num_gpu'] = 2
+    with pytest.raises(UserError, match=r'num_gpu > 1 in one process \(DataParallel\).*torchrun --nproc_per_node'):
+        build_model(opt)
+
+
+def test_validation_says_how_long_it_took_and_warns_near_the_distributed_timeout(caplog, monkeypatch):
+    model = build_model(make_opt())
+    for name in ('nondist_validation', 'dist_validation'):  # rank 0 validating, the others waiting: timed alike
+        monkeypatch.setattr(model, name, lambda *args: None)
+    with caplog.at_level('INFO', logger='basicsr'):
+        model.validation(None, 4, None)
+        assert 'Validation at iter 4 took 0 s.' in caplog.text and 'timeout_minutes' not in caplog.text
+        model.opt.update(dist=True, dist_params={'timeout_minutes': 1e-9})  # any duration is over half of it
+        model.validation(None, 8, None)
+    assert 'over half of dist_params:timeout_minutes (1e-09), for which the other ranks wait' in caplog.text

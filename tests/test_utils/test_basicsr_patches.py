@@ -11,6 +11,7 @@ import os
 import subprocess
 from collections import Counter
 from contextlib import contextmanager
+from datetime import timedelta
 from types import SimpleNamespace
 
 import basicsr
@@ -246,10 +247,29 @@ def test_init_dist_from_slurm_on_cpu_uses_gloo_and_slurm_ranks(monkeypatch):
     basicsr.utils.options.init_dist('slurm', port=29612)  # as parse_options calls it with dist_params
 
     assert queries == ['scontrol show hostname n[1-4] | head -n1']
-    assert groups == [dict(backend='gloo')]
+    assert groups == [dict(backend='gloo', timeout=timedelta(minutes=60))]  # not torch's 10 (see dist_timeout)
     assert {
         name: os.environ[name] for name in ('MASTER_ADDR', 'MASTER_PORT', 'WORLD_SIZE', 'RANK', 'LOCAL_RANK')
     } == dict(MASTER_ADDR='n1', MASTER_PORT='29612', WORLD_SIZE='8', RANK='3', LOCAL_RANK='1')
+
+
+@pytest.mark.parametrize('launcher', ['pytorch', 'slurm'])
+def test_init_dist_waits_as_long_as_the_options_say(launcher, monkeypatch):
+    """basicsr hands dist_params to init_dist under slurm only: the runner sets the options' timeout for both."""
+    monkeypatch.setattr(subprocess, 'getoutput', lambda command: 'n1')
+    for name, value in dict(SLURM_PROCID='0', SLURM_NTASKS='1', SLURM_LOCALID='0', SLURM_NODELIST='n1').items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    monkeypatch.setattr(mp, 'set_start_method', lambda method: None)
+    groups = []
+    monkeypatch.setattr(dist, 'init_process_group', lambda **kwargs: groups.append(kwargs))
+    monkeypatch.setattr(basicsr_patches, '_dist_timeout_minutes', basicsr_patches._dist_timeout_minutes)
+    basicsr_patches.apply()
+    basicsr_patches.set_dist_timeout({'dist_params': {'port': 29612, 'timeout_minutes': 90}})
+
+    basicsr.utils.options.init_dist(launcher, **({'port': 29612, 'timeout_minutes': 90} if launcher == 'slurm' else {}))
+
+    assert groups == [dict(backend='gloo', timeout=timedelta(minutes=90))]
 
 
 def epoch_of(sampler, epoch):
