@@ -173,15 +173,22 @@ class PairedBlurSRDataset(data.Dataset):
             raise UserError(f'image {extra[0]} is in {root} but not in {gt_root}')
 
     def set_epoch(self, epoch: int) -> None:
-        """Called by the sampler: augmentation randomness derives from (seed, epoch, position)."""
+        """The epoch of plain-int indices: augmentation randomness derives from (seed, epoch, position)."""
         self.epoch = epoch
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
+    def __getitem__(self, index: int | tuple[int, int]) -> dict[str, torch.Tensor | str]:
+        """The sample at ``index``, or at ``(epoch, index)`` as the training sampler passes it.
+
+        Args:
+            index (int | tuple[int, int]): a position, or (epoch, position): data loader workers that persist
+                across epochs keep their own copy of the data set, which :meth:`set_epoch` never reaches.
+        """
         if self.file_client is None:
             self.file_client = FileClient(self.backend, **self.io_backend_opt)
+        epoch, index = index if isinstance(index, tuple) else (self.epoch, index)
         # the sampler may pass positions of an enlarged epoch (dataset_enlarge_ratio); each
         # position gets its own crop and flips, the same ones whenever it is replayed
-        rng = random.Random(f'{self.seed}:{self.epoch}:{index}')
+        rng = random.Random(f'{self.seed}:{epoch}:{index}')
         index %= len(self.keys)
         key = self.keys[index]
         imgs = {client: self._read(client, self.paths[client][index]) for client in self.read_clients}

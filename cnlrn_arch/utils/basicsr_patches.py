@@ -194,9 +194,9 @@ def _slurm_environment(port: int | None) -> None:
 class ResumableSampler(EnlargedSampler):
     """EnlargedSampler that tells the data set its epoch and can start an epoch part-way.
 
-    Data sets with ``set_epoch`` receive positions in the enlarged epoch
-    (they fold them into their range), so that each position keeps its own
-    augmentation seed; others get indices as from EnlargedSampler.
+    Data sets with ``set_epoch`` receive (epoch, position) pairs, positions in
+    the enlarged epoch (they fold them into their range), so that each position
+    keeps its own augmentation seed; others get indices as from EnlargedSampler.
 
     Args:
         dataset (Dataset): the data set sampled from.
@@ -221,24 +221,19 @@ class ResumableSampler(EnlargedSampler):
         batches_per_epoch = self.num_samples // batch_size  # the train loader drops the last partial batch
         self.skip = {epoch: (iteration - epoch * batches_per_epoch) * batch_size}
 
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch to sample, and hand it to the data set when it takes one.
+    def __iter__(self) -> Iterator[int | tuple[int, int]]:
+        samples = list(super().__iter__()) if not self.positions else self._positions()
+        return iter(samples[self.skip.get(self.epoch, 0) :])
 
-        Args:
-            epoch (int): the epoch about to start.
-        """
-        super().set_epoch(epoch)
-        if self.positions:
-            self.dataset.set_epoch(epoch)
-
-    def __iter__(self) -> Iterator[int]:
-        indices = list(super().__iter__()) if not self.positions else self._positions()
-        return iter(indices[self.skip.get(self.epoch, 0) :])
-
-    def _positions(self) -> list[int]:
+    def _positions(self) -> list[tuple[int, int]]:
+        """(epoch, position) pairs: the epoch travels with each index, so data loader workers that persist across
+        epochs (``persistent_workers: true``), each with its own copy of the data set, augment for the right one."""
         g = torch.Generator()
         g.manual_seed(self.epoch)
-        return torch.randperm(self.total_size, generator=g).tolist()[self.rank : self.total_size : self.num_replicas]
+        positions = torch.randperm(self.total_size, generator=g).tolist()[
+            self.rank : self.total_size : self.num_replicas
+        ]
+        return [(self.epoch, position) for position in positions]
 
 
 # basicsr's (train_loader, train_sampler, val_loaders, total_epochs, total_iters)
