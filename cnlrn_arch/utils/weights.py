@@ -15,40 +15,73 @@ from .errors import UserError
 def read_state_dict(path: str | os.PathLike, param_key: str | None = 'params') -> dict[str, torch.Tensor]:
     """Return the state dict stored in ``path``, on the CPU.
 
-    Files with pickled code are refused. Keys lose the ``module.`` prefix of
-    DataParallel/DDP checkpoints.
+    Files with pickled code are refused, and so are tensors holding NaN or
+    Inf: such weights make every output NaN (written as black) or garbage.
+    Keys lose the ``module.`` prefix of DataParallel/DDP checkpoints.
 
     Args:
         path (str | os.PathLike): a bare state dict (the authors' release) or
             BasicSR's checkpoint layout ``{param_key: state_dict}``.
         param_key (str | None): the checkpoint's key to read; 'params_ema'
-            falls back to 'params'. A file without the key is read as a bare
-            state dict; with None the file must hold one.
+            falls back to 'params' where it is missing or empty. A file without
+            the key is read as a bare state dict; with None the file must hold one.
 
     Raises:
-        UserError: naming the file, if it is missing, unreadable, holds code or
-            holds no state dict.
+        UserError: naming the file, if it is missing, empty, unreadable, holds
+            code, holds no state dict or holds a non-finite tensor (named).
     """
     if not os.path.isfile(path):
         raise UserError(f'weights file not found: {path}')
+    if os.path.getsize(path) == 0:
+        raise UserError(f'{path}: empty file, not PyTorch weights')
     try:
         data = torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as err:
-        reason = str(err).splitlines()[0]
-        raise UserError(f'{path}: refused to load, not plain tensors (weights_only=True): {reason}') from None
+        raise UserError(f'{path}: refused to load, not plain tensors (weights_only=True): {_first_line(err)}') from None
     except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise UserError(f'{path}: not a readable PyTorch weights file ({str(err).splitlines()[0]})') from None
-    if param_key is not None and isinstance(data, dict) and param_key in data:
-        data = data[param_key]
-    elif param_key == 'params_ema' and isinstance(data, dict) and 'params' in data:
-        data = data['params']
+        raise UserError(f'{path}: not a readable PyTorch weights file ({_first_line(err)})') from None
+    chosen = _state_dict_at(data, param_key) or (_state_dict_at(data, 'params') if param_key == 'params_ema' else None)
+    if chosen:
+        data = chosen
+    elif isinstance(data, dict) and param_key in data:
+        data = data[param_key]  # empty or no mapping: refused below
     if not isinstance(data, dict) or not data or not all(isinstance(v, torch.Tensor) for v in data.values()):
         raise UserError(
             f'{path}: does not hold a state dict (param key {param_key!r}); '
             f'top-level keys: {list(data)[:5] if isinstance(data, dict) else type(data).__name__}'
         )
+    _check_finite(data, path)
     # checkpoints of DataParallel/DDP models prefix every key with 'module.'
     return {k[len('module.') :] if k.startswith('module.') else k: v for k, v in data.items()}
+
+
+def _check_finite(state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike) -> None:
+    """Raise ``UserError`` naming ``path`` and the first tensor of ``state_dict`` that holds NaN or Inf.
+
+    Args:
+        state_dict (Mapping[str, torch.Tensor]): the tensors to check.
+        path (str | os.PathLike): the file they came from, for the message.
+    """
+    for key, value in state_dict.items():
+        if value.is_floating_point() or value.is_complex():
+            bad = value.numel() - int(torch.isfinite(value).sum())
+            if bad:
+                raise UserError(
+                    f'{path}: {key} holds NaN or Inf ({bad} of {value.numel()} values); '
+                    'refused, such weights give black or garbage outputs'
+                )
+
+
+def _state_dict_at(data: object, key: str | None) -> dict | None:
+    """``data[key]`` where it is a non-empty mapping, else None."""
+    value = data.get(key) if isinstance(data, dict) and key is not None else None
+    return value if isinstance(value, dict) and value else None
+
+
+def _first_line(err: BaseException) -> str:
+    """The first line of ``err``'s message, or its type's name where the message is empty."""
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
 
 
 def first_items(items: Sequence[str], limit: int = 5) -> str:
