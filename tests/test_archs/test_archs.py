@@ -4,6 +4,7 @@ import os
 
 import pytest
 import torch
+import torch.nn.functional as F
 from basicsr.utils.registry import ARCH_REGISTRY
 
 import cnlrn_arch  # noqa: F401  registers the networks
@@ -61,6 +62,25 @@ def test_any_input_size(size, expected):
     net = CNLRN(**TINY_CNLRN_ARGS).eval()
     with torch.inference_mode():
         assert tuple(net(torch.rand(size)).shape) == expected
+
+
+@pytest.mark.parametrize('size', [(15, 21), (13, 6), (16, 23)])
+def test_other_sizes_are_reflect_padded_and_cropped_top_left(fixture, size):
+    """Values, not shapes: the output is the padded input's, reflected at the bottom and right, cut from the top left.
+
+    With the fixture network, zero padding instead moves outputs by 0.07-0.11, cropping from the bottom
+    right by 0.16-0.18.
+    """
+    net = CNLRN(**fixture['config']).eval()
+    net.load_state_dict(fixture['state_dict'])
+    height, width = size
+    x = fixture['input'][:1, :, :height, :width]
+    padded = F.pad(x, (0, -width % 4, 0, -height % 4), mode='reflect')
+    with torch.inference_mode():
+        out = net(x)
+        reference = net(padded)[..., : 4 * height, : 4 * width]
+    assert out.shape == (1, 3, 4 * height, 4 * width)
+    assert (out - reference).abs().max().item() < 1e-5
 
 
 def test_multiple_of_four_is_not_padded(fixture):
