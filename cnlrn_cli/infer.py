@@ -2,23 +2,32 @@
 
 import os
 
+from cnlrn_arch.inference.image_io import DEFAULT_MAX_PIXELS
 from cnlrn_arch.inference.restore_files import DEFAULT_TILE_PAD, restore_files
 from cnlrn_arch.utils.speed import AMP_DTYPES, use_tf32
 
 from .arguments import int_at_least
 
-DESCRIPTION = """\
+DESCRIPTION = f"""\
 Inputs are image files, folders (their images, not recursive) or glob
 patterns (quoted, so the shell leaves them alone): PNG, JPEG, BMP, TIFF and
-WebP, 8- or 16-bit, grayscale, RGB or RGBA. Each is written as the PNG
-OUTDIR/<name><suffix>.png in the same mode and bit depth; the alpha channel
-is upscaled with bicubic, since the network sees RGB only.
+WebP, 8- or 16-bit, grayscale, gray+alpha, RGB or RGBA. Each is written as
+the PNG OUTDIR/<name><suffix>.png in the same mode and bit depth; the alpha
+channel is upscaled with bicubic, since the network sees RGB only. An EXIF
+orientation is applied on reading, so outputs are written upright (without
+EXIF), as image viewers show the inputs.
+
+Images of more than --max-pixels pixels (default {DEFAULT_MAX_PIXELS}) are
+skipped before they are decoded. Animations and multi-page files (GIF, APNG,
+WebP, TIFF of several frames) are skipped too: extract the frames first.
+With --tile, memory grows with the image's width, not its height.
 
 --bf16/--fp16, --tf32, --channels-last and --compile trade a little exactness
 (the first three) or start-up time (--compile) for speed; all are off by default.
 
 An input that cannot be read, or whose output would overwrite an input, is
-reported and skipped; the exit status is then 1.
+reported and skipped; the exit status is then 1. So is an input whose
+output holds NaN or Inf: it is not written.
 """
 
 
@@ -89,6 +98,13 @@ def add_arguments(parser):
         help='torch.compile the network (default backend: inductor, which needs a C++ compiler '
         'on the CPU); the first image, and each new image size, takes longer',
     )
+    parser.add_argument(
+        '--max-pixels',
+        type=int_at_least(1),
+        default=DEFAULT_MAX_PIXELS,
+        metavar='N',
+        help='skip larger images (width x height) without decoding them (default: %(default)s)',
+    )
     parser.add_argument('--suffix', default='_cnlrn', help='appended to each output name (default: %(default)s)')
     parser.set_defaults(run=run)
 
@@ -110,6 +126,7 @@ def run(args):
             args.channels_last,
             args.compile,
             args.suffix,
+            args.max_pixels,
         )
     except KeyboardInterrupt:
         written = len(_outputs(args.output, args.suffix) - before)

@@ -1,51 +1,123 @@
 """Find, read and write the images users give ``cnlrn infer``.
 
-Every mode is kept: 8- or 16-bit, grayscale, RGB or RGBA. The network sees
-RGB floats in [0, 1]; :class:`UserImage` remembers how to write the result
-back in the input's mode. Outputs are always PNG, so nothing is lost.
+Every mode is kept: 8- or 16-bit, grayscale, gray+alpha, RGB or RGBA. A
+:class:`UserImage` holds the decoded samples, turned upright as their EXIF
+orientation says (as image viewers show them); the network sees RGB floats
+in [0, 1], made one tile at a time. Headers are read before anything is
+decoded, so images over the pixel limit and animations are refused unread.
+Outputs are always PNG, encoded band by band as they are computed, so
+nothing is lost and no full-size copy is held.
 """
 
 from __future__ import annotations
 
 import glob
 import os
+import struct
+import warnings
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
+from typing import BinaryIO
 
 import cv2
 import numpy as np
+from PIL import ExifTags, Image
 
 from ..utils.atomic import atomic_write
 from ..utils.errors import UserError
 from ..utils.image_formats import IMG_EXTENSIONS
 
+# Larger inputs are refused unless --max-pixels allows them: 50 MP decode to at most 400 MB (16-bit RGBA)
+# and upscale x4 to 800 MP, while a decompression bomb claims far more (a 292 KB PNG claims 10000x10000).
+DEFAULT_MAX_PIXELS = 50_000_000
+
+# EXIF orientation -> what turns the stored pixels upright (Pillow's ImageOps.exif_transpose)
+_UPRIGHT = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+    8: lambda a: np.rot90(a),
+}
+
+PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+# PNG colour type by channel count: gray, gray+alpha, RGB, RGBA
+_PNG_COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}
+_PNG_FILTER_UP = 2
+
 
 @dataclass
 class UserImage:
-    """An image as the network sees it, and what writing it back in its own mode needs.
+    """A decoded image, upright, as OpenCV orders channels.
 
     Attributes:
-        rgb (np.ndarray): H x W x 3 float32 in [0, 1]; grayscale inputs are replicated to 3 channels.
-        alpha (np.ndarray | None): H x W float32 in [0, 1], or None without an alpha channel.
-        grayscale (bool): written back as one gray channel (the mean of ``rgb``'s three).
-        dtype (np.dtype): uint8 or uint16, the sample type to write back.
+        pixels (np.ndarray): uint8 or uint16 samples: H x W (gray), H x W x 2
+            (gray, alpha), H x W x 3 (BGR) or H x W x 4 (BGRA).
     """
 
-    rgb: np.ndarray
-    alpha: np.ndarray | None
-    grayscale: bool
-    dtype: np.dtype
+    pixels: np.ndarray
+
+    @property
+    def gray(self) -> bool:
+        """Whether the colours are one gray channel (written back as such)."""
+        return self.pixels.ndim == 2 or self.pixels.shape[2] == 2
+
+    @property
+    def has_alpha(self) -> bool:
+        return self.pixels.ndim == 3 and self.pixels.shape[2] in (2, 4)
+
+    def rgb(self, rows: slice, cols: slice) -> np.ndarray:
+        """The crop ``rows`` x ``cols`` as the network sees it: h x w x 3 float32 RGB in [0, 1], gray replicated.
+
+        Args:
+            rows (slice): LR rows of the crop.
+            cols (slice): LR columns of the crop.
+        """
+        crop = self.pixels[rows, cols]
+        if self.gray:
+            gray = crop if crop.ndim == 2 else crop[..., 0]
+            rgb = np.repeat(gray[..., None], 3, axis=2)
+        else:
+            rgb = crop[..., 2::-1]
+        return rgb.astype(np.float32) / np.iinfo(crop.dtype).max
+
+    def alpha(self, rows: slice) -> np.ndarray:
+        """Rows ``rows`` of the alpha channel as h x W float32 in [0, 1]; only for images that have one.
+
+        Args:
+            rows (slice): LR rows.
+        """
+        return self.pixels[rows, :, -1].astype(np.float32) / np.iinfo(self.pixels.dtype).max
+
+    def samples(self, x: np.ndarray) -> np.ndarray:
+        """Floats ``x`` clipped to [0, 1] and rounded to this image's sample type.
+
+        Args:
+            x (np.ndarray): values of any shape.
+        """
+        peak = np.iinfo(self.pixels.dtype).max
+        return np.round(np.clip(x, 0, 1) * peak).astype(self.pixels.dtype)
 
 
 def is_image_name(path: str) -> bool:
     return path.lower().endswith(IMG_EXTENSIONS)
 
 
+def _is_input(path: str) -> bool:
+    """Regular files, and links to nothing (dangling or looping): reading those names them instead of skipping."""
+    return os.path.isfile(path) or (os.path.islink(path) and not os.path.exists(path))
+
+
 def find_images(patterns: Iterable[str]) -> list[str]:
     """Paths named by files, folders (their images, not recursive) or globs; sorted per argument, no repeats.
 
     A file named explicitly is kept whatever its extension: if it is not an
-    image, reading it fails and it is reported.
+    image, reading it fails and it is reported. So are image names that link
+    to nothing.
 
     Args:
         patterns (Iterable[str]): file names, folder names and glob patterns,
@@ -59,71 +131,134 @@ def find_images(patterns: Iterable[str]) -> list[str]:
         if os.path.isfile(pattern):
             matches = [pattern]
         elif os.path.isdir(pattern):
-            matches = sorted(
-                os.path.join(pattern, name)
-                for name in os.listdir(pattern)
-                if is_image_name(name) and os.path.isfile(os.path.join(pattern, name))
-            )
+            paths = (os.path.join(pattern, name) for name in os.listdir(pattern) if is_image_name(name))
+            matches = sorted(p for p in paths if _is_input(p))
             if not matches:
                 raise UserError(f'no images ({", ".join(IMG_EXTENSIONS)}) in folder {pattern}')
         else:
-            matches = sorted(p for p in glob.glob(pattern) if os.path.isfile(p) and is_image_name(p))
+            matches = sorted(p for p in glob.glob(pattern) if _is_input(p) and is_image_name(p))
             if not matches:
                 raise UserError(f'no such file or folder, and no image matches the pattern: {pattern}')
         found.extend(matches)
     return list(dict.fromkeys(found))
 
 
-def read_image(path: str | os.PathLike) -> UserImage:
-    """Read ``path`` as a :class:`UserImage`; UserError naming the file if it cannot be used."""
+def _read_header(path: str | os.PathLike) -> tuple[int, int, int, object, bool]:
+    """(width, height, frames, EXIF orientation, whether gray+alpha) from ``path``'s header, nothing decoded."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)  # read_image applies its own limit
+            with Image.open(path) as img:
+                # Pillow decodes a PNG to find EXIF stored after the pixels; only EXIF before them is used
+                exif = img.getexif() if img.format != 'PNG' or 'exif' in img.info else {}
+                orientation = exif.get(ExifTags.Base.Orientation)
+                return *img.size, getattr(img, 'n_frames', 1), orientation, _is_gray_alpha(img)
+    except Image.DecompressionBombError as err:
+        raise UserError(f'{path}: {err}') from None
+    except Image.UnidentifiedImageError:
+        reason = 'empty file' if os.path.getsize(path) == 0 else 'not an image file (format not recognised)'
+        raise UserError(f'{path}: {reason}') from None
+    except OSError as err:
+        raise UserError(f'{path}: cannot read ({err.strerror or err})') from None
+    except (SyntaxError, ValueError, EOFError) as err:  # Pillow's answers to broken headers
+        raise UserError(f'{path}: broken image header ({err})') from None
+
+
+def _is_gray_alpha(img: Image.Image) -> bool:
+    """Pillow's modes LA and La, and 16-bit gray+alpha, which Pillow widens to RGBA from the raw mode 'LA;16B'."""
+    args = img.tile[0].args if img.tile else None
+    raw_mode = args[0] if isinstance(args, tuple) else args
+    return img.mode in ('LA', 'La') or (isinstance(raw_mode, str) and raw_mode.startswith('LA'))
+
+
+def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> UserImage:
+    """Read ``path`` as an upright :class:`UserImage`; UserError naming the file if it cannot or must not be used.
+
+    Args:
+        path (str | os.PathLike): the image file.
+        max_pixels (int): the most pixels (width x height) accepted; checked
+            from the header, before decoding.
+
+    Raises:
+        UserError: for unreadable, undecodable or unsupported files, images
+            over ``max_pixels`` and files of several frames (animations,
+            multi-page TIFFs).
+    """
+    width, height, frames, orientation, gray_alpha = _read_header(path)
+    if width * height > max_pixels:
+        raise UserError(
+            f'{path}: {width}x{height} is {width * height} pixels, over the limit of {max_pixels}; '
+            'not decoded (raise the limit with --max-pixels)'
+        )
+    if frames > 1:
+        raise UserError(f'{path}: {frames} frames; cnlrn infer restores single images, extract the frames first')
     try:
         # imdecode of the bytes, not imread, so that an unreadable file and an undecodable one differ
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as err:
         raise UserError(f'{path}: cannot read ({err.strerror})') from None
-    if data.size == 0:
-        raise UserError(f'{path}: empty file')
     try:
-        img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+        img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)  # unchanged: the alpha channel is kept, EXIF not applied
     except cv2.error as err:
         raise UserError(f'{path}: cannot decode ({str(err).strip().splitlines()[-1]})') from None
+    del data  # the file's bytes, before the samples are copied upright
     if img is None:
         raise UserError(f'{path}: not an image OpenCV can decode')
     if img.dtype not in (np.uint8, np.uint16):
         raise UserError(f'{path}: {img.dtype} samples are not supported, only 8- and 16-bit images')
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[..., 0]
-    if img.ndim == 2:
-        bgr, alpha = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR), None
-    elif img.shape[2] in (3, 4):
-        bgr, alpha = img[..., :3], (img[..., 3] if img.shape[2] == 4 else None)
-    else:
-        raise UserError(f'{path}: {img.shape[2]} channels are not supported (1, 3 or 4)')
-    peak = np.iinfo(img.dtype).max
-    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / peak
-    if alpha is not None:
-        alpha = alpha.astype(np.float32) / peak
-    return UserImage(rgb, alpha, grayscale=img.ndim == 2, dtype=img.dtype)
+    if img.ndim == 3 and img.shape[2] == 4 and gray_alpha:
+        img = img[..., [0, 3]]  # OpenCV decodes gray+alpha as BGRA
+    elif img.ndim == 3 and img.shape[2] not in (2, 3, 4):
+        raise UserError(f'{path}: {img.shape[2]} channels are not supported (1 to 4)')
+    upright = _UPRIGHT.get(orientation)
+    return UserImage(np.ascontiguousarray(upright(img) if upright else img))
 
 
-def _quantize(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    peak = np.iinfo(dtype).max
-    return np.round(np.clip(x, 0, 1) * peak).astype(dtype)
+def write_png(path: str | os.PathLike, bands: Iterable[np.ndarray]) -> None:
+    """Write the image whose rows ``bands`` hold, from the top, as a PNG that appears only once complete.
 
+    Each band is encoded as it comes, so one band at a time is in memory; if
+    producing a band raises, nothing is left at ``path``.
 
-def write_png(path: str | os.PathLike, image: UserImage) -> None:
-    """Write ``image`` as a PNG in its own mode; written to a temporary file first so it only appears complete."""
-    if image.grayscale:
-        # the three outputs of a replicated gray input are close but not equal; their mean is the gray value
-        pixels = _quantize(image.rgb.mean(axis=2), image.dtype)
-    else:
-        pixels = cv2.cvtColor(_quantize(image.rgb, image.dtype), cv2.COLOR_RGB2BGR)
-    if image.alpha is not None:  # never with grayscale: OpenCV reads gray+alpha PNGs as BGRA
-        pixels = np.dstack([pixels, _quantize(image.alpha, image.dtype)])
-    ok, png = cv2.imencode('.png', pixels)
-    if not ok:
-        raise UserError(f'{path}: OpenCV could not encode the PNG')
+    Args:
+        path (str | os.PathLike): the PNG to write.
+        bands (Iterable[np.ndarray]): uint8 or uint16 rows, all as wide: h x W
+            (gray) or h x W x 2, 3, 4 (gray+alpha, RGB, RGBA).
+    """
     try:
-        atomic_write(path, png.tobytes())
+        atomic_write(path, partial(_write_png, bands=bands))
     except OSError as err:
         raise UserError(f'{path}: cannot write ({err.strerror})') from None
+
+
+def _write_png(f: BinaryIO, bands: Iterable[np.ndarray]) -> None:
+    f.write(PNG_SIGNATURE + bytes(25))  # room for IHDR, written once the height is known
+    compressor = zlib.compressobj()
+    height = 0
+    above = None
+    for band in bands:
+        # PNG stores 16-bit samples big-endian; a row is its samples' bytes
+        rows = np.ascontiguousarray(band, band.dtype.newbyteorder('>')).view(np.uint8).reshape(len(band), -1)
+        if above is None:
+            width, depth, channels = band.shape[1], 8 * band.itemsize, 1 if band.ndim == 2 else band.shape[2]
+            above = np.zeros_like(rows[0])
+        # filter Up: each byte minus the one above, modulo 256 as uint8 wraps; smooth images compress well so
+        filtered = np.hstack(
+            [np.full((len(rows), 1), _PNG_FILTER_UP, np.uint8), np.diff(np.vstack([above, rows]), axis=0)]
+        )
+        _write_chunk(f, b'IDAT', compressor.compress(filtered))
+        above = rows[-1].copy()
+        height += len(rows)
+    _write_chunk(f, b'IDAT', compressor.flush())
+    _write_chunk(f, b'IEND', b'')
+    f.seek(len(PNG_SIGNATURE))
+    _write_chunk(f, b'IHDR', struct.pack('>IIBBBBB', width, height, depth, _PNG_COLOUR_TYPES[channels], 0, 0, 0))
+
+
+def _write_chunk(f: BinaryIO, kind: bytes, data: bytes) -> None:
+    if data or kind != b'IDAT':  # the compressor often returns nothing yet
+        f.write(struct.pack('>I', len(data)) + kind)
+        f.write(data)
+        f.write(struct.pack('>I', zlib.crc32(data, zlib.crc32(kind))))

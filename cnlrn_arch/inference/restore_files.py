@@ -1,8 +1,9 @@
 """Restoring image files into a folder, one after another (``cnlrn infer``).
 
 Each input is written as the PNG OUTDIR/<name><suffix>.png in its own mode
-and bit depth. An input that cannot be read, or whose output would overwrite
-an input, is reported and skipped; the others are still restored.
+and bit depth, upright. An input that cannot be read, is over the pixel
+limit, has several frames, gives a non-finite output, or whose output would
+overwrite an input, is reported and skipped; the others are still restored.
 """
 
 import os
@@ -13,9 +14,9 @@ from tqdm import tqdm
 
 from ..utils.errors import UserError
 from ..utils.speed import AMP_DTYPES, Speed, check_autocast, compile_args, compiled, to_memory_format
-from .image_io import find_images, read_image, write_png
+from .image_io import DEFAULT_MAX_PIXELS, find_images, read_image, write_png
 from .network import load_network, resolve_device
-from .upscale import upscale
+from .upscale import NonFiniteOutput, upscale
 
 DEFAULT_TILE_PAD = 16
 SUGGESTED_TILE = 256
@@ -24,14 +25,18 @@ LARGE_INPUT_PIXELS = 1024 * 1024
 
 
 def _file_id(path):
-    stat = os.stat(path)
+    """(device, inode) of the file ``path`` names, or None where there is none (reading a broken link reports it)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
     return stat.st_dev, stat.st_ino
 
 
 def _check_output(path, out_path, input_ids, written_ids):
     """Refuse to replace an input, or an output written earlier in this run (two inputs with the same stem)."""
     # (device, inode) pairs see through symlinks, hard links and case-insensitive file names
-    owner = _file_id(out_path) if os.path.exists(out_path) else None
+    owner = _file_id(out_path)
     if owner in input_ids:
         raise UserError(
             f'{path}: its output {out_path} would overwrite the input {input_ids[owner]}; choose another -o or --suffix'
@@ -40,17 +45,21 @@ def _check_output(path, out_path, input_ids, written_ids):
         raise UserError(f'{path}: its output {out_path} was already written from {written_ids[owner]}')
 
 
-def _upscale(net, image, path, device, tile, tile_pad, self_ensemble, precision):
-    """:func:`upscale`, with running out of memory turned into a per-image error that suggests tiles."""
+def _restore(net, image, path, out_path, device, tile, tile_pad, self_ensemble, precision):
+    """Write ``image`` upscaled to ``out_path``; running out of memory becomes a per-image error suggesting tiles."""
     try:
-        return upscale(net, image, device, tile, tile_pad, self_ensemble, AMP_DTYPES.get(precision))
+        write_png(out_path, upscale(net, image, device, tile, tile_pad, self_ensemble, AMP_DTYPES.get(precision)))
+        return
+    except NonFiniteOutput as err:
+        hint = f' (computed in {precision}: retry without --{precision})' if precision else ''
+        raise UserError(f'{path}: {err}{hint}') from None
     except RuntimeError as err:
         if not (isinstance(err, torch.OutOfMemoryError) or "can't allocate memory" in str(err)):  # CPU allocator
             raise
     # outside the except block: the traceback's frames, which hold the tensors, are released by now
     if device.type == 'cuda':
         torch.cuda.empty_cache()
-    height, width = image.rgb.shape[:2]
+    height, width = image.pixels.shape[:2]
     advice = f'a smaller --tile than {tile}' if tile else f'--tile {SUGGESTED_TILE}'
     raise UserError(f'{path}: out of memory on {width}x{height} pixels; retry with {advice}')
 
@@ -68,6 +77,7 @@ def restore_files(
     channels_last=False,
     compile_backend=None,
     suffix='_cnlrn',
+    max_pixels=DEFAULT_MAX_PIXELS,
 ):
     """Restore the images ``inputs`` names into the folder ``output``; return how many were skipped.
 
@@ -84,6 +94,7 @@ def restore_files(
         channels_last (bool): NHWC weights and activations.
         compile_backend (str | None): torch.compile backend, None for none.
         suffix (str): appended to each output's name.
+        max_pixels (int): larger inputs are skipped without being decoded.
     """
     if tile_pad is not None and tile is None:
         raise UserError('--tile-pad needs --tile')
@@ -97,7 +108,7 @@ def restore_files(
         os.makedirs(output, exist_ok=True)
     except OSError as err:
         raise UserError(f'cannot create output folder {output}: {err.strerror}') from None
-    input_ids = {_file_id(path): path for path in inputs}
+    input_ids = {file_id: path for path in inputs if (file_id := _file_id(path))}
     written_ids = {}
     hinted = False
     failed = 0
@@ -105,15 +116,16 @@ def restore_files(
         out_path = os.path.join(output, os.path.splitext(os.path.basename(path))[0] + suffix + '.png')
         try:
             _check_output(path, out_path, input_ids, written_ids)
-            image = read_image(path)
-            height, width = image.rgb.shape[:2]
+            image = read_image(path, max_pixels)
+            height, width = image.pixels.shape[:2]
             if tile is None and height * width > LARGE_INPUT_PIXELS and not hinted:
                 tqdm.write(
                     f'cnlrn infer: {path} is {width}x{height}; if memory runs out, add --tile {SUGGESTED_TILE}',
                     file=sys.stderr,
                 )
                 hinted = True
-            write_png(out_path, _upscale(net, image, path, device, tile, tile_pad, self_ensemble, precision))
+            _restore(net, image, path, out_path, device, tile, tile_pad, self_ensemble, precision)
+            del image  # before the next input is decoded
             written_ids[_file_id(out_path)] = path
         except UserError as err:
             failed += 1

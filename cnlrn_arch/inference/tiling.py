@@ -1,4 +1,4 @@
-"""Tiled forward pass: memory bounded by the tile size, and no seams.
+"""Tiled forward pass: memory bounded by the tile size and the image's width, and no seams.
 
 The LR input is cut into a grid of evenly sized cores of at most ``tile`` x
 ``tile`` pixels; each runs with up to ``tile_pad`` pixels of its neighbours
@@ -6,17 +6,26 @@ around it as context. Neighbouring outputs then overlap (2 * tile_pad LR
 pixels, times the scale) and are blended with weights that fall from 1 to 0
 across the overlap along a raised cosine: a tile's edge pixels, which saw the
 least context, count the least, and one tile fades smoothly into the next.
-Sides on the image border keep weight 1, as nothing lies beyond them.
+Sides on the image border keep weight 1, as nothing lies beyond them. Each
+output pixel is the weighted sum divided by the sum of the weights.
+
+Tiles run row of tiles by row of tiles; the blend is accumulated in a float
+band one row of tiles high and as wide as the output, and the rows that no
+later tile reaches leave it as they are finished: no full-size float copy of
+the output ever exists.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 
 from ..utils.errors import UserError
+
+# finished rows leave the blend in bands of at most this many output rows, so conversions after it stay small
+BAND_ROWS = 64
 
 
 def output_scale(x: torch.Tensor, y: object) -> int:
@@ -68,39 +77,59 @@ def _weights(size: int, before: int, after: int) -> torch.Tensor:
     return weights
 
 
-def tiled_forward(
-    forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile: int, tile_pad: int
-) -> torch.Tensor:
-    """``forward(x)`` for an NCHW image, computed tile by tile and blended (see the module doc).
+def tiled_bands(
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    read: Callable[[slice, slice], torch.Tensor],
+    height: int,
+    width: int,
+    tile: int,
+    tile_pad: int,
+) -> Iterator[torch.Tensor]:
+    """``forward`` of an image, computed tile by tile and blended (see the module doc), in bands of rows from the top.
 
-    The output is gathered in float32 on the CPU, so device memory holds one
-    tile's activations only. A tile at least as large as ``x`` gives exactly
-    ``forward(x)``.
+    Device memory holds one tile's activations; the CPU holds a float band one
+    row of tiles high and as wide as the output. A tile at least as large as
+    the image gives exactly ``forward`` of the whole image.
 
     Args:
         forward (Callable[[torch.Tensor], torch.Tensor]): the network, or a
             function of it such as a self-ensemble.
-        x (torch.Tensor): (N, C, H, W) LR image.
+        read (Callable[[slice, slice], torch.Tensor]): the (N, C, h, w) input
+            at the given LR rows and columns, where ``forward`` runs.
+        height (int): the LR image's height.
+        width (int): the LR image's width.
         tile (int): largest height and width of a tile's core, in LR pixels.
         tile_pad (int): LR pixels of context around each core, where there are any.
 
-    Returns:
-        torch.Tensor: (N, C, sH, sW) float32 on the CPU, s the network's scale.
+    Yields:
+        torch.Tensor: (N, C, rows, sW) float32 on the CPU, s the network's scale:
+        the next finished output rows, at most ``BAND_ROWS`` of them.
     """
-    height, width = x.shape[-2:]
     rows, cols = _spans(height, tile, tile_pad), _spans(width, tile, tile_pad)
+    starts = [top for top, _ in rows[1:]] + [height]  # LR rows above the next row of tiles are finished
     out = total = None
-    for (top, bottom), (above, below) in zip(rows, _overlaps(rows)):
+    for ((top, bottom), (above, below)), finished in zip(zip(rows, _overlaps(rows)), starts):
+        # out and total hold the output rows from top * s on; rows of earlier tiles reaching below are in them
         for (left, right), (before, after) in zip(cols, _overlaps(cols)):
-            patch = x[..., top:bottom, left:right]
+            patch = read(slice(top, bottom), slice(left, right))
             y = forward(patch)
             s = output_scale(patch, y)
             if out is None:
-                out = torch.zeros(*y.shape[:2], height * s, width * s)
-                total = torch.zeros(height * s, width * s)
+                band = max(stop - start for start, stop in rows) * s
+                out = torch.zeros(*y.shape[:2], band, width * s)
+                total = torch.zeros(band, width * s)
             weight = torch.outer(
                 _weights(y.shape[-2], above * s, below * s), _weights(y.shape[-1], before * s, after * s)
             )
-            out[..., top * s : bottom * s, left * s : right * s] += y.float().cpu() * weight
-            total[top * s : bottom * s, left * s : right * s] += weight
-    return out / total
+            out[..., : (bottom - top) * s, left * s : right * s] += y.float().cpu() * weight
+            total[: (bottom - top) * s, left * s : right * s] += weight
+        done = (finished - top) * s
+        for start in range(0, done, BAND_ROWS):
+            stop = min(start + BAND_ROWS, done)
+            yield out[..., start:stop, :] / total[start:stop]
+        # the rows the next row of tiles shares move to the top of the band; the rest starts again from zero
+        shared = (bottom - finished) * s
+        out[..., :shared, :] = out[..., done : done + shared, :].clone()
+        total[:shared] = total[done : done + shared].clone()
+        out[..., shared:, :] = 0
+        total[shared:] = 0

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Iterator
 from functools import partial
 
 import cv2
+import numpy as np
 import torch
 from torch import nn
 
+from ..utils.errors import UserError
 from ..utils.self_ensemble import self_ensemble
 from ..utils.speed import autocast
 from .image_io import UserImage
-from .tiling import output_scale, tiled_forward
+from .tiling import tiled_bands
+
+# LR rows of context around a band of alpha rows: bicubic reads 2 on either side
+ALPHA_CONTEXT = 2
+
+
+class NonFiniteOutput(UserError):
+    """The network's output holds NaN or Inf; the message names the first output row that does."""
 
 
 def upscale(
@@ -23,8 +32,11 @@ def upscale(
     tile_pad: int = 0,
     ensemble: bool = False,
     amp_dtype: torch.dtype | None = None,
-) -> UserImage:
-    """``image`` with its RGB run through ``net`` and its alpha, if any, resized to match by bicubic.
+) -> Iterator[np.ndarray]:
+    """``image`` with its colours run through ``net`` and its alpha, if any, resized to match by bicubic.
+
+    The result comes as bands of rows from the top, for :func:`~.image_io.write_png`
+    to encode as they come: with ``tile``, memory does not grow with the image's height.
 
     Args:
         net (nn.Module): an image-to-image upscaler on ``device``, e.g. from
@@ -38,20 +50,50 @@ def upscale(
         amp_dtype (torch.dtype | None): torch.bfloat16 or torch.float16 to
             autocast on ``device``; None for float32.
 
-    Returns:
-        UserImage: the upscaled image, in the input's mode.
+    Yields:
+        np.ndarray: the next output rows in the input's mode and sample type: h x W
+        (gray) or h x W x 2, 3, 4 (gray+alpha, RGB, RGBA).
+
+    Raises:
+        NonFiniteOutput: where an output row holds NaN or Inf, before that band is yielded.
     """
-    forward = partial(self_ensemble, net) if ensemble else net
-    x = torch.from_numpy(image.rgb).permute(2, 0, 1)[None].to(device)
-    with torch.inference_mode(), autocast(device, amp_dtype):
-        if tile:
-            y = tiled_forward(forward, x, tile, tile_pad)  # checks each tile's output itself
-        else:
-            y = forward(x)
-            output_scale(x, y)  # a clear error if an --opt network is no image-to-image upscaler
-    rgb = y[0].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
-    alpha = image.alpha
-    if alpha is not None:
-        # the network knows nothing of transparency; writing clips bicubic's overshoot to [0, 1]
-        alpha = cv2.resize(alpha, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_CUBIC)
-    return replace(image, rgb=rgb, alpha=alpha)
+    network = partial(self_ensemble, net) if ensemble else net
+
+    def forward(x):
+        with torch.inference_mode(), autocast(device, amp_dtype):
+            return network(x)
+
+    def read(rows, cols):
+        return torch.from_numpy(image.rgb(rows, cols)).permute(2, 0, 1)[None].to(device)
+
+    height, width = image.pixels.shape[:2]
+    if not tile:
+        tile, tile_pad = max(height, width), 0  # one tile: exactly the network's output on the whole image
+    top = 0
+    for band in tiled_bands(forward, read, height, width, tile, tile_pad):
+        finite_rows = torch.isfinite(band).all(dim=-1).all(dim=1)[0]
+        if not finite_rows.all():
+            first = top + int(finite_rows.logical_not().nonzero()[0])
+            raise NonFiniteOutput(f'the output holds NaN or Inf (first in row {first}); nothing written')
+        rgb = band[0].clamp(0, 1).permute(1, 2, 0).numpy()
+        # the three outputs of a replicated gray input are close but not equal; their mean is the gray value
+        samples = image.samples(rgb.mean(axis=2) if image.gray else rgb)
+        if image.has_alpha:
+            samples = np.dstack([samples, image.samples(_alpha_rows(image, top, top + len(rgb), band.shape[-1]))])
+        yield samples
+        top += len(rgb)
+
+
+def _alpha_rows(image: UserImage, top: int, bottom: int, out_width: int) -> np.ndarray:
+    """Output rows ``top``..``bottom`` of the alpha channel resized by bicubic, as the whole resize would give them."""
+    height, width = image.pixels.shape[:2]
+    scale = out_width // width
+    # a slice of whole LR rows maps onto whole output rows with the same bicubic weights (bit for bit where the
+    # scale is a power of two, as CNLRN's 4: the sample positions are then exact in floating point)
+    start = max(top // scale - ALPHA_CONTEXT, 0)
+    stop = min(-(-bottom // scale) + ALPHA_CONTEXT, height)
+    # the network knows nothing of transparency; quantizing clips bicubic's overshoot to [0, 1]
+    alpha = cv2.resize(
+        image.alpha(slice(start, stop)), (out_width, (stop - start) * scale), interpolation=cv2.INTER_CUBIC
+    )
+    return alpha[top - start * scale : bottom - start * scale]
