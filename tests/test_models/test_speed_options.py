@@ -236,8 +236,13 @@ def infer_output(root, name, *flags):
     ids=['channels_last', 'tiled', 'bf16'],
 )
 def test_infer_speed_flags_match_plain_output(infer_setup, flags, levels):
-    """8-bit outputs equal the plain run's within ``levels`` (1: float32 rounding at a quantization boundary)."""
-    plain_flags = [f for f in flags if f in ('--tile', '4', '--self-ensemble')]
+    """8-bit outputs equal the plain run's within ``levels`` (1: float32 rounding at a quantization boundary).
+
+    The plain run is of the whole image. '--tile 4' with the default --tile-pad 16 cuts the 12x20 image
+    into 3x5 tiles that each see all of it, so tiling changes nothing but the float rounding, while
+    their blending ramps overlap many ways (the weights must be divided out).
+    """
+    plain_flags = [f for f in flags if f == '--self-ensemble']
     plain = infer_output(infer_setup, 'plain_' + '_'.join(plain_flags), *plain_flags)
     fast = infer_output(infer_setup, 'fast_' + '_'.join(f.strip('-') for f in flags), *flags)
     assert fast.shape == plain.shape == (48, 80, 3)
