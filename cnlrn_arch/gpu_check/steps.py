@@ -178,7 +178,10 @@ def fp16_scaler(ctx: StepContext) -> None:
     state['scaler']['scale'] = PLANTED_SCALE
     torch.save(state, path)
     _train(ctx, opt, '--auto_resume', '--force_yml', 'train:total_iter=4')
-    resumed = torch.load(_experiment(ctx, name, 'training_states', '4.state'), weights_only=True)['scaler']['scale']
+    resumed_state = torch.load(
+        _experiment(ctx, name, 'training_states', '4.state'), map_location='cpu', weights_only=True
+    )
+    resumed = resumed_state['scaler']['scale']
     ctx.figures.update({'loss scale planted': PLANTED_SCALE, 'loss scale after resuming': resumed})
     ctx.expect(resumed <= PLANTED_SCALE, f'the resumed loss scale is {resumed}, not the saved {PLANTED_SCALE}')
 
