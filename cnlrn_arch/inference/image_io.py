@@ -68,6 +68,7 @@ class UserImage:
 
     @property
     def has_alpha(self) -> bool:
+        """Whether the last channel is alpha (upscaled by bicubic, not by the network)."""
         return self.pixels.ndim == 3 and self.pixels.shape[2] in (2, 4)
 
     def rgb(self, rows: slice, cols: slice) -> np.ndarray:

@@ -11,10 +11,7 @@ from PIL import Image, ImageOps
 from cnlrn_arch.inference import image_io
 from cnlrn_arch.inference.image_io import UserImage, read_image, write_png
 from cnlrn_arch.utils.errors import UserError
-
-
-def noise(shape, dtype=np.uint8, seed=0):
-    return np.random.default_rng(seed).integers(0, np.iinfo(dtype).max, shape, endpoint=True, dtype=dtype)
+from tests.test_inference.test_infer import noise
 
 
 def png_claiming(path, width, height):

@@ -5,10 +5,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cnlrn_arch.archs.cnlrn_arch import CNLRN
 from cnlrn_arch.inference import tiling
 from cnlrn_arch.inference.tiling import tiled_bands
-from tests.helpers import TINY_CNLRN_ARGS
+from tests.test_inference.test_infer import tiny_net
 
 
 def blend(forward, x, tile, tile_pad):
@@ -35,11 +34,6 @@ def whole_image_blend(forward, x, tile, tile_pad):
             out[..., top * s : bottom * s, left * s : right * s] += y * weight
             total[top * s : bottom * s, left * s : right * s] += weight
     return out / total
-
-
-def tiny_net(seed=0):
-    torch.manual_seed(seed)
-    return CNLRN(**TINY_CNLRN_ARGS).eval()
 
 
 @pytest.fixture(scope='module')

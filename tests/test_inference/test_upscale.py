@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from cnlrn_arch.inference.image_io import UserImage
 from cnlrn_arch.inference.upscale import upscale
+from tests.test_inference.test_infer import noise
 
 
 class PerPixel(torch.nn.Module):
@@ -34,8 +35,7 @@ def whole_output(image, **options):
 @pytest.mark.parametrize('ensemble', [False, True], ids=['plain', 'self_ensemble'])
 def test_tiles_give_the_whole_image_output(shape, dtype, ensemble):
     """Within one level: the blend divides equal outputs by their summed weights, which may round differently."""
-    pixels = np.random.default_rng(0).integers(0, np.iinfo(dtype).max, shape, endpoint=True, dtype=dtype)
-    image = UserImage(pixels)
+    image = UserImage(noise(shape, dtype))
     whole = whole_output(image)
     assert whole.shape == (shape[0] * 4, shape[1] * 4, *shape[2:])
     tiled = whole_output(image, tile=4, tile_pad=2, ensemble=ensemble)
@@ -44,7 +44,7 @@ def test_tiles_give_the_whole_image_output(shape, dtype, ensemble):
 
 def test_alpha_resized_band_by_band_equals_one_whole_resize():
     """160 output rows leave in three bands; bicubic reads two LR rows beyond each, so the bands must bring them."""
-    pixels = np.random.default_rng(1).integers(0, 255, (40, 9, 4), endpoint=True, dtype=np.uint8)
+    pixels = noise((40, 9, 4), seed=1)
     alpha = whole_output(UserImage(pixels))[..., 3]
     whole = cv2.resize(pixels[..., 3] / np.float32(255), (36, 160), interpolation=cv2.INTER_CUBIC)
     assert np.array_equal(alpha, np.round(np.clip(whole, 0, 1) * 255))
