@@ -25,6 +25,7 @@ setup(
         'basicsr==1.4.2',
         'numpy',
         'opencv-python',
+        'Pillow',
         'lmdb',
         'pyyaml',
         'tensorboard',

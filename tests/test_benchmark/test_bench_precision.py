@@ -58,6 +58,9 @@ def test_the_matmul_peak_is_measured_in_the_precision_asked(monkeypatch, restore
         return real_matmul(a, b)
 
     monkeypatch.setattr(torch, 'matmul', matmul)
+    # what is measured is the precision, not the peak: short warm-up and bursts
+    monkeypatch.setattr(flops, 'WARMUP_S', 0.01)
+    monkeypatch.setattr(flops, 'BURST_S', 0.01)
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = not tf32
     assert flops.matmul_peak(precision, 'cpu', 64, repeats=3) > 0
     # warmed up (at least two products), then several bursts
