@@ -31,16 +31,29 @@ def height_width(text):
     return height, width
 
 
-def add_data_root_arguments(parser, default_root, root_help):
-    """``--root`` (the extracted data set, ``default_root`` by default) and ``--workers``, as data preparation takes."""
-    parser.add_argument('--root', default=default_root, help=f'{root_help} (default: %(default)s)')
-    parser.add_argument(
-        '--workers',
-        type=positive_int,
-        default=os.cpu_count() or 1,
-        metavar='N',
-        help='processes for reading, resizing and writing images (default: number of CPUs)',
-    )
+def data_prep_command(module, prepare, default_root, root_help):
+    """``add_arguments`` of a data preparation command: ``--root`` and ``--workers``, then ``prepare(root, workers)``.
+
+    Args:
+        module: the library module of the recipe; its docstring is the command's help.
+        prepare: the recipe's function, called with the root and the worker count.
+        default_root (str): where the extracted data set is by default.
+        root_help (str): what ``--root`` names.
+    """
+
+    def add_arguments(parser):
+        parser.description = description(module)
+        parser.add_argument('--root', default=default_root, help=f'{root_help} (default: %(default)s)')
+        parser.add_argument(
+            '--workers',
+            type=positive_int,
+            default=os.cpu_count() or 1,
+            metavar='N',
+            help='processes for reading, resizing and writing images (default: number of CPUs)',
+        )
+        parser.set_defaults(run=lambda args: prepare(args.root, args.workers))
+
+    return add_arguments
 
 
 def description(module):

@@ -4,14 +4,8 @@ from os import path as osp
 
 from cnlrn_arch.data_prep import dvd
 
-from .arguments import add_data_root_arguments, description
+from .arguments import data_prep_command
 
-
-def add_arguments(parser):
-    parser.description = description(dvd)
-    add_data_root_arguments(parser, osp.join('datasets', 'DVD'), 'folder holding the extracted quantitative_datasets')
-    parser.set_defaults(run=run)
-
-
-def run(args):
-    dvd.prepare_dvd(args.root, args.workers)
+add_arguments = data_prep_command(
+    dvd, dvd.prepare_dvd, osp.join('datasets', 'DVD'), 'folder holding the extracted quantitative_datasets'
+)

@@ -4,14 +4,8 @@ from os import path as osp
 
 from cnlrn_arch.data_prep import reds
 
-from .arguments import add_data_root_arguments, description
+from .arguments import data_prep_command
 
-
-def add_arguments(parser):
-    parser.description = description(reds)
-    add_data_root_arguments(parser, osp.join('datasets', 'REDS'), 'folder of the extracted REDS archives')
-    parser.set_defaults(run=run)
-
-
-def run(args):
-    reds.prepare_reds(args.root, args.workers)
+add_arguments = data_prep_command(
+    reds, reds.prepare_reds, osp.join('datasets', 'REDS'), 'folder of the extracted REDS archives'
+)

@@ -15,6 +15,7 @@ from basicsr.utils.matlab_functions import imresize
 
 # tiny REDS-shaped data (LMDBs for training, folders for validation) is made by the library, for gpu-check too
 from cnlrn_arch.data_prep.tiny_reds import make_tiny_reds  # noqa: F401
+from cnlrn_arch.gpu_check.options import deep_update
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_DIR = os.path.dirname(TESTS_DIR)
@@ -64,18 +65,6 @@ def assert_one_line_error(stderr, *fragments):
 
 
 # -- options ---------------------------------------------------------------------------------------
-
-
-def deep_update(base, changes):
-    """Recursively merge ``changes`` into ``base`` (a value None deletes the key)."""
-    for key, value in changes.items():
-        if value is None:
-            base.pop(key, None)
-        elif isinstance(value, dict) and isinstance(base.get(key), dict):
-            deep_update(base[key], value)
-        else:
-            base[key] = value
-    return base
 
 
 def derive_options(repo_option, dst, changes):
@@ -198,3 +187,13 @@ def disk_fills_half_way(monkeypatch, after=0):
         return real_save(obj, FillingFile(f, len(buffer.getvalue()) // 2))
 
     monkeypatch.setattr(torch, 'save', save)
+
+
+def tiny_infer_output(root, name, *flags):
+    """``cnlrn infer`` of the ``infer_setup`` folder's image with its tiny network and ``flags``, into ``root/name``."""
+    from cnlrn_cli.main import main
+
+    out = root / name
+    argv = ['infer', '-i', str(root / 'x.png'), '-o', str(out), '--weights', str(root / 'w.pth')]
+    assert main([*argv, '--opt', str(root / 'tiny.yml'), '--device', 'cpu', *flags]) == 0
+    return cv2.imread(str(out / 'x_cnlrn.png'), cv2.IMREAD_UNCHANGED).astype(int)

@@ -4,29 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
 
-from .runner import RESULT_PREFIX
+from .runner import RESULT_PREFIX, Checks
 
 
-class Findings:
-    """Figures and failed checks; a failed check is recorded and the probe goes on measuring."""
-
-    def __init__(self) -> None:
-        """Start with no figures and no failures."""
-        self.figures: dict[str, Any] = {}
-        self.failures: list[str] = []
-
-    def expect(self, condition: bool, message: str) -> bool:
-        """Record ``message`` as a failure unless ``condition``; return ``condition``.
-
-        Args:
-            condition (bool): what should hold.
-            message (str): what it means when it does not.
-        """
-        if not condition:
-            self.failures.append(message)
-        return condition
+class Findings(Checks):
+    """Figures and failed checks of a probe; a failed check is recorded and the probe goes on measuring."""
 
     def result_line(self) -> str:
         """The probe's last output line, read by :meth:`~.runner.StepContext.probe`."""

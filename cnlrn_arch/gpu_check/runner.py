@@ -126,7 +126,27 @@ class Check:
                 ctx.stop_all()
 
 
-class StepContext:
+class Checks:
+    """Figures and soft checks: a check that fails is recorded, and the work goes on."""
+
+    def __init__(self) -> None:
+        """Start with no figures and no failures."""
+        self.figures: dict[str, Any] = {}
+        self.failures: list[str] = []
+
+    def expect(self, condition: bool, message: str) -> bool:
+        """Record ``message`` as a failure unless ``condition``; return ``condition``.
+
+        Args:
+            condition (bool): what should hold.
+            message (str): what it means when it does not.
+        """
+        if not condition:
+            self.failures.append(message)
+        return condition
+
+
+class StepContext(Checks):
     """What a step function works with: commands under its time limit, its log, figures and soft checks."""
 
     def __init__(self, check: Check, step: Step, end: float) -> None:
@@ -137,13 +157,12 @@ class StepContext:
             step (Step): the step.
             end (float): ``time.monotonic()`` by which the step must be done.
         """
+        super().__init__()
         self.check = check
         self.mode = check.mode
         self.step = step
         self.end = end
         self.commands: list[dict[str, Any]] = []
-        self.figures: dict[str, Any] = {}
-        self.failures: list[str] = []
         self.log_path = os.path.join(check.logs, f'{step.name}.log')
         self.alone = check.alone(step)
         check.contexts.append(self)
@@ -294,17 +313,6 @@ class StepContext:
         return result['figures']
 
     # -- checks -----------------------------------------------------------------------------------
-
-    def expect(self, condition: bool, message: str) -> bool:
-        """Record ``message`` as a failure of the step unless ``condition``; the step goes on either way.
-
-        Args:
-            condition (bool): what should hold.
-            message (str): what it means when it does not.
-        """
-        if not condition:
-            self.failures.append(message)
-        return condition
 
     def expect_in(self, output: str, *fragments: str) -> None:
         """Every fragment must appear in a command's ``output``; the missing ones stop the step.

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from basicsr.utils.lmdb_util import make_lmdb_from_imgs
 
+from cnlrn_arch.data_prep.dvd import TEST_CLIPS
 from cnlrn_arch.data_prep.files import LOCK_NAME, MANIFEST_SUFFIX, root_lock
 from cnlrn_cli.main import main
 from tests.helpers import (
@@ -26,18 +27,6 @@ REDS_SOURCES = ['train_blur_bicubic', 'train_sharp', 'val_blur_bicubic', 'val_sh
 # clip -> number of frames; validation clip 001 is long enough for frames 9 and 19
 REDS_CLIPS = {'train': {'000': 2, '001': 3}, 'val': {'000': 12, '001': 21}}
 VAL300_NAMES = ['000_00000009.png', '001_00000009.png', '001_00000019.png']
-DVD_CLIPS = (
-    '720p_240fps_2',
-    'IMG_0003',
-    'IMG_0021',
-    'IMG_0030',
-    'IMG_0031',
-    'IMG_0032',
-    'IMG_0033',
-    'IMG_0037',
-    'IMG_0039',
-    'IMG_0049',
-)
 DVD_SHAPE = (18, 27, 3)  # cropped to 16 x 24
 
 
@@ -362,7 +351,7 @@ def test_reds_two_images_of_one_frame_refused(reds, tmp_path, capsys):
 
 
 def make_dvd(root, rng, short_clip):
-    for clip in DVD_CLIPS:
+    for clip in TEST_CLIPS:
         for i in range(10 if clip == short_clip else 12):
             for sub in ('GT', 'input'):
                 img = rng.integers(0, 256, DVD_SHAPE, np.uint8)
@@ -404,7 +393,7 @@ def test_dvd100(tmp_path):
     assert prepare('prepare-dvd', root) == 0
 
     # of 12 frames, i * 11 // 9 for i = 0..9; of 10, all
-    picked = {clip: range(10) if clip == 'IMG_0049' else (0, 1, 2, 3, 4, 6, 7, 8, 9, 11) for clip in DVD_CLIPS}
+    picked = {clip: range(10) if clip == 'IMG_0049' else (0, 1, 2, 3, 4, 6, 7, 8, 9, 11) for clip in TEST_CLIPS}
     names = sorted(f'{clip}_{i:05d}.png' for clip, frames in picked.items() for i in frames)
     for sub in ('sharp', 'blur_bicubic_X4'):
         assert sorted(os.listdir(root / 'DVD100' / sub)) == names

@@ -9,15 +9,12 @@ seconds to minutes of compiling, hence the slow marker.
 import math
 import shutil
 
-import cv2
 import numpy as np
 import pytest
 import torch
 from basicsr.models import build_model
 
-from cnlrn_arch.archs.cnlrn_arch import CNLRN
-from cnlrn_cli.main import main
-from tests.helpers import TINY_CNLRN, TINY_CNLRN_ARGS, make_opt
+from tests.helpers import make_opt, tiny_infer_output
 
 pytestmark = pytest.mark.slow
 
@@ -40,28 +37,10 @@ def fresh_dynamo():
     torch._dynamo.reset()
 
 
-@pytest.fixture(scope='module')
-def infer_setup(tmp_path_factory):
-    root = tmp_path_factory.mktemp('compile')
-    torch.manual_seed(0)
-    torch.save({'params': CNLRN(**TINY_CNLRN_ARGS).state_dict()}, root / 'w.pth')
-    (root / 'tiny.yml').write_text(f'network_g: {TINY_CNLRN}\n')
-    image = np.random.default_rng(0).integers(0, 255, (12, 20, 3), endpoint=True, dtype=np.uint8)
-    cv2.imwrite(str(root / 'x.png'), image)
-    return root
-
-
-def infer_output(root, name, *flags):
-    out = root / name
-    argv = ['infer', '-i', str(root / 'x.png'), '-o', str(out), '--weights', str(root / 'w.pth')]
-    assert main([*argv, '--opt', str(root / 'tiny.yml'), '--device', 'cpu', *flags]) == 0
-    return cv2.imread(str(out / 'x_cnlrn.png'), cv2.IMREAD_UNCHANGED).astype(int)
-
-
 @pytest.mark.parametrize('backend', BACKENDS)
 def test_infer_compiled_matches_plain(infer_setup, backend):
-    plain = infer_output(infer_setup, 'plain')
-    compiled = infer_output(infer_setup, backend, '--compile', backend)
+    plain = tiny_infer_output(infer_setup, 'plain')
+    compiled = tiny_infer_output(infer_setup, backend, '--compile', backend)
     assert compiled.shape == plain.shape == (48, 80, 3)
     assert np.abs(compiled - plain).max() <= 1  # float32 rounding at a quantization boundary
 

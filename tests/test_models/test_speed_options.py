@@ -10,7 +10,6 @@ about two minutes for this tiny network on a 2-core CPU.
 import copy
 import math
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -20,8 +19,7 @@ from cnlrn_arch.archs.cnlrn_arch import CNLRN
 from cnlrn_arch.utils.errors import UserError
 from cnlrn_arch.utils.option_check import check_options
 from cnlrn_arch.utils.speed import check_autocast
-from cnlrn_cli.main import main
-from tests.helpers import TINY_CNLRN, TINY_CNLRN_ARGS, derive_options, make_opt
+from tests.helpers import TINY_CNLRN, TINY_CNLRN_ARGS, derive_options, make_opt, tiny_infer_output
 
 COMPILE = dict(backend='eager')
 # float32 paths that may reorder arithmetic: channels_last picks other convolution kernels (measured
@@ -198,37 +196,6 @@ def test_unsupported_autocast_is_a_clear_error():
 # -- cnlrn infer ------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope='module')
-def infer_setup(tmp_path_factory):
-    root = tmp_path_factory.mktemp('infer')
-    torch.manual_seed(0)
-    torch.save({'params': CNLRN(**TINY_CNLRN_ARGS).state_dict()}, root / 'w.pth')
-    (root / 'tiny.yml').write_text(f'network_g: {TINY_CNLRN}\n')
-    image = np.random.default_rng(0).integers(0, 255, (12, 20, 3), endpoint=True, dtype=np.uint8)
-    cv2.imwrite(str(root / 'x.png'), image)
-    return root
-
-
-def infer_output(root, name, *flags):
-    out = root / name
-    argv = [
-        'infer',
-        '-i',
-        str(root / 'x.png'),
-        '-o',
-        str(out),
-        '--weights',
-        str(root / 'w.pth'),
-        '--opt',
-        str(root / 'tiny.yml'),
-        '--device',
-        'cpu',
-        *flags,
-    ]
-    assert main(argv) == 0
-    return cv2.imread(str(out / 'x_cnlrn.png'), cv2.IMREAD_UNCHANGED).astype(int)
-
-
 # --compile is left out: tracing this network (graph breaks in the attention) takes 30 s more here
 @pytest.mark.parametrize(
     'flags, levels',
@@ -243,7 +210,7 @@ def test_infer_speed_flags_match_plain_output(infer_setup, flags, levels):
     their blending ramps overlap many ways (the weights must be divided out).
     """
     plain_flags = [f for f in flags if f == '--self-ensemble']
-    plain = infer_output(infer_setup, 'plain_' + '_'.join(plain_flags), *plain_flags)
-    fast = infer_output(infer_setup, 'fast_' + '_'.join(f.strip('-') for f in flags), *flags)
+    plain = tiny_infer_output(infer_setup, 'plain_' + '_'.join(plain_flags), *plain_flags)
+    fast = tiny_infer_output(infer_setup, 'fast_' + '_'.join(f.strip('-') for f in flags), *flags)
     assert fast.shape == plain.shape == (48, 80, 3)
     assert np.abs(fast - plain).max() <= levels
