@@ -70,6 +70,7 @@ class RobustSRModel(SRModel):
         speed.channels_last: network weights and inputs in NHWC memory order.
         speed.compile: true or torch.compile's arguments ({mode, backend, dynamic,
             fullgraph}); saved checkpoints keep the plain network's keys.
+        speed.tf32: true lets GPUs compute float32 convolutions and matmuls in TF32 (default false).
 
     Subclasses may set ``target_key`` (the batch entry the output is compared
     with), adjust the bare network in :meth:`prepare_network` and split the
