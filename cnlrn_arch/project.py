@@ -4,6 +4,8 @@ from os import path as osp
 
 # every network, data set and tool here super-resolves x4, as REDS' LR frames are 1/4 of the HR
 SCALE = 4
+# the LMDB / validation folder suffix of each image of a (sharp HR, blurry LR, sharp LR) triple
+TRIPLE_SETS = ('sharp', 'blur_bicubic_X4', 'sharp_bicubic_X4')
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 OPTIONS_DIR = osp.join(REPO, 'options')

@@ -26,7 +26,7 @@ from basicsr.utils.lmdb_util import LmdbMaker
 from tqdm import tqdm
 
 from ..data.motion_blur import blur, shake_kernels
-from ..project import SCALE
+from ..project import SCALE, TRIPLE_SETS
 from ..utils.errors import UserError
 from ..utils.image_formats import bicubic_resize_uint8
 from .files import LMDB_PNG_LEVEL, build_then_rename, lmdb_map_size
@@ -55,8 +55,6 @@ MIN_STD = 8  # a training crop flatter than this (in 0-255) is drawn again, up t
 # scores about 23.5 dB PSNR against the sharp HR, as on REDS Val300 (23.85 dB)
 BLUR_LENGTH = (4, 24)
 NOISE_SIGMA = (1 / 255, 2 / 255)
-# (LMDB / validation folder suffix) of each image of a (sharp HR, blurry LR, sharp LR) triple
-SETS = ('sharp', 'blur_bicubic_X4', 'sharp_bicubic_X4')
 HEADER = 'CNLRN demo data'
 
 
@@ -141,7 +139,7 @@ def make(out, seed, crops_per_photo):
         train = cut(TRAIN_PHOTOS, lambda photo: train_crops(photo, crops_per_photo, train_rng), pbar)
         val = cut(VAL_PHOTOS, lambda photo: val_tiles(photo, val_rng), pbar)
 
-    for i, suffix in enumerate(SETS):
+    for i, suffix in enumerate(TRIPLE_SETS):
         write_lmdb(
             osp.join(out, f'train_{suffix}.lmdb'),
             [f'{c:03d}/{f:08d}' for c, f, _ in train],

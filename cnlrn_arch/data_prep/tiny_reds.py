@@ -14,11 +14,8 @@ import cv2
 import numpy as np
 from basicsr.utils.lmdb_util import make_lmdb_from_imgs
 
-from ..project import SCALE
+from ..project import SCALE, TRIPLE_SETS
 from ..utils.image_formats import bicubic_resize_uint8
-
-# (LMDB / validation folder suffix) of each image of a (sharp HR, blurry LR, sharp LR) triple
-FOLDERS = ('sharp', 'blur_bicubic_X4', 'sharp_bicubic_X4')
 
 
 def smooth_image(rng: np.random.Generator, height: int, width: int, noise: float = 0.0) -> np.ndarray:
@@ -43,7 +40,7 @@ def write_frames(
     """Write sharp, blurry LR and sharp LR PNGs under ``root``/<folder>; return their names relative to a folder.
 
     Args:
-        root (str): the folder that receives one subfolder per entry of FOLDERS.
+        root (str): the folder that receives one subfolder per entry of TRIPLE_SETS.
         clips (int): clips, each of ``frames`` frames.
         frames (int): frames per clip.
         hr_size (tuple[int, int]): (height, width) of the sharp frames, multiples of 4.
@@ -58,7 +55,7 @@ def write_frames(
             name = f'{clip:03d}_{frame:08d}.png' if flat else f'{clip:03d}/{frame:08d}.png'
             hr = smooth_image(rng, *hr_size, noise=noise)
             images = (hr, bicubic_resize_uint8(cv2.blur(hr, (7, 7)), 1 / SCALE), bicubic_resize_uint8(hr, 1 / SCALE))
-            for folder, img in zip(FOLDERS, images):
+            for folder, img in zip(TRIPLE_SETS, images):
                 path = os.path.join(root, folder, name)
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 if not cv2.imwrite(path, img):
@@ -88,17 +85,17 @@ def make_tiny_reds(
         noise (float): see :func:`smooth_image`.
 
     Returns:
-        dict[str, str]: ``train_<folder>`` (an LMDB) and ``val_<folder>`` (a folder of PNGs) for each of FOLDERS.
+        dict[str, str]: ``train_<folder>`` (an LMDB) and ``val_<folder>`` (a folder of PNGs) for each of TRIPLE_SETS.
     """
     names = write_frames(os.path.join(root, 'train_png'), clips, frames, hr_size, seed, flat=False, noise=noise)
     paths = {}
-    for folder in FOLDERS:
+    for folder in TRIPLE_SETS:
         lmdb_path = os.path.join(root, f'train_{folder}.lmdb')
         make_lmdb_from_imgs(
             os.path.join(root, 'train_png', folder), lmdb_path, names, [n[: -len('.png')] for n in names]
         )
         paths[f'train_{folder}'] = lmdb_path
     write_frames(os.path.join(root, 'val'), 1, val_frames, hr_size, seed + 1, flat=True, noise=noise)
-    for folder in FOLDERS:
+    for folder in TRIPLE_SETS:
         paths[f'val_{folder}'] = os.path.join(root, 'val', folder)
     return paths

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 from PIL import ExifTags, Image
 
-from ..utils.atomic import atomic_write
+from ..utils.atomic import atomic_write, write_failure
 from ..utils.errors import UserError
 from ..utils.image_formats import IMG_EXTENSIONS
 
@@ -231,7 +231,7 @@ def write_png(path: str | os.PathLike, bands: Iterable[np.ndarray]) -> None:
     try:
         atomic_write(path, partial(_write_png, bands=bands))
     except OSError as err:
-        raise UserError(f'{path}: cannot write ({err.strerror})') from None
+        raise UserError(write_failure(path, err)) from None
 
 
 def _write_png(f: BinaryIO, bands: Iterable[np.ndarray]) -> None:

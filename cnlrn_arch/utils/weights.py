@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from .errors import UserError
+from .errors import UserError, first_line
 
 
 def read_state_dict(path: str | os.PathLike, param_key: str | None = 'params') -> dict[str, torch.Tensor]:
@@ -37,9 +37,9 @@ def read_state_dict(path: str | os.PathLike, param_key: str | None = 'params') -
     try:
         data = torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as err:
-        raise UserError(f'{path}: refused to load, not plain tensors (weights_only=True): {_first_line(err)}') from None
+        raise UserError(f'{path}: refused to load, not plain tensors (weights_only=True): {first_line(err)}') from None
     except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise UserError(f'{path}: not a readable PyTorch weights file ({_first_line(err)})') from None
+        raise UserError(f'{path}: not a readable PyTorch weights file ({first_line(err)})') from None
     chosen = _state_dict_at(data, param_key) or (_state_dict_at(data, 'params') if param_key == 'params_ema' else None)
     if chosen:
         data = chosen
@@ -76,12 +76,6 @@ def _state_dict_at(data: object, key: str | None) -> dict | None:
     """``data[key]`` where it is a non-empty mapping, else None."""
     value = data.get(key) if isinstance(data, dict) and key is not None else None
     return value if isinstance(value, dict) and value else None
-
-
-def _first_line(err: BaseException) -> str:
-    """The first line of ``err``'s message, or its type's name where the message is empty."""
-    lines = str(err).strip().splitlines()
-    return lines[0] if lines else type(err).__name__
 
 
 def first_items(items: Sequence[str], limit: int = 5) -> str:

@@ -11,10 +11,10 @@ from basicsr.metrics.psnr_ssim import calculate_psnr
 from basicsr.utils.matlab_functions import imresize
 
 from cnlrn_arch.data.motion_blur import blur, motion_kernel, shake_kernels
+from cnlrn_arch.project import TRIPLE_SETS
 from cnlrn_cli.main import main
 from tests.helpers import decode_image, folder_contents, lmdb_items, run_command
 
-SETS = ('sharp', 'blur_bicubic_X4', 'sharp_bicubic_X4')
 N_TRAIN_PHOTOS, CROPS = 13, 2
 
 
@@ -75,7 +75,7 @@ def demo(tmp_path_factory):
 
 def test_training_lmdbs(demo):
     expected = [f'{c:03d}/{f:08d}' for c in range(N_TRAIN_PHOTOS) for f in range(CROPS)]
-    for name, side in zip(SETS, (128, 32, 32)):
+    for name, side in zip(TRIPLE_SETS, (128, 32, 32)):
         path = demo / f'train_{name}.lmdb'
         items = lmdb_items(path)
         assert sorted(items) == expected
@@ -86,18 +86,18 @@ def test_training_lmdbs(demo):
 
 
 def test_validation_folders(demo):
-    names = [sorted(os.listdir(demo / 'val' / name)) for name in SETS]
+    names = [sorted(os.listdir(demo / 'val' / name)) for name in TRIPLE_SETS]
     assert names[0] and names[0] == names[1] == names[2]
     assert all(re.fullmatch(r'\d{3}_\d{8}\.png', n) for n in names[0])
     for n in names[0]:
-        hr, blurry, sharp_lr = (cv2.imread(str(demo / 'val' / name / n), cv2.IMREAD_UNCHANGED) for name in SETS)
+        hr, blurry, sharp_lr = (cv2.imread(str(demo / 'val' / name / n), cv2.IMREAD_UNCHANGED) for name in TRIPLE_SETS)
         assert hr.shape == (256, 256, 3) and blurry.shape == sharp_lr.shape == (64, 64, 3)
 
 
 def test_bicubic_psnr_is_as_low_as_on_reds(demo):
     scores = []
     for n in os.listdir(demo / 'val' / 'sharp'):
-        hr, blurry = (cv2.imread(str(demo / 'val' / name / n)) for name in SETS[:2])
+        hr, blurry = (cv2.imread(str(demo / 'val' / name / n)) for name in TRIPLE_SETS[:2])
         up = np.clip(np.round(imresize(blurry / 255.0, 4) * 255), 0, 255).astype(np.uint8)
         scores.append(calculate_psnr(up, hr, crop_border=4))
     psnr = np.mean(scores)

@@ -20,10 +20,9 @@ from os import path as osp
 import basicsr
 import torch
 
-from ...data_prep.demo_data import SETS
 from ...evaluation import read_val, score, val_inputs
 from ...inference.network import resolve_device
-from ...project import DEMO_JOINT
+from ...project import DEMO_JOINT, TRIPLE_SETS
 from ...utils.errors import UserError
 from ...utils.machine import cpu_name
 from . import report
@@ -34,7 +33,7 @@ DEFAULT_ITERS = 450  # about 30 min on a 2-core CPU with 2 threads (see the READ
 
 
 def check_data(data):
-    needed = [f'train_{s}.lmdb' for s in SETS] + [osp.join('val', s) for s in SETS[:2]]
+    needed = [f'train_{s}.lmdb' for s in TRIPLE_SETS] + [osp.join('val', s) for s in TRIPLE_SETS[:2]]
     missing = [n for n in needed if not osp.isdir(osp.join(data, n))]
     if missing:
         raise UserError(f'no demo data in {data} (missing {missing[0]}): run `cnlrn make-demo-data --out {data}` first')
