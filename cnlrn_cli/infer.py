@@ -1,7 +1,5 @@
 """``cnlrn infer``: super-resolve blurry low-resolution images x4 with trained weights."""
 
-import os
-
 from cnlrn_arch.inference.image_io import DEFAULT_MAX_PIXELS
 from cnlrn_arch.inference.restore_files import DEFAULT_TILE_PAD, restore_files
 from cnlrn_arch.utils.speed import AMP_DTYPES, use_tf32
@@ -111,31 +109,19 @@ def add_arguments(parser):
 
 def run(args):
     use_tf32(args.tf32)
-    before = _outputs(args.output, args.suffix)
-    try:
-        skipped = restore_files(
-            args.input,
-            args.output,
-            args.weights,
-            args.opt,
-            args.tile,
-            args.tile_pad,
-            args.self_ensemble,
-            args.device,
-            args.precision,
-            args.channels_last,
-            args.compile,
-            args.suffix,
-            args.max_pixels,
-        )
-    except KeyboardInterrupt:
-        written = len(_outputs(args.output, args.suffix) - before)
-        raise KeyboardInterrupt(f'{written} images written to {args.output}') from None
+    skipped = restore_files(
+        args.input,
+        args.output,
+        args.weights,
+        args.opt,
+        args.tile,
+        args.tile_pad,
+        args.self_ensemble,
+        args.device,
+        args.precision,
+        args.channels_last,
+        args.compile,
+        args.suffix,
+        args.max_pixels,
+    )
     return 1 if skipped else 0
-
-
-def _outputs(folder, suffix):
-    """(name, inode) of each output in ``folder``: one written again is a new file (renamed into place)."""
-    if not os.path.isdir(folder):
-        return set()
-    return {(entry.name, entry.inode()) for entry in os.scandir(folder) if entry.name.endswith(f'{suffix}.png')}

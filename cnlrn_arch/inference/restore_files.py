@@ -95,6 +95,9 @@ def restore_files(
         compile_backend (str | None): torch.compile backend, None for none.
         suffix (str): appended to each output's name.
         max_pixels (int): larger inputs are skipped without being decoded.
+
+    Raises:
+        KeyboardInterrupt: on Ctrl-C, saying how many images were written.
     """
     if tile_pad is not None and tile is None:
         raise UserError('--tile-pad needs --tile')
@@ -112,23 +115,26 @@ def restore_files(
     written_ids = {}
     hinted = False
     failed = 0
-    for path in tqdm(inputs, desc='infer', unit='image'):
-        out_path = os.path.join(output, os.path.splitext(os.path.basename(path))[0] + suffix + '.png')
-        try:
-            _check_output(path, out_path, input_ids, written_ids)
-            image = read_image(path, max_pixels)
-            height, width = image.pixels.shape[:2]
-            if tile is None and height * width > LARGE_INPUT_PIXELS and not hinted:
-                tqdm.write(
-                    f'cnlrn infer: {path} is {width}x{height}; if memory runs out, add --tile {SUGGESTED_TILE}',
-                    file=sys.stderr,
-                )
-                hinted = True
-            _restore(net, image, path, out_path, device, tile, tile_pad, self_ensemble, precision)
-            del image  # before the next input is decoded
-            written_ids[_file_id(out_path)] = path
-        except UserError as err:
-            failed += 1
-            tqdm.write(f'cnlrn infer: skipped {err}', file=sys.stderr)
+    try:
+        for path in tqdm(inputs, desc='infer', unit='image'):
+            out_path = os.path.join(output, os.path.splitext(os.path.basename(path))[0] + suffix + '.png')
+            try:
+                _check_output(path, out_path, input_ids, written_ids)
+                image = read_image(path, max_pixels)
+                height, width = image.pixels.shape[:2]
+                if tile is None and height * width > LARGE_INPUT_PIXELS and not hinted:
+                    tqdm.write(
+                        f'cnlrn infer: {path} is {width}x{height}; if memory runs out, add --tile {SUGGESTED_TILE}',
+                        file=sys.stderr,
+                    )
+                    hinted = True
+                _restore(net, image, path, out_path, device, tile, tile_pad, self_ensemble, precision)
+                del image  # before the next input is decoded
+                written_ids[_file_id(out_path)] = path
+            except UserError as err:
+                failed += 1
+                tqdm.write(f'cnlrn infer: skipped {err}', file=sys.stderr)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f'{len(written_ids)} images written to {output}') from None
     print(f'wrote {len(inputs) - failed} of {len(inputs)} images to {output}')
     return failed
