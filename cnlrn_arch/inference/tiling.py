@@ -133,3 +133,28 @@ def tiled_bands(
         total[:shared] = total[done : done + shared].clone()
         out[..., shared:, :] = 0
         total[shared:] = 0
+
+
+def whole_bands(
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    read: Callable[[slice, slice], torch.Tensor],
+    height: int,
+    width: int,
+) -> Iterator[torch.Tensor]:
+    """``forward`` of the whole image in one call, handed out in bands of rows as :func:`tiled_bands` does.
+
+    Args:
+        forward (Callable[[torch.Tensor], torch.Tensor]): the network, or a function of it.
+        read (Callable[[slice, slice], torch.Tensor]): the (N, C, h, w) input at the given LR rows and columns.
+        height (int): the LR image's height.
+        width (int): the LR image's width.
+
+    Yields:
+        torch.Tensor: (N, C, rows, sW) float32 on the CPU, at most ``BAND_ROWS`` rows.
+    """
+    patch = read(slice(0, height), slice(0, width))
+    y = forward(patch)
+    output_scale(patch, y)
+    y = y.float().cpu()
+    for start in range(0, y.shape[-2], BAND_ROWS):
+        yield y[..., start : start + BAND_ROWS, :]

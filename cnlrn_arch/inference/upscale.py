@@ -14,7 +14,7 @@ from ..utils.errors import UserError
 from ..utils.self_ensemble import self_ensemble
 from ..utils.speed import autocast
 from .image_io import UserImage
-from .tiling import tiled_bands
+from .tiling import tiled_bands, whole_bands
 
 # LR rows of context around a band of alpha rows: bicubic reads 2 on either side
 ALPHA_CONTEXT = 2
@@ -67,10 +67,12 @@ def upscale(
         return torch.from_numpy(image.rgb(rows, cols)).permute(2, 0, 1)[None].to(device)
 
     height, width = image.pixels.shape[:2]
-    if not tile:
-        tile, tile_pad = max(height, width), 0  # one tile: exactly the network's output on the whole image
+    if tile:
+        bands = tiled_bands(forward, read, height, width, tile, tile_pad)
+    else:
+        bands = whole_bands(forward, read, height, width)
     top = 0
-    for band in tiled_bands(forward, read, height, width, tile, tile_pad):
+    for band in bands:
         finite_rows = torch.isfinite(band).all(dim=-1).all(dim=1)[0]
         if not finite_rows.all():
             first = top + int(finite_rows.logical_not().nonzero()[0])
