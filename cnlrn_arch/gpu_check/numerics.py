@@ -24,6 +24,7 @@ from ..archs.nonlocal_attention import ATTN_IMPLS, PatchMultiHeadAttention
 from ..benchmark.speed.run import bf16_native
 from ..data_prep.tiny_reds import make_tiny_reds
 from ..project import REPO
+from ..utils.errors import first_line
 from ..utils.image_formats import bicubic_resize_uint8
 from ..utils.speed import AMP_DTYPES, Speed, autocast, to_memory_format, use_tf32
 from .findings import Findings, rounded
@@ -203,7 +204,7 @@ def sdpa_backends(args: dict[str, Any], found: Findings) -> None:
                 try:
                     out, grads = _backend_run(net, x, target, backend, precision)
                 except RuntimeError as err:
-                    why = [str(w.message).splitlines()[0] for w in caught] or [str(err).splitlines()[0]]
+                    why = [first_line(w.message) for w in caught] or [first_line(err)]
                     table[name] = 'unsupported: ' + ' / '.join(why)[:300]
                     continue
             finite = bool(torch.isfinite(out).all() and torch.isfinite(grads).all())

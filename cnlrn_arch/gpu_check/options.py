@@ -5,32 +5,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import yaml
-
 from ..project import SCALE, option_path
+from ..utils.option_file import deep_update, load_option_file, write_option_file
 
 # PairedBlurSRDataset's dataroot_<key> -> the tiny data's folder of those frames
 DATASET_ROOTS = {'gt': 'sharp', 'lq': 'blur_bicubic_X4', 'gt_lr': 'sharp_bicubic_X4'}
-
-
-def deep_update(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    """Merge ``changes`` into ``base`` recursively, in place; a value None deletes the key.
-
-    Args:
-        base (dict[str, Any]): the options to change.
-        changes (dict[str, Any]): nested changes; mappings are merged, other values replace.
-
-    Returns:
-        dict[str, Any]: ``base``.
-    """
-    for key, value in changes.items():
-        if value is None:
-            base.pop(key, None)
-        elif isinstance(value, dict) and isinstance(base.get(key), dict):
-            deep_update(base[key], value)
-        else:
-            base[key] = value
-    return base
 
 
 def project_options(name: str, changes: dict[str, Any]) -> dict[str, Any]:
@@ -40,8 +19,7 @@ def project_options(name: str, changes: dict[str, Any]) -> dict[str, Any]:
         name (str): e.g. 'joint.yml'.
         changes (dict[str, Any]): see :func:`deep_update`.
     """
-    with open(option_path(name), encoding='utf-8') as f:
-        return deep_update(yaml.safe_load(f), changes)
+    return deep_update(load_option_file(option_path(name)), changes)
 
 
 def derive_option_file(name: str, dst: str, changes: dict[str, Any]) -> str:
@@ -53,8 +31,7 @@ def derive_option_file(name: str, dst: str, changes: dict[str, Any]) -> str:
         changes (dict[str, Any]): see :func:`deep_update`.
     """
     os.makedirs(os.path.dirname(dst), exist_ok=True)
-    with open(dst, 'w', encoding='utf-8') as f:
-        yaml.safe_dump(project_options(name, changes), f, sort_keys=False)
+    write_option_file(project_options(name, changes), dst, f'options/{name}, changed by cnlrn gpu-check')
     return dst
 
 

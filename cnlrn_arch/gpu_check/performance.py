@@ -25,9 +25,10 @@ from basicsr.models import build_model
 from ..benchmark.speed.flops import floor_seconds, matmul_peak, network_flops
 from ..data_prep.tiny_reds import make_tiny_reds
 from ..project import SCALE
+from ..utils.option_file import deep_update
 from ..utils.speed import AMP_DTYPES
 from .findings import Findings, rounded
-from .options import deep_update, project_options
+from .options import project_options
 
 OPTION_FILES = {'pretrain': 'pretrain.yml', 'joint': 'joint.yml'}
 # the paper's schedule: iterations of each stage

@@ -24,8 +24,9 @@ from basicsr.metrics import calculate_psnr
 
 from ..benchmark.speed.report import floor_ratio, size_label
 from ..project import DEMO_CHECKPOINT, DEMO_JOINT, option_path
+from ..utils.option_file import deep_update
 from .modes import TINY_CNLRN, TINY_PREDEBLUR
-from .options import DATASET_ROOTS, deep_update, derive_option_file, training_changes
+from .options import DATASET_ROOTS, derive_option_file, training_changes
 from .runner import Step, StepContext, StepFailed
 
 PRETRAIN_NAME, JOINT_NAME = 'CNLRN_pretrain_deblur_REDS', 'CNLRN_joint_REDS'  # the option files' own names

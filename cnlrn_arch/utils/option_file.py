@@ -8,6 +8,8 @@ the file and line, raised before anything is constructed. A key given twice in
 a mapping is an error naming both lines (PyYAML would keep the last silently).
 """
 
+from typing import Any
+
 import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 
@@ -131,3 +133,23 @@ def write_option_file(opt, path, header):
     with open(path, 'w', encoding='utf-8') as f:
         f.write(f'# {header}\n')
         yaml.safe_dump(opt, f, sort_keys=False, allow_unicode=True)
+
+
+def deep_update(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``changes`` into ``base`` recursively, in place; a value None deletes the key.
+
+    Args:
+        base (dict[str, Any]): the options to change.
+        changes (dict[str, Any]): nested changes; mappings are merged, other values replace.
+
+    Returns:
+        dict[str, Any]: ``base``.
+    """
+    for key, value in changes.items():
+        if value is None:
+            base.pop(key, None)
+        elif isinstance(value, dict) and isinstance(base.get(key), dict):
+            deep_update(base[key], value)
+        else:
+            base[key] = value
+    return base
