@@ -22,7 +22,7 @@ from basicsr.data import build_dataloader, build_dataset
 from basicsr.data.data_sampler import EnlargedSampler
 from basicsr.models import build_model
 
-from ..benchmark.speed.flops import floor_seconds, matmul_peak, network_flops
+from ..benchmark.speed.flops import TRAINING_FLOPS_PER_FORWARD, floor_seconds, matmul_peak, network_flops
 from ..data_prep.tiny_reds import make_tiny_reds
 from ..project import SCALE
 from ..utils.option_file import deep_update
@@ -34,8 +34,6 @@ OPTION_FILES = {'pretrain': 'pretrain.yml', 'joint': 'joint.yml'}
 # the paper's schedule: iterations of each stage
 PAPER_ITERATIONS = {'pretrain': 600_000, 'joint': 1_000_000}
 SCHEDULE = 'paper schedule on one GPU (600k pretrain + 1M joint iterations)'
-# backward costs about twice the forward
-TRAINING_FLOPS_PER_FORWARD = 3
 
 
 def training_options(stage: str, precision: str, args: dict[str, Any]) -> dict[str, Any]:

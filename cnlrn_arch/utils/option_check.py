@@ -11,6 +11,7 @@ import os
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
 
+from ..project import SCALE
 from .errors import UserError, first_line
 from .option_file import apply_overrides, load_option_file
 from .option_schema import check_schema
@@ -68,13 +69,13 @@ def _check_deterministic_patch(opt, network, path):
     backward has no deterministic CUDA kernel: torch raises mid-training.
     """
     multiple = getattr(network, 'size_multiple', 1)
-    train = opt['datasets']['train']
-    lr_patch = train.get('gt_size', 0) // opt.get('scale', 4)
+    scale = opt.get('scale', SCALE)
+    lr_patch = opt['datasets']['train'].get('gt_size', 0) // scale
     if opt.get('deterministic') and lr_patch % multiple:
         raise UserError(
             f'{path}: deterministic: true needs the LR training patch (datasets:train:gt_size / scale = {lr_patch}) '
             f'to be a multiple of {multiple}, the padding of {type(network).__name__} is not deterministic on CUDA; '
-            f'set gt_size to a multiple of {multiple * opt.get("scale", 4)}'
+            f'set gt_size to a multiple of {multiple * scale}'
         )
 
 

@@ -23,6 +23,8 @@ from ...archs.nonlocal_attention import PatchMultiHeadAttention
 from ...utils.speed import AMP_DTYPES, tf32_set_to
 
 MATMUL_SIZE = 4096
+# a training step's FLOPs per forward's: the backward costs about twice the forward
+TRAINING_FLOPS_PER_FORWARD = 3
 # matmul peak: seconds of products before timing, and the least seconds one timed burst lasts
 WARMUP_S = 0.2
 BURST_S = 0.05

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from ...utils.errors import UserError
 from ...utils.machine import cpu_name
 from .bf16_quality import bf16_psnr_change
-from .flops import MATMUL_SIZE, count_flops, floor_seconds, matmul_peak
+from .flops import MATMUL_SIZE, TRAINING_FLOPS_PER_FORWARD, count_flops, floor_seconds, matmul_peak
 from .report import size_label, write_report
 
 DEFAULT_SIZES = ((90, 160), (180, 320), (360, 640))
@@ -155,13 +155,11 @@ def run_speed_benchmark(
     print(f'matmul peak ({matmul_size}^2) ...', flush=True)
     peaks = {precision: matmul_peak(precision, device, matmul_size) for precision in peak_precisions(cases)}
     size_flops = {size_label(s): count_flops(config, s) for s in sizes}
+    # every training case has the same step
+    train_flops = TRAINING_FLOPS_PER_FORWARD * count_flops(config, train_size, train_batch)['total'] if training else 0
     results = []
     for case in tqdm(cases, desc='cases', unit='case'):
-        if case['kind'] == 'training':
-            # backward costs about twice the forward
-            flops = 3 * count_flops(config, case['size'], case['batch'])['total']
-        else:
-            flops = size_flops[size_label(case['size'])]['total']
+        flops = train_flops if case['kind'] == 'training' else size_flops[size_label(case['size'])]['total']
         case['runs'] = max(1, min(runs, int(CASE_BUDGET_S // floor_seconds(flops, peaks[case['precision']]))))
         result = case if 'error' in case else run_case(case)
         results.append(dict(result, flops=flops))
