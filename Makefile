@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: venv demo test test-fast lint format clean
+.PHONY: venv browser demo test test-fast lint format clean
 
 venv: $(VENV)/.installed
 
@@ -15,14 +15,20 @@ $(VENV)/.installed: setup.py
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -q --no-build-isolation basicsr==1.4.2
-	$(PY) -m pip install -q --no-build-isolation -e '.[test]'
+	$(PY) -m pip install -q --no-build-isolation -e '.[video,safetensors,onnx,web,test]'
 	touch $@
 
 demo: venv
 	$(VENV)/bin/cnlrn demo
 
+# Debian's Chromium and its driver, for the browser test of `cnlrn serve` (installed where missing)
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium chromium-driver; }
+
 # everything (CI runs this through .ci/run)
-test: venv
+test: venv browser
 	$(PY) -m pytest -q tests
 
 # the tests that start no processes: the loop to run while editing

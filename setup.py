@@ -33,7 +33,14 @@ setup(
         'scikit-image',
         'matplotlib',
     ],
-    extras_require={'test': ['pytest', 'ruff']},
+    # optional features, each imported lazily where it is used; `make venv` installs them all
+    extras_require={
+        'video': ['av'],  # cnlrn infer on video files (PyAV bundles FFmpeg's libraries)
+        'safetensors': ['safetensors'],  # .safetensors weights
+        'onnx': ['onnx', 'onnxruntime'],  # cnlrn export --onnx, cnlrn infer --backend onnxruntime
+        'web': ['gradio', 'av'],  # cnlrn serve
+        'test': ['pytest', 'ruff', 'selenium'],
+    },
     entry_points={
         'console_scripts': [
             'basicsr=cnlrn_cli.basicsr_runner:main',
