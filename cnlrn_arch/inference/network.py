@@ -43,7 +43,10 @@ def build_from_options(opt_path: str | os.PathLike) -> nn.Module:
 
 
 def load_network(
-    weights_path: str | os.PathLike, opt_path: str | os.PathLike | None = None, device: str | torch.device = 'cpu'
+    weights_path: str | os.PathLike,
+    opt_path: str | os.PathLike | None = None,
+    device: str | torch.device = 'cpu',
+    backend: str = 'torch',
 ) -> nn.Module:
     """The network (``network_g`` of ``opt_path``, else CNLRN's defaults) in eval mode, holding ``weights_path``.
 
@@ -55,7 +58,13 @@ def load_network(
             describes the network; None builds :class:`~cnlrn_arch.archs.cnlrn_arch.CNLRN`
             with its defaults.
         device (str | torch.device): where the network is moved.
+        backend (str): 'torch', or 'onnxruntime' to run the ONNX file ``weights_path``
+            through onnxruntime behind the same module interface (``opt_path`` is then unused).
     """
+    if backend == 'onnxruntime':
+        from .onnx_backend import OnnxNetwork  # onnxruntime is optional
+
+        return OnnxNetwork(weights_path, device)
     net = build_from_options(opt_path) if opt_path else CNLRN()
     load_into(net, read_state_dict(weights_path, 'params_ema'), weights_path)
     return net.eval().to(device)

@@ -45,8 +45,12 @@ def _check_output(path, out_path, input_ids, written_ids):
         raise UserError(f'{path}: its output {out_path} was already written from {written_ids[owner]}')
 
 
-def _restore(net, image, path, out_path, device, tile, tile_pad, self_ensemble, precision):
-    """Write ``image`` upscaled to ``out_path``; running out of memory becomes a per-image error suggesting tiles."""
+def restore_image(net, image, path, out_path, device, tile=None, tile_pad=0, self_ensemble=False, precision=None):
+    """Write ``image`` (read from ``path``) upscaled to the PNG ``out_path``, as ``cnlrn infer`` does.
+
+    Running out of memory, and a non-finite output, become a :class:`UserError` naming ``path``
+    (suggesting tiles, or float32); nothing is then written.
+    """
     try:
         write_png(out_path, upscale(net, image, device, tile, tile_pad, self_ensemble, AMP_DTYPES.get(precision)))
         return
@@ -128,7 +132,7 @@ def restore_files(
                         file=sys.stderr,
                     )
                     hinted = True
-                _restore(net, image, path, out_path, device, tile, tile_pad, self_ensemble, precision)
+                restore_image(net, image, path, out_path, device, tile, tile_pad, self_ensemble, precision)
                 del image  # before the next input is decoded
                 written_ids[_file_id(out_path)] = path
             except UserError as err:
