@@ -1,0 +1,1 @@
+"""Exporting trained networks to other formats: ONNX (``cnlrn export --onnx``)."""
