@@ -30,6 +30,7 @@ from ..utils.errors import UserError
 from ..utils.self_ensemble import self_ensemble
 from ..utils.speed import autocast, check_autocast, compiled, parse_speed, to_memory_format, use_tf32
 from ..utils.weights import load_into, read_state_dict
+from .tensorboard_images import DEFAULT_TB_IMAGES, ValidationImages
 
 # consecutive non-finite updates tolerated before training stops
 NONFINITE_PATIENCE = 10
@@ -59,6 +60,8 @@ class RobustSRModel(SRModel):
     Options beyond SRModel's:
         train.grad_opt: optional second loss (e.g. ``GradientLoss``) added to pixel_opt.
         val.self_ensemble: average over the 8 flips/rotations when testing.
+        val.tb_images: the first this many validation images (default 4, 0: none) go to TensorBoard each
+            validation: blurry input bicubic-upscaled | output | target (:mod:`.tensorboard_images`).
         train.nonfinite_patience: a non-finite loss or gradient skips its update;
             this many in a row (default 10) stop training.
         deterministic: true makes runs with the same ``manual_seed`` repeat exactly.
@@ -209,6 +212,7 @@ class RobustSRModel(SRModel):
         """
         memory_format = torch.channels_last if self.speed.channels_last else torch.preserve_format
         self.lq = data['lq'].to(self.device, memory_format=memory_format)
+        self.lq_path = data.get('lq_path')  # names the validation images sent to TensorBoard
         if self.target_key in data:
             self.gt = data[self.target_key].to(self.device)
 
@@ -422,6 +426,32 @@ class RobustSRModel(SRModel):
                 f'Validation took {seconds:.0f} s, over half of dist_params:timeout_minutes ({timeout:g}), for which '
                 'the other ranks wait: raise it, or validate less often or on fewer images'
             )
+
+    def nondist_validation(self, dataloader: Any, current_iter: int, tb_logger: Any, save_img: bool) -> None:
+        """SRModel's, and the first ``val.tb_images`` images (default 4) side by side to TensorBoard.
+
+        Under DDP rank 0 runs it (SRModel.dist_validation), the one rank with a tb_logger.
+
+        Args:
+            dataloader (Any): the validation data loader.
+            current_iter (int): the iteration validated after.
+            tb_logger (Any): TensorBoard's SummaryWriter or None (no pictures).
+            save_img (bool): whether to save the restored images.
+        """
+        count = self.opt['val'].get('tb_images', DEFAULT_TB_IMAGES) if tb_logger is not None else 0
+        # get_current_visuals, which SRModel's loop calls once per image, hands each image on
+        self.validation_images = ValidationImages(tb_logger, dataloader.dataset.opt['name'], current_iter, count)
+        try:
+            super().nondist_validation(dataloader, current_iter, tb_logger, save_img)
+        finally:
+            self.validation_images = None
+
+    def get_current_visuals(self) -> OrderedDict[str, torch.Tensor]:
+        """SRModel's 'lq', 'result' and 'gt' on the CPU; during validation also sent on to TensorBoard."""
+        visuals = super().get_current_visuals()
+        if getattr(self, 'validation_images', None) is not None:
+            self.validation_images.add(self.lq_path[0], visuals)
+        return visuals
 
     def test(self) -> None:
         """Restore ``self.lq`` into ``self.output`` (float32) with the EMA network when there is one."""

@@ -107,6 +107,7 @@ SCHEMA = {
     'logger:print_freq': Number(1, **WHOLE),
     'logger:save_checkpoint_freq': Number(1, **WHOLE),
     'val:val_freq': Number(1, **WHOLE),
+    'val:tb_images': Number(0, **INT),  # validation images sent to TensorBoard; 0: none
     'val:metrics:*:crop_border': Number(0, **INT),
     'dist_params:port': Number(1, 65535, **INT),
     'dist_params:timeout_minutes': Number(**POSITIVE),
