@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import torch
 from basicsr.archs import build_network
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
-from ..archs.cnlrn_arch import CNLRN
+from ..archs.config_from_weights import describe_weights, network_options_from_weights
 from ..utils.errors import UserError
 from ..utils.option_check import check_buildable, check_registered, load_option_file
-from ..utils.weights import load_into, read_state_dict
+from ..utils.weights import Weights, describe_mismatch, load_into, read_weights
 
 
 def resolve_device(name: str) -> torch.device:
@@ -28,18 +29,61 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def build_from_options(opt_path: str | os.PathLike) -> nn.Module:
-    """The network described by ``network_g`` of option file ``opt_path``, with no weights loaded.
+def network_options(weights: Weights, weights_path: str | os.PathLike, opt_path: str | os.PathLike | None) -> dict:
+    """The ``network_g`` that ``weights`` belong to: of option file ``opt_path``, else stored in the file, else read
+    from the keys and shapes (see :mod:`~cnlrn_arch.archs.config_from_weights`).
+
+    Args:
+        weights (Weights): what :func:`~cnlrn_arch.utils.weights.read_weights` read from ``weights_path``.
+        weights_path (str | os.PathLike): the weights file, for messages.
+        opt_path (str | os.PathLike | None): an option file, or None.
 
     Raises:
-        UserError: naming the file, if it cannot be read or its ``network_g`` is
-            missing, unregistered or cannot be built.
+        UserError: one line naming the file: its options are missing, unregistered or cannot be
+            built, or (without options) the keys fit no network this project knows.
     """
-    opt = load_option_file(opt_path)
-    network_opt = opt.get('network_g')
-    check_registered(network_opt, ARCH_REGISTRY, 'network', 'network_g:', opt_path)
-    check_buildable(network_opt, f'{opt_path}: network_g')
-    return build_network(network_opt)
+    if opt_path:
+        network_opt, source = load_option_file(opt_path).get('network_g'), opt_path
+    elif weights.network_opt is not None:
+        network_opt, source = weights.network_opt, f'{weights_path} (its stored options)'
+    else:
+        state_dict = weights.state_dict
+        network_opt = network_options_from_weights(state_dict)
+        mismatch = (
+            describe_mismatch(check_buildable(network_opt, weights_path).state_dict(), state_dict)
+            if network_opt
+            else ''
+        )
+        if network_opt is None or mismatch:
+            found = describe_weights(state_dict) + (f'; as {network_opt["type"]}: {mismatch}' if mismatch else '')
+            raise UserError(
+                f'{weights_path}: cannot tell the network from the weights ({found}); '
+                'pass --opt X.yml whose network_g describes it'
+            )
+        return network_opt
+    check_registered(network_opt, ARCH_REGISTRY, 'network', 'network_g:', source)
+    check_buildable(network_opt, f'{source}: network_g')
+    return network_opt
+
+
+def build_loaded(
+    weights_path: str | os.PathLike, opt_path: str | os.PathLike | None = None
+) -> tuple[nn.Module, dict[str, Any]]:
+    """The network that ``weights_path`` belongs to (see :func:`network_options`), holding them, and its options.
+
+    Args:
+        weights_path (str | os.PathLike): a ``.safetensors`` file, a bare state dict (the
+            authors' release) or a BasicSR checkpoint, whose ``params_ema`` (the
+            averaged, usually better weights) is preferred to ``params``.
+        opt_path (str | os.PathLike | None): option file whose ``network_g``
+            describes the network; None takes the options stored in the weights
+            file, else reads them from its keys and shapes.
+    """
+    weights = read_weights(weights_path, 'params_ema')
+    network_opt = network_options(weights, weights_path, opt_path)
+    net = build_network(network_opt)
+    load_into(net, weights.state_dict, weights_path)
+    return net, network_opt
 
 
 def load_network(
@@ -48,15 +92,11 @@ def load_network(
     device: str | torch.device = 'cpu',
     backend: str = 'torch',
 ) -> nn.Module:
-    """The network (``network_g`` of ``opt_path``, else CNLRN's defaults) in eval mode, holding ``weights_path``.
+    """The network holding ``weights_path`` (see :func:`build_loaded`) in eval mode.
 
     Args:
-        weights_path (str | os.PathLike): a bare state dict (the authors'
-            release) or a BasicSR checkpoint, whose ``params_ema`` (the
-            averaged, usually better weights) is preferred to ``params``.
-        opt_path (str | os.PathLike | None): option file whose ``network_g``
-            describes the network; None builds :class:`~cnlrn_arch.archs.cnlrn_arch.CNLRN`
-            with its defaults.
+        weights_path (str | os.PathLike): as in :func:`build_loaded`.
+        opt_path (str | os.PathLike | None): as in :func:`build_loaded`.
         device (str | torch.device): where the network is moved.
         backend (str): 'torch', or 'onnxruntime' to run the ONNX file ``weights_path``
             through onnxruntime behind the same module interface (``opt_path`` is then unused).
@@ -65,6 +105,4 @@ def load_network(
         from .onnx_backend import OnnxNetwork  # onnxruntime is optional
 
         return OnnxNetwork(weights_path, device)
-    net = build_from_options(opt_path) if opt_path else CNLRN()
-    load_into(net, read_state_dict(weights_path, 'params_ema'), weights_path)
-    return net.eval().to(device)
+    return build_loaded(weights_path, opt_path)[0].eval().to(device)
