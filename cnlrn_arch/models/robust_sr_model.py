@@ -29,7 +29,7 @@ from ..utils.dist_timeout import dist_timeout_minutes
 from ..utils.errors import UserError
 from ..utils.self_ensemble import self_ensemble
 from ..utils.speed import autocast, check_autocast, compiled, parse_speed, to_memory_format, use_tf32
-from ..utils.weights import load_into, read_state_dict
+from ..utils.weights import load_into, plain_data, read_state_dict
 from .tensorboard_images import DEFAULT_TB_IMAGES, ValidationImages
 
 # consecutive non-finite updates tolerated before training stops
@@ -156,7 +156,7 @@ class RobustSRModel(SRModel):
 
         Args:
             net (nn.Module): the network to load into (wrapped or bare).
-            load_path (str): the checkpoint.
+            load_path (str): the checkpoint: a PyTorch file or a ``.safetensors`` file.
             strict (bool): whether keys and shapes must match exactly.
             param_key (str): the entry of the checkpoint holding the state dict.
         """
@@ -323,6 +323,9 @@ class RobustSRModel(SRModel):
     ) -> None:
         """BaseModel.save_network, written atomically; a failure is raised, not ignored.
 
+        The file also holds the network's options (``network_g`` for ``net_g``) as plain data,
+        so ``cnlrn infer`` and ``cnlrn export`` need no option file; BasicSR's loaders ignore them.
+
         Args:
             net (nn.Module | list[nn.Module]): the network(s) to save in one file.
             net_label (str): the file name's prefix, e.g. ``net_g``.
@@ -336,6 +339,9 @@ class RobustSRModel(SRModel):
             key: {k: v.cpu().contiguous() for k, v in self.get_bare_model(n).state_dict().items()}
             for n, key in zip(nets, param_keys)
         }
+        options_key = net_label.replace('net_', 'network_', 1)
+        if self.opt.get(options_key):
+            save_dict[options_key] = plain_data(self.opt[options_key])
         label = 'latest' if current_iter == -1 else current_iter
         self._write(save_dict, os.path.join(self.opt['path']['models'], f'{net_label}_{label}.pth'))
 
