@@ -1,0 +1,49 @@
+"""Trained weights rewritten as ``.safetensors`` or ``.pth``, with the network's options inside."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..inference.network import network_options
+from ..utils.atomic import write_failure
+from ..utils.errors import UserError
+from ..utils.option_check import check_buildable
+from ..utils.weights import describe_mismatch, read_weights, write_checkpoint, write_safetensors
+
+# format name -> writer(state_dict, path, network_opt)
+WRITERS = {'safetensors': write_safetensors, 'pth': write_checkpoint}
+
+
+def export_weights(
+    weights_path: str | os.PathLike, out_path: str | os.PathLike, fmt: str, opt_path: str | os.PathLike | None = None
+) -> dict[str, Any]:
+    """Write the weights of ``weights_path`` (``params_ema``, else ``params``) to ``out_path`` with their ``network_g``.
+
+    The tensors are written as read, bit for bit: a ``.pth`` -> ``.safetensors`` -> ``.pth`` round trip
+    gives the same state dict.
+
+    Args:
+        weights_path (str | os.PathLike): a PyTorch or ``.safetensors`` weights file.
+        out_path (str | os.PathLike): the file to write (atomically).
+        fmt (str): a key of WRITERS: 'safetensors' (options as JSON in the metadata) or 'pth'
+            (BasicSR's checkpoint layout, options under ``network_g``).
+        opt_path (str | os.PathLike | None): option file whose ``network_g`` describes the network;
+            None takes the options stored in the weights, else reads them from the keys and shapes.
+
+    Returns:
+        dict[str, Any]: the options written.
+
+    Raises:
+        UserError: one line, if the weights cannot be read, their network cannot be told or they do not fit it.
+    """
+    weights = read_weights(weights_path, 'params_ema')
+    network_opt = network_options(weights, weights_path, opt_path)
+    mismatch = describe_mismatch(check_buildable(network_opt, weights_path).state_dict(), weights.state_dict)
+    if mismatch:
+        raise UserError(f'{weights_path}: weights do not fit {network_opt["type"]}: {mismatch}')
+    try:
+        WRITERS[fmt](weights.state_dict, out_path, network_opt)
+    except OSError as err:
+        raise UserError(write_failure(out_path, err)) from None
+    return network_opt
