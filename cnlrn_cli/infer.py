@@ -2,6 +2,7 @@
 
 from cnlrn_arch.inference.image_io import DEFAULT_MAX_PIXELS
 from cnlrn_arch.inference.restore_files import DEFAULT_TILE_PAD, restore_files
+from cnlrn_arch.inference.video_io import DEFAULT_CRF
 from cnlrn_arch.utils.speed import AMP_DTYPES, use_tf32
 
 from .arguments import int_at_least
@@ -23,28 +24,48 @@ With --tile, memory grows with the image's width, not its height.
 --bf16/--fp16, --tf32, --channels-last and --compile trade a little exactness
 (the first three) or start-up time (--compile) for speed; all are off by default.
 
+Videos (.mp4, .m4v, .mkv, .mov, .webm, .avi; any codec FFmpeg decodes,
+through PyAV) are written as OUTDIR/<name><suffix>.mp4: every frame restored
+at its input timestamp (so the frame rate, variable rates included, and the
+duration are kept), the audio streams copied unchanged, H.264 of quality
+--crf, or --lossless. Where an audio codec cannot go into MP4 the output is
+.mkv instead. Frames stream through, so memory does not grow with the
+video's length; the output appears under its name only once complete.
+--frames-out DIR also writes the restored frames as PNGs in
+DIR/<name><suffix>/; a run that was interrupted restarts from the frames
+found there.
+
 An input that cannot be read, or whose output would overwrite an input, is
 reported and skipped; the exit status is then 1. So is an input whose
-output holds NaN or Inf: it is not written.
+output holds NaN or Inf: it is not written. So is a video that is truncated,
+has no video stream or a codec FFmpeg cannot decode.
 """
 
 
 def add_arguments(parser):
     parser.description = DESCRIPTION
     parser.add_argument(
-        '-i', '--input', nargs='+', required=True, metavar='PATH', help='image files, folders or glob patterns'
+        '-i', '--input', nargs='+', required=True, metavar='PATH', help='image or video files, folders or glob patterns'
     )
     parser.add_argument('-o', '--output', required=True, metavar='OUTDIR', help='folder for the results')
     parser.add_argument(
         '--weights',
         required=True,
         metavar='W.pth',
-        help="a bare state dict (the authors' release) or a BasicSR checkpoint (params_ema, else params)",
+        help="a .pth (a bare state dict, as the authors' release, or a BasicSR checkpoint: params_ema, else "
+        'params), a .safetensors file, or an .onnx file with --backend onnxruntime',
     )
     parser.add_argument(
         '--opt',
         metavar='X.yml',
-        help='option file whose network_g gives the architecture (default: CNLRN as in the paper)',
+        help='optional option file whose network_g gives the architecture (default: the configuration stored '
+        'in the weights, or inferred from their shapes)',
+    )
+    parser.add_argument(
+        '--backend',
+        choices=('torch', 'onnxruntime'),
+        default='torch',
+        help='run the network with PyTorch, or an exported .onnx file with onnxruntime (default: %(default)s)',
     )
     parser.add_argument(
         '--tile',
@@ -104,6 +125,27 @@ def add_arguments(parser):
         help='skip larger images (width x height) without decoding them (default: %(default)s)',
     )
     parser.add_argument('--suffix', default='_cnlrn', help='appended to each output name (default: %(default)s)')
+    quality = parser.add_mutually_exclusive_group()
+    quality.add_argument(
+        '--crf',
+        type=int_at_least(0),
+        default=DEFAULT_CRF,
+        metavar='Q',
+        help='H.264 quality of output videos: 0 (best, largest) to 51; 18 looks lossless to most eyes '
+        '(default: %(default)s)',
+    )
+    quality.add_argument(
+        '--lossless',
+        action='store_true',
+        help='encode output videos losslessly (H.264 of the RGB samples, libx264rgb: exact, large files, '
+        'which some players cannot show)',
+    )
+    parser.add_argument(
+        '--frames-out',
+        metavar='DIR',
+        help="also write each video's restored frames as PNGs into DIR/<name><suffix>/; "
+        'a rerun reuses the frames already there',
+    )
     parser.set_defaults(run=run)
 
 
@@ -123,5 +165,9 @@ def run(args):
         args.compile,
         args.suffix,
         args.max_pixels,
+        args.crf,
+        args.lossless,
+        args.frames_out,
+        args.backend,
     )
     return 1 if skipped else 0

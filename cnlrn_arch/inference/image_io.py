@@ -28,6 +28,7 @@ from PIL import ExifTags, Image
 from ..utils.atomic import atomic_write, write_failure
 from ..utils.errors import UserError
 from ..utils.image_formats import IMG_EXTENSIONS
+from .video_io import VIDEO_EXTENSIONS, is_video_name
 
 # Larger inputs are refused unless --max-pixels allows them: 50 MP decode to at most 400 MB (16-bit RGBA)
 # and upscale x4 to 800 MP, while a decompression bomb claims far more (a 292 KB PNG claims 10000x10000).
@@ -108,17 +109,22 @@ def is_image_name(path: str) -> bool:
     return path.lower().endswith(IMG_EXTENSIONS)
 
 
+def is_input_name(path: str) -> bool:
+    """Whether ``path`` names an image or a video by its extension (what folders and globs contribute)."""
+    return is_image_name(path) or is_video_name(path)
+
+
 def _is_input(path: str) -> bool:
     """Regular files, and links to nothing (dangling or looping): reading those names them instead of skipping."""
     return os.path.isfile(path) or (os.path.islink(path) and not os.path.exists(path))
 
 
 def find_images(patterns: Iterable[str]) -> list[str]:
-    """Paths named by files, folders (their images, not recursive) or globs; sorted per argument, no repeats.
+    """Paths named by files, folders (their images and videos, not recursive) or globs; sorted per argument, no repeats.
 
     A file named explicitly is kept whatever its extension: if it is not an
-    image, reading it fails and it is reported. So are image names that link
-    to nothing.
+    image, reading it fails and it is reported. So are image and video names
+    that link to nothing.
 
     Args:
         patterns (Iterable[str]): file names, folder names and glob patterns,
@@ -132,14 +138,15 @@ def find_images(patterns: Iterable[str]) -> list[str]:
         if os.path.isfile(pattern):
             matches = [pattern]
         elif os.path.isdir(pattern):
-            paths = (os.path.join(pattern, name) for name in os.listdir(pattern) if is_image_name(name))
+            paths = (os.path.join(pattern, name) for name in os.listdir(pattern) if is_input_name(name))
             matches = sorted(p for p in paths if _is_input(p))
             if not matches:
-                raise UserError(f'no images ({", ".join(IMG_EXTENSIONS)}) in folder {pattern}')
+                extensions = ', '.join(IMG_EXTENSIONS + VIDEO_EXTENSIONS)
+                raise UserError(f'no images or videos ({extensions}) in folder {pattern}')
         else:
-            matches = sorted(p for p in glob.glob(pattern) if _is_input(p) and is_image_name(p))
+            matches = sorted(p for p in glob.glob(pattern) if _is_input(p) and is_input_name(p))
             if not matches:
-                raise UserError(f'no such file or folder, and no image matches the pattern: {pattern}')
+                raise UserError(f'no such file or folder, and no image matches the pattern (nor a video): {pattern}')
         found.extend(matches)
     return list(dict.fromkeys(found))
 

@@ -1,13 +1,15 @@
-"""Restoring image files into a folder, one after another (``cnlrn infer``).
+"""Restoring image and video files into a folder, one after another (``cnlrn infer``).
 
-Each input is written as the PNG OUTDIR/<name><suffix>.png in its own mode
-and bit depth, upright. An input that cannot be read, is over the pixel
+Each image is written as the PNG OUTDIR/<name><suffix>.png in its own mode
+and bit depth, upright; each video (by its extension) as OUTDIR/<name><suffix>.mp4
+(see :mod:`.restore_video`). An input that cannot be read, is over the pixel
 limit, has several frames, gives a non-finite output, or whose output would
 overwrite an input, is reported and skipped; the others are still restored.
 """
 
 import os
 import sys
+from functools import partial
 
 import torch
 from tqdm import tqdm
@@ -17,6 +19,7 @@ from ..utils.speed import AMP_DTYPES, Speed, check_autocast, compile_args, compi
 from .image_io import DEFAULT_MAX_PIXELS, find_images, read_image, write_png
 from .network import load_network, resolve_device
 from .upscale import NonFiniteOutput, upscale
+from .video_io import DEFAULT_CRF, is_video_name, open_video, output_extension
 
 DEFAULT_TILE_PAD = 16
 SUGGESTED_TILE = 256
@@ -51,9 +54,27 @@ def restore_image(net, image, path, out_path, device, tile=None, tile_pad=0, sel
     Running out of memory, and a non-finite output, become a :class:`UserError` naming ``path``
     (suggesting tiles, or float32); nothing is then written.
     """
+    upscale_into(partial(write_png, out_path), net, image, path, device, tile, tile_pad, self_ensemble, precision)
+
+
+def upscale_into(sink, net, image, path, device, tile=None, tile_pad=0, self_ensemble=False, precision=None):
+    """``sink`` of the output bands of ``image`` (read from ``path``) upscaled, as ``cnlrn infer`` makes them.
+
+    Args:
+        sink (Callable[[Iterator[np.ndarray]], T]): consumes the bands (see :func:`~.upscale.upscale`).
+        net, image, device, tile, tile_pad, self_ensemble: as :func:`~.upscale.upscale` takes them.
+        path (str): where ``image`` came from, for messages.
+        precision (str | None): None (float32) or a key of AMP_DTYPES to autocast to.
+
+    Returns:
+        T: what ``sink`` returned.
+
+    Raises:
+        UserError: naming ``path`` for running out of memory (suggesting tiles) or a non-finite
+            output (suggesting float32).
+    """
     try:
-        write_png(out_path, upscale(net, image, device, tile, tile_pad, self_ensemble, AMP_DTYPES.get(precision)))
-        return
+        return sink(upscale(net, image, device, tile, tile_pad, self_ensemble, AMP_DTYPES.get(precision)))
     except NonFiniteOutput as err:
         hint = f' (computed in {precision}: retry without --{precision})' if precision else ''
         raise UserError(f'{path}: {err}{hint}') from None
@@ -82,13 +103,17 @@ def restore_files(
     compile_backend=None,
     suffix='_cnlrn',
     max_pixels=DEFAULT_MAX_PIXELS,
+    crf=DEFAULT_CRF,
+    lossless=False,
+    frames_out=None,
+    backend='torch',
 ):
-    """Restore the images ``inputs`` names into the folder ``output``; return how many were skipped.
+    """Restore the images and videos ``inputs`` names into the folder ``output``; return how many were skipped.
 
     Args:
-        inputs (list[str]): image files, folders (their images) or glob patterns.
+        inputs (list[str]): image or video files, folders (their images and videos) or glob patterns.
         output (str): folder for the results, created if missing.
-        weights (str): a bare state dict or a BasicSR checkpoint (params_ema, else params).
+        weights (str): weights for ``load_network`` (a state dict or checkpoint; an ONNX file for onnxruntime).
         opt (str | None): option file whose ``network_g`` gives the architecture (default: CNLRN's).
         tile (int | None): LR tile side; None runs each image whole.
         tile_pad (int | None): LR context around each tile (default: DEFAULT_TILE_PAD); needs ``tile``.
@@ -98,10 +123,15 @@ def restore_files(
         channels_last (bool): NHWC weights and activations.
         compile_backend (str | None): torch.compile backend, None for none.
         suffix (str): appended to each output's name.
-        max_pixels (int): larger inputs are skipped without being decoded.
+        max_pixels (int): larger images are skipped without being decoded.
+        crf (int): H.264 constant rate factor of the videos, 0 (best) to 51.
+        lossless (bool): encode the videos' restored frames exactly (``crf`` unused).
+        frames_out (str | None): folder that also receives each video's restored frames as PNGs,
+            in FRAMES_OUT/<name><suffix>/; a rerun reuses the frames found there.
+        backend (str): 'torch' or 'onnxruntime', as :func:`~.network.load_network` takes it.
 
     Raises:
-        KeyboardInterrupt: on Ctrl-C, saying how many images were written.
+        KeyboardInterrupt: on Ctrl-C, saying how many files were written.
     """
     if tile_pad is not None and tile is None:
         raise UserError('--tile-pad needs --tile')
@@ -110,7 +140,7 @@ def restore_files(
     check_autocast(device.type, AMP_DTYPES.get(precision), f'--{precision}')
     speed = Speed(channels_last, compile_args({'backend': compile_backend} if compile_backend else None, '--compile'))
     inputs = find_images(inputs)
-    net = compiled(to_memory_format(load_network(weights, opt, device), speed), speed)
+    net = compiled(to_memory_format(load_network(weights, opt, device, backend), speed), speed)
     try:
         os.makedirs(output, exist_ok=True)
     except OSError as err:
@@ -119,10 +149,24 @@ def restore_files(
     written_ids = {}
     hinted = False
     failed = 0
+    noun = 'files' if any(map(is_video_name, inputs)) else 'images'
     try:
-        for path in tqdm(inputs, desc='infer', unit='image'):
-            out_path = os.path.join(output, os.path.splitext(os.path.basename(path))[0] + suffix + '.png')
+        for path in tqdm(inputs, desc='infer', unit=noun[:-1]):
+            stem = os.path.splitext(os.path.basename(path))[0] + suffix
             try:
+                if is_video_name(path):
+                    from .restore_video import restore_video  # restore_video builds on this module
+
+                    with open_video(path) as video:
+                        out_path = os.path.join(output, stem + output_extension(video))
+                    _check_output(path, out_path, input_ids, written_ids)
+                    frames = os.path.join(frames_out, stem) if frames_out is not None else None
+                    restore_video(
+                        net, path, out_path, device, tile, tile_pad, self_ensemble, precision, crf, lossless, frames
+                    )
+                    written_ids[_file_id(out_path)] = path
+                    continue
+                out_path = os.path.join(output, stem + '.png')
                 _check_output(path, out_path, input_ids, written_ids)
                 image = read_image(path, max_pixels)
                 height, width = image.pixels.shape[:2]
@@ -139,6 +183,6 @@ def restore_files(
                 failed += 1
                 tqdm.write(f'cnlrn infer: skipped {err}', file=sys.stderr)
     except KeyboardInterrupt:
-        raise KeyboardInterrupt(f'{len(written_ids)} images written to {output}') from None
-    print(f'wrote {len(inputs) - failed} of {len(inputs)} images to {output}')
+        raise KeyboardInterrupt(f'{len(written_ids)} {noun} written to {output}') from None
+    print(f'wrote {len(inputs) - failed} of {len(inputs)} {noun} to {output}')
     return failed
