@@ -14,6 +14,7 @@ COMMANDS = {
     'demo': ('demo', 'train and test a small CNLRN on the embedded demo data (CPU)'),
     'make-demo-data': ('make_demo_data', 'make a small REDS-like set from the photographs shipped with scikit-image'),
     'infer': ('infer', 'super-resolve blurry LR images x4 with trained weights'),
+    'export': ('export', 'write trained weights as .safetensors, .pth or ONNX, with the network options inside'),
     'prepare-reds': ('prepare_reds', 'build the REDS training LMDBs and the Val300 set'),
     'prepare-dvd': ('prepare_dvd', 'build the DVD100 test set'),
     'bench': ('bench', "measure CNLRN's speed and memory against the FLOP floor"),
@@ -22,6 +23,7 @@ COMMANDS = {
         'train CNLRN, its ablations and the baselines on an equal budget; compare quality',
     ),
     'gpu-check': ('gpu_check', 'the GPU acceptance check: every CUDA path in one command (--dry-run: on the CPU)'),
+    'serve': ('serve', 'a web page (Gradio) to restore an uploaded image in a browser'),
 }
 
 

@@ -1,0 +1,82 @@
+"""``cnlrn serve``: the web page of ``cnlrn infer`` (Gradio), for trying the network in a browser."""
+
+import ipaddress
+import sys
+
+from cnlrn_arch.inference.image_io import DEFAULT_MAX_PIXELS
+from cnlrn_arch.project import DEMO_CHECKPOINT, DEMO_JOINT, option_path
+from cnlrn_arch.web import app
+
+from .arguments import int_at_least
+
+DESCRIPTION = f"""\
+Starts a web page (Gradio; pip install -e '.[web]') where an image is
+uploaded, restored as cnlrn infer restores it, compared with bicubic
+upscaling and downloaded as a PNG. Jobs run one at a time, queued.
+
+The page listens on {app.DEFAULT_HOST} (this machine only) unless --host is
+given. Nothing on the page names a file on the server; uploads and results
+are kept in a temporary folder removed when the server stops (Ctrl-C).
+"""
+
+
+def add_arguments(parser):
+    parser.description = DESCRIPTION
+    parser.add_argument(
+        '--weights',
+        default=DEMO_CHECKPOINT,
+        metavar='W.pth',
+        help='weights as cnlrn infer takes them (default: the demo checkpoint shipped in the repository)',
+    )
+    parser.add_argument(
+        '--opt',
+        metavar='X.yml',
+        help='option file whose network_g gives the architecture (default: CNLRN as in the paper; '
+        'the demo options for the demo checkpoint)',
+    )
+    parser.add_argument(
+        '--host',
+        default=app.DEFAULT_HOST,
+        help='address to listen on, e.g. 0.0.0.0 for every interface (default: %(default)s)',
+    )
+    parser.add_argument('--port', type=int_at_least(1), default=app.DEFAULT_PORT, help='(default: %(default)s)')
+    parser.add_argument(
+        '--device',
+        choices=('auto', 'cpu', 'cuda'),
+        default='auto',
+        help='auto: CUDA when available (default: %(default)s)',
+    )
+    parser.add_argument(
+        '--max-pixels',
+        type=int_at_least(1),
+        default=DEFAULT_MAX_PIXELS,
+        metavar='N',
+        help='refuse larger images (width x height) without decoding them (default: %(default)s)',
+    )
+    parser.add_argument(
+        '--max-upload-mb',
+        type=int_at_least(1),
+        default=app.DEFAULT_MAX_UPLOAD_MB,
+        metavar='MB',
+        help='refuse larger uploads (default: %(default)s)',
+    )
+    parser.set_defaults(run=run)
+
+
+def is_loopback(host):
+    """Whether ``host`` names this machine only (localhost, 127.0.0.0/8, ::1)."""
+    try:
+        return host == 'localhost' or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name
+        return False
+
+
+def run(args):
+    if not is_loopback(args.host):
+        print(
+            f'cnlrn serve: warning: listening on {args.host}: whoever reaches this machine can use the page '
+            '(no login, no TLS)',
+            file=sys.stderr,
+        )
+    opt = args.opt or (option_path(DEMO_JOINT) if args.weights == DEMO_CHECKPOINT else None)
+    app.serve(args.weights, opt, args.host, args.port, args.device, args.max_pixels, args.max_upload_mb)
