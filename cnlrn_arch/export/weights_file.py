@@ -20,8 +20,8 @@ def export_weights(
 ) -> dict[str, Any]:
     """Write the weights of ``weights_path`` (``params_ema``, else ``params``) to ``out_path`` with their ``network_g``.
 
-    The tensors are written as read, bit for bit: a ``.pth`` -> ``.safetensors`` -> ``.pth`` round trip
-    gives the same state dict.
+    The tensors are written as read, bit for bit, in the network's order: a ``.pth`` -> ``.safetensors``
+    -> ``.pth`` round trip gives the same state dict (keys in the same order).
 
     Args:
         weights_path (str | os.PathLike): a PyTorch or ``.safetensors`` weights file.
@@ -39,11 +39,14 @@ def export_weights(
     """
     weights = read_weights(weights_path, 'params_ema')
     network_opt = network_options(weights, weights_path, opt_path)
-    mismatch = describe_mismatch(check_buildable(network_opt, weights_path).state_dict(), weights.state_dict)
+    network_state = check_buildable(network_opt, weights_path).state_dict()
+    mismatch = describe_mismatch(network_state, weights.state_dict)
     if mismatch:
         raise UserError(f'{weights_path}: weights do not fit {network_opt["type"]}: {mismatch}')
+    # in the network's order, as its checkpoints list them (.safetensors files list keys sorted)
+    state_dict = {key: weights.state_dict[key] for key in network_state}
     try:
-        WRITERS[fmt](weights.state_dict, out_path, network_opt)
+        WRITERS[fmt](state_dict, out_path, network_opt)
     except OSError as err:
         raise UserError(write_failure(out_path, err)) from None
     return network_opt

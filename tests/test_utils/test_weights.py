@@ -2,15 +2,24 @@
 
 import collections
 import re
+import sys
 
 import pytest
 import torch
 from basicsr.models import build_model
+from basicsr.models.base_model import BaseModel
 
 from cnlrn_arch.archs.cnlrn_arch import CNLRN
 from cnlrn_arch.utils.errors import UserError
-from cnlrn_arch.utils.weights import load_into, read_state_dict
-from tests.helpers import TINY_CNLRN, TINY_CNLRN_ARGS, derive_options, make_opt
+from cnlrn_arch.utils.weights import (
+    load_into,
+    plain_data,
+    read_state_dict,
+    read_weights,
+    write_checkpoint,
+    write_safetensors,
+)
+from tests.helpers import TINY_CNLRN, TINY_CNLRN_ARGS, TINY_PREDEBLUR, derive_options, make_opt
 
 BAD_KEY = 'DeblurNet.inBlock.0.body.0.weight'  # (16, 3, 5, 5): 1200 values
 
@@ -138,3 +147,101 @@ def test_basicsr_test_refuses_bad_checkpoint(tmp_path, monkeypatch, capsys, run_
     assert stderr.strip().splitlines()[-1].startswith('basicsr test: error: ')
     assert message in stderr and 'Traceback' not in stderr
     assert 'this must never run' not in stdout
+
+
+# -- .safetensors and the stored network options ---------------------------------------------------
+
+
+def tiny_state():
+    torch.manual_seed(0)
+    return CNLRN(**TINY_CNLRN_ARGS).state_dict()
+
+
+def assert_same_tensors(loaded, state):
+    """Same keys (.safetensors files list them sorted), dtypes, shapes and bits."""
+    assert sorted(loaded) == sorted(state)
+    for key, value in state.items():
+        assert loaded[key].dtype == value.dtype and torch.equal(loaded[key].view(-1), value.view(-1)), key
+
+
+def test_safetensors_round_trip_with_options(tmp_path):
+    state = tiny_state()
+    write_safetensors(state, tmp_path / 'w.safetensors', TINY_CNLRN)
+    weights = read_weights(tmp_path / 'w.safetensors', 'params_ema')
+    assert_same_tensors(weights.state_dict, state)
+    assert weights.network_opt == TINY_CNLRN
+    write_checkpoint(weights.state_dict, tmp_path / 'back.pth', weights.network_opt)
+    back = torch.load(tmp_path / 'back.pth', weights_only=True)
+    assert_same_tensors(back['params'], state)
+    assert back['network_g'] == TINY_CNLRN
+    write_safetensors(state, tmp_path / 'bare.safetensors')
+    assert read_weights(tmp_path / 'bare.safetensors').network_opt is None
+
+
+def test_plain_data_options():
+    options = collections.OrderedDict(type='CNLRN', nonlocal_psize=(4, 2), sr_opt=collections.OrderedDict(a=[1.5]))
+    assert plain_data(options) == {'type': 'CNLRN', 'nonlocal_psize': [4, 2], 'sr_opt': {'a': [1.5]}}
+    assert type(plain_data(options)) is dict
+    with pytest.raises(TypeError, match='not plain data'):
+        plain_data({'x': torch.ones(1)})
+
+
+def test_bad_safetensors_files(tmp_path):
+    write_safetensors(tiny_state(), tmp_path / 'w.safetensors')
+    data = (tmp_path / 'w.safetensors').read_bytes()
+    (tmp_path / 'cut.safetensors').write_bytes(data[:-10])
+    (tmp_path / 'junk.safetensors').write_bytes(b'not a safetensors file at all')
+    for name in ('cut.safetensors', 'junk.safetensors'):
+        with pytest.raises(UserError) as err:
+            read_state_dict(tmp_path / name)
+        assert str(err.value).startswith(f'{tmp_path / name}: not a readable safetensors file (')
+        assert '\n' not in str(err.value)
+
+
+def test_safetensors_metadata_that_is_not_options(tmp_path):
+    import safetensors.torch
+
+    (tmp_path / 'w.safetensors').write_bytes(safetensors.torch.save(tiny_state(), metadata={'network_g': '{oops'}))
+    with pytest.raises(UserError, match=r"w.safetensors: metadata 'network_g' is not JSON"):
+        read_weights(tmp_path / 'w.safetensors')
+
+
+def test_non_finite_safetensors_are_refused(tmp_path):
+    state = tiny_state()
+    state[BAD_KEY][0, 0, 0, 0] = float('inf')
+    write_safetensors(state, tmp_path / 'bad.safetensors')
+    with pytest.raises(UserError, match=f'bad.safetensors: {BAD_KEY} holds NaN or Inf'):
+        read_state_dict(tmp_path / 'bad.safetensors')
+
+
+def test_missing_safetensors_package_is_one_line(tmp_path, monkeypatch):
+    write_safetensors(tiny_state(), tmp_path / 'w.safetensors')
+    monkeypatch.setitem(sys.modules, 'safetensors', None)  # import fails as if not installed
+    with pytest.raises(UserError, match=r"\.safetensors weights need the 'safetensors' package"):
+        read_state_dict(tmp_path / 'w.safetensors')
+
+
+@pytest.mark.parametrize('stage', ['pretrain', 'joint'])
+def test_saved_checkpoints_carry_their_network_options(tmp_path, stage):
+    """Plain data (weights_only=True); BasicSR's own BaseModel.load_network still reads the file."""
+    network = TINY_PREDEBLUR if stage == 'pretrain' else dict(TINY_CNLRN, nonlocal_psize=(2, 2), upsampling='post')
+    model = build_model(make_opt(network, dict(stage=stage), models=str(tmp_path)))
+    model.save_network([model.net_g, model.net_g], 'net_g', -1, param_key=['params', 'params_ema'])
+    checkpoint = torch.load(tmp_path / 'net_g_latest.pth', weights_only=True)
+    assert checkpoint['network_g'] == plain_data(network)
+    weights = read_weights(tmp_path / 'net_g_latest.pth', 'params_ema')
+    assert weights.network_opt == plain_data(network)
+    fresh = build_model(make_opt(network, dict(stage=stage)))
+    BaseModel.load_network(fresh, fresh.net_g, str(tmp_path / 'net_g_latest.pth'), True, 'params')
+    assert_same_tensors(fresh.net_g.state_dict(), model.net_g.state_dict())
+
+
+def test_pretrain_network_g_reads_safetensors(tmp_path):
+    state = tiny_state()
+    write_safetensors(state, tmp_path / 'w.safetensors', TINY_CNLRN)
+    model = build_model(make_opt(pretrain_network_g=str(tmp_path / 'w.safetensors')))
+    assert_same_tensors(model.net_g.state_dict(), state)
+    deblur = {k: v for k, v in state.items() if k.startswith('DeblurNet.')}
+    write_safetensors(deblur, tmp_path / 'deblur.safetensors')
+    model = build_model(make_opt(pretrain_network_deblur=str(tmp_path / 'deblur.safetensors')))
+    assert_same_tensors(model.net_g.DeblurNet.state_dict(), {k[len('DeblurNet.') :]: v for k, v in deblur.items()})
