@@ -35,6 +35,9 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     height, width = x.shape[-2:]
     pad_h = (-height) % multiple
     pad_w = (-width) % multiple
+    if exporting():
+        # a recorded graph takes no branch on its input's size: it always reflects, which needs sides over the padding
+        return F.pad(x, (0, pad_w, 0, pad_h), mode='reflect')
     if pad_h == 0 and pad_w == 0:
         return x
     mode = 'reflect' if pad_h < height and pad_w < width else 'replicate'
@@ -59,8 +62,17 @@ def add_residual(branch: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
 
 
 def records_graph(*tensors: torch.Tensor) -> bool:
-    """Whether autograd records operations on ``tensors``: in-place updates may then break backward."""
-    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+    """Whether autograd or an exporter records operations on ``tensors``: in-place updates and strips would break it."""
+    return exporting() or (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
+
+
+def exporting() -> bool:
+    """Whether the network is being recorded as a graph (ONNX export, ``torch.export``, TorchScript tracing).
+
+    A recorded graph must serve every input size, so the network then takes no
+    branch that depends on its input's size.
+    """
+    return torch.jit.is_tracing() or torch.compiler.is_exporting()
 
 
 # Pixels per strip (64 rows of a REDS frame's 2x map) and the smallest output
@@ -89,9 +101,11 @@ def run_in_strips(
     Returns:
         torch.Tensor: ``layers(x)``, (N, C', scale * H, scale * W); channels-last when stripped.
     """
+    if records_graph(x):
+        return layers(x)
     height, width = x.shape[-2:]
     rows = max(1, STRIP_PIXELS // (width * scale))
-    if records_graph(x) or height * width * scale * scale < MIN_STRIPPED_PIXELS or height <= rows:
+    if height * width * scale * scale < MIN_STRIPPED_PIXELS or height <= rows:
         return layers(x)
     out = None
     for top in range(0, height, rows):

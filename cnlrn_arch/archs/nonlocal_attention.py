@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .arch_util import add_residual, run_in_strips
+from .arch_util import add_residual, exporting, run_in_strips
 
 ATTN_IMPLS = ('sdpa', 'naive')
 # input rows beyond a strip that the feed-forward reads: dilated 3x3 (2) + 3x3 (1)
@@ -50,9 +50,20 @@ def image_to_tokens(image: torch.Tensor, patch: int) -> torch.Tensor:
 
 def fold_tokens_into(image: torch.Tensor, tokens: torch.Tensor, patch: int) -> None:
     """Inverse of :func:`image_to_tokens`, written into ``image``, a (B, H, W, c) view."""
-    b, h, w, c = image.shape
-    tokens = tokens.view(b, h // patch, w // patch, patch, patch, c).transpose(2, 3)
-    image.unflatten(1, (h // patch, patch)).unflatten(3, (w // patch, patch)).copy_(tokens)
+    h, w = image.shape[1:3]
+    grid = image.unflatten(1, (h // patch, patch)).unflatten(3, (w // patch, patch))
+    grid.copy_(_patch_grid(tokens, image.shape, patch))
+
+
+def tokens_to_image(tokens: torch.Tensor, shape: Sequence[int], patch: int) -> torch.Tensor:
+    """Inverse of :func:`image_to_tokens` as a new (B, H, W, c) tensor of ``shape``."""
+    return _patch_grid(tokens, shape, patch).reshape(shape)
+
+
+def _patch_grid(tokens: torch.Tensor, shape: Sequence[int], patch: int) -> torch.Tensor:
+    """(B, 1, N, patch*patch*c) tokens as a (B, H/patch, patch, W/patch, patch, c) view, for an image of ``shape``."""
+    b, h, w, c = shape
+    return tokens.view(b, h // patch, w // patch, patch, patch, c).transpose(2, 3)
 
 
 def naive_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
@@ -88,7 +99,10 @@ class PatchMultiHeadAttention(nn.Module):
         b, channels, height, width = x.shape
         attend = F.scaled_dot_product_attention if self.attn_impl == 'sdpa' else naive_attention
         pixels = x.permute(0, 2, 3, 1)  # (B, H, W, C): a view of a channels-last map
-        out = x.new_empty(b, height, width, channels)
+        # an exported graph cannot write into views of one output map: it concatenates the heads instead
+        exported = exporting()
+        heads = []
+        out = None if exported else x.new_empty(b, height, width, channels)
         for head, patch in enumerate(self.patch_sizes):
             head_slice = slice(head * self.head_channels, (head + 1) * self.head_channels)
             query, key, value = (
@@ -99,8 +113,13 @@ class PatchMultiHeadAttention(nn.Module):
             )
             attended = attend(query, key, value)
             del query, key, value
-            fold_tokens_into(out[..., head_slice], attended, patch)
+            if exported:
+                heads.append(tokens_to_image(attended, (b, height, width, self.head_channels), patch))
+            else:
+                fold_tokens_into(out[..., head_slice], attended, patch)
             del attended
+        if exported:
+            out = torch.cat(heads, dim=-1)
         return self.output_linear(out.permute(0, 3, 1, 2))
 
 
