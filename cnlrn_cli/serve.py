@@ -4,15 +4,16 @@ import ipaddress
 import sys
 
 from cnlrn_arch.inference.image_io import DEFAULT_MAX_PIXELS
-from cnlrn_arch.project import DEMO_CHECKPOINT, DEMO_JOINT, option_path
+from cnlrn_arch.project import DEMO_CHECKPOINT
 from cnlrn_arch.web import app
 
 from .arguments import int_at_least
 
 DESCRIPTION = f"""\
-Starts a web page (Gradio; pip install -e '.[web]') where an image is
-uploaded, restored as cnlrn infer restores it, compared with bicubic
-upscaling and downloaded as a PNG. Jobs run one at a time, queued.
+Starts a web page (Gradio; pip install -e '.[web]') where an image or a
+short clip is uploaded, restored as cnlrn infer restores it, compared with
+bicubic upscaling and downloaded (a PNG, or the restored clip). Jobs run one
+at a time, queued.
 
 The page listens on {app.DEFAULT_HOST} (this machine only) unless --host is
 given. Nothing on the page names a file on the server; uploads and results
@@ -31,8 +32,8 @@ def add_arguments(parser):
     parser.add_argument(
         '--opt',
         metavar='X.yml',
-        help='option file whose network_g gives the architecture (default: CNLRN as in the paper; '
-        'the demo options for the demo checkpoint)',
+        help='optional option file whose network_g gives the architecture (default: the configuration stored '
+        'in the weights, or inferred from their shapes)',
     )
     parser.add_argument(
         '--host',
@@ -52,6 +53,13 @@ def add_arguments(parser):
         default=DEFAULT_MAX_PIXELS,
         metavar='N',
         help='refuse larger images (width x height) without decoding them (default: %(default)s)',
+    )
+    parser.add_argument(
+        '--max-frames',
+        type=int_at_least(1),
+        default=app.DEFAULT_MAX_FRAMES,
+        metavar='N',
+        help='refuse longer clips (cnlrn infer restores any length) (default: %(default)s)',
     )
     parser.add_argument(
         '--max-upload-mb',
@@ -78,5 +86,6 @@ def run(args):
             '(no login, no TLS)',
             file=sys.stderr,
         )
-    opt = args.opt or (option_path(DEMO_JOINT) if args.weights == DEMO_CHECKPOINT else None)
-    app.serve(args.weights, opt, args.host, args.port, args.device, args.max_pixels, args.max_upload_mb)
+    app.serve(
+        args.weights, args.opt, args.host, args.port, args.device, args.max_pixels, args.max_frames, args.max_upload_mb
+    )

@@ -1,6 +1,6 @@
 """The ``cnlrn serve`` page, a Gradio app, and the server that shows it.
 
-The page takes an uploaded file and three options (tiles, half precision,
+The page takes an uploaded image or clip and three options (tiles, half precision,
 self-ensemble); nothing on it names a path or weights on the server. Jobs
 run one at a time, queued (the page shows the queue position), through
 :class:`~.jobs.Restorer`, the library ``cnlrn infer`` runs. Uploads and
@@ -13,19 +13,21 @@ import os
 from types import ModuleType
 
 from ..inference.image_io import DEFAULT_MAX_PIXELS
+from ..inference.video_io import VIDEO_EXTENSIONS
 from ..utils.errors import UserError
 from ..utils.image_formats import IMG_EXTENSIONS
 from ..utils.optional import import_optional
-from .jobs import Restorer, serving_folder, write_examples
+from .jobs import DEFAULT_MAX_FRAMES, Restorer, serving_folder, write_examples
 
 DEFAULT_HOST, DEFAULT_PORT = '127.0.0.1', 7860
 # uploads larger than this are refused by the server before they are stored
 DEFAULT_MAX_UPLOAD_MB = 200
 TITLE = 'CNLRN: 4x super-resolution of blurry photographs'
 INTRO = """\
-Upload a small, blurry photograph (PNG, JPEG, TIFF, WebP, BMP; 8- or 16-bit, with or without alpha):
-it is deblurred and upscaled 4x as `cnlrn infer` does, and shown beside bicubic upscaling
-(drag the slider; scroll over the picture to zoom). The result downloads as a PNG in the input's mode.
+Upload a small, blurry photograph (PNG, JPEG, TIFF, WebP, BMP; 8- or 16-bit, with or without alpha)
+or a short clip: it is deblurred and upscaled 4x as `cnlrn infer` does, and shown beside bicubic
+upscaling (a clip's first frame; drag the slider, scroll over the picture to zoom). The result
+downloads in full: a PNG in the input's mode, or the restored clip with its sound.
 """
 
 
@@ -52,7 +54,7 @@ def build_page(gr: ModuleType, restorer: Restorer, folder: str, examples: list[s
             result = restorer.restore(upload, folder, int(tile or 0) or None, half, ensemble, report)
         except UserError as err:
             raise gr.Error(str(err), title='Cannot restore this file', print_exception=False) from None
-        return (result.bicubic, result.restored), result.restored
+        return (result.bicubic, result.restored), result.download
 
     half_label = f'Half precision ({restorer.half} on {restorer.device.type})' if restorer.half else 'Half precision'
     with gr.Blocks(title=TITLE, analytics_enabled=False) as page:
@@ -60,8 +62,8 @@ def build_page(gr: ModuleType, restorer: Restorer, folder: str, examples: list[s
         with gr.Row():
             with gr.Column(scale=1):
                 upload = gr.File(
-                    label='Blurry low-resolution image',
-                    file_types=sorted({ext.lower() for ext in IMG_EXTENSIONS}),
+                    label='Blurry low-resolution image or clip',
+                    file_types=sorted({ext.lower() for ext in IMG_EXTENSIONS + VIDEO_EXTENSIONS}),
                     type='filepath',
                     elem_id='upload',
                 )
@@ -75,12 +77,14 @@ def build_page(gr: ModuleType, restorer: Restorer, folder: str, examples: list[s
                 half = gr.Checkbox(label=half_label, interactive=restorer.half is not None, elem_id='half')
                 ensemble = gr.Checkbox(label='Self-ensemble (8 flips/rotations: 8 times slower)', elem_id='ensemble')
                 run = gr.Button('Restore', variant='primary', elem_id='restore')
-                gr.Examples(examples, inputs=upload, label='Held-out demo photographs (blurry LR inputs)')
+                gr.Examples(examples, inputs=upload, label='Held-out demo photographs (blurry LR inputs), a clip')
             with gr.Column(scale=2):
                 slider = gr.ImageSlider(
                     label='Bicubic | CNLRN', type='filepath', format='png', max_height=720, elem_id='slider'
                 )
-                download = gr.File(label='Full-resolution result (PNG)', interactive=False, elem_id='result')
+                download = gr.File(
+                    label='Full-resolution result (PNG, or the clip)', interactive=False, elem_id='result'
+                )
         run.click(restore, [upload, tile, half, ensemble], [slider, download], api_name='restore')
     return page
 
@@ -92,6 +96,7 @@ def serve(
     port: int = DEFAULT_PORT,
     device: str = 'auto',
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_frames: int = DEFAULT_MAX_FRAMES,
     max_upload_mb: int = DEFAULT_MAX_UPLOAD_MB,
 ) -> None:
     """Serve the page until Ctrl-C or SIGTERM; the temporary folder is removed then.
@@ -102,10 +107,11 @@ def serve(
         host (str): the address to listen on.
         port (int): the port.
         device (str): 'auto', 'cpu' or 'cuda'.
-        max_pixels (int): larger images are refused before they are decoded.
+        max_pixels (int): larger images and clip frames are refused before they are decoded.
+        max_frames (int): longer clips are refused.
         max_upload_mb (int): larger uploads are refused.
     """
-    restorer = Restorer(weights, opt, device, max_pixels)
+    restorer = Restorer(weights, opt, device, max_pixels, max_frames)
     with serving_folder() as folder:
         os.environ['GRADIO_ANALYTICS_ENABLED'] = 'False'  # no usage reports or version checks over the network
         gr = import_optional('gradio', 'cnlrn serve')

@@ -1,10 +1,11 @@
 """What the ``cnlrn serve`` page runs, without Gradio: one upload restored as ``cnlrn infer`` restores a file.
 
-Each job reads the upload with ``cnlrn infer``'s reader and pixel limit and
+Each job reads an image with ``cnlrn infer``'s reader and pixel limit and
 writes its result with :func:`~cnlrn_arch.inference.restore_files.restore_image`,
-so the page and the command give the same PNG; beside it, the input upscaled
-by bicubic for comparison. Everything is written in a temporary folder that
-the server removes when it stops.
+a clip with :func:`~cnlrn_arch.inference.restore_video.restore_video`, so the
+page and the command give the same file; beside it, the image (a clip's first
+frame) upscaled by bicubic for comparison. Everything is written in a
+temporary folder that the server removes when it stops.
 """
 
 from __future__ import annotations
@@ -23,17 +24,23 @@ import torch
 from torch import nn
 
 from ..data_prep import demo_data
+from ..data_prep.demo_clip import make_demo_clip
 from ..inference.image_io import DEFAULT_MAX_PIXELS, UserImage, read_image, write_png
 from ..inference.network import load_network, resolve_device
 from ..inference.restore_files import DEFAULT_TILE_PAD, restore_image
+from ..inference.restore_video import frame_png, restore_video
+from ..inference.video_io import FEATURE, frame_rgb, is_video_name, open_video, output_extension
 from ..project import SCALE
 from ..utils.errors import UserError, user_message
+from ..utils.optional import import_optional
 from ..utils.speed import AMP_DTYPES, check_autocast
 
 # the autocast dtype of the page's half-precision option by device type: float16 where GPUs compute it fastest
 HALF_PRECISION = {'cuda': 'fp16', 'cpu': 'bf16'}
 # cnlrn infer's default output suffix, so a downloaded result has the name the command gives it
 RESULT_SUFFIX = '_cnlrn'
+# the page restores short clips: a longer one would hold the queue for long (cnlrn infer restores any length)
+DEFAULT_MAX_FRAMES = 300
 # the seed of cnlrn make-demo-data's default set, whose held-out LR inputs are the page's examples
 DEMO_SEED = 0
 
@@ -43,12 +50,52 @@ class Result:
     """The files of one job.
 
     Attributes:
-        bicubic (str): the input upscaled by bicubic, as large as the result (PNG, the input's mode).
-        restored (str): the network's output, the PNG ``cnlrn infer`` writes.
+        bicubic (str): the input (a clip's first frame) upscaled by bicubic, as large as ``restored``.
+        restored (str): the restored image (a clip's first frame), a PNG in the input's mode.
+        download (str): the full result: the PNG ``cnlrn infer`` writes, or the restored clip.
     """
 
     bicubic: str
     restored: str
+    download: str
+
+
+@dataclass
+class Job:
+    """One upload's settings and folder.
+
+    Attributes:
+        folder (str): the job's own folder.
+        stem (str): the upload's name without extension, which the results' names start with.
+        tile (int | None): LR tile side, or None.
+        ensemble (bool): whether the self-ensemble runs.
+        progress (Callable[[int, int | None], None] | None): as :meth:`Restorer.restore` takes it.
+    """
+
+    folder: str
+    stem: str
+    tile: int | None
+    ensemble: bool
+    progress: Callable[[int, int | None], None] | None
+
+    def path(self, suffix: str) -> str:
+        """The path in the job's folder of the upload's stem followed by ``suffix``."""
+        return os.path.join(self.folder, self.stem + suffix)
+
+    def counted(self, net: nn.Module, image: UserImage, frames: int | None) -> nn.Module:
+        """``net`` reporting each forward pass to :attr:`progress`, of ``frames`` images as large as ``image``."""
+        height, width = image.pixels.shape[:2]
+        tiles = math.ceil(height / self.tile) * math.ceil(width / self.tile) if self.tile else 1
+        total = frames * tiles * (8 if self.ensemble else 1) if frames else None
+        done = 0
+
+        def step():
+            nonlocal done
+            done += 1
+            if self.progress:
+                self.progress(done, total)
+
+        return _CountedForwards(net, step)
 
 
 class _CountedForwards(nn.Module):
@@ -88,7 +135,7 @@ def bicubic(image: UserImage) -> np.ndarray:
 
 
 class Restorer:
-    """The network, loaded once, and what every job shares: the device, the pixel limit, the half precision."""
+    """The network, loaded once, and what every job shares: the device, the limits, the half precision."""
 
     def __init__(
         self,
@@ -96,17 +143,20 @@ class Restorer:
         opt: str | None = None,
         device: str = 'auto',
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        max_frames: int = DEFAULT_MAX_FRAMES,
     ):
         """
         Args:
-            weights (str | os.PathLike): a bare state dict or a BasicSR checkpoint, as ``cnlrn infer --weights``.
-            opt (str | None): option file whose ``network_g`` gives the architecture (default: CNLRN's).
+            weights (str | os.PathLike): weights as ``cnlrn infer --weights`` takes them.
+            opt (str | None): option file whose ``network_g`` gives the architecture (default: read from the weights).
             device (str): 'auto', 'cpu' or 'cuda'.
-            max_pixels (int): larger uploads are refused before they are decoded.
+            max_pixels (int): larger images and clip frames are refused before they are decoded.
+            max_frames (int): longer clips are refused before they are decoded.
         """
         self.device = resolve_device(device)
         self.net = load_network(weights, opt, self.device)
         self.max_pixels = max_pixels
+        self.max_frames = max_frames
         self.half = half_precision(self.device)
 
     def restore(
@@ -116,51 +166,71 @@ class Restorer:
         tile: int | None = None,
         half: bool = False,
         ensemble: bool = False,
-        progress: Callable[[int, int], None] | None = None,
+        progress: Callable[[int, int | None], None] | None = None,
     ) -> Result:
-        """Restore the image file ``upload`` into a new folder under ``folder``, as ``cnlrn infer`` would.
+        """Restore the image or clip ``upload`` into a new folder under ``folder``, as ``cnlrn infer`` would.
 
         Args:
-            upload (str): the uploaded file.
+            upload (str): the uploaded file, a clip where its extension is a video's.
             folder (str): where the job's folder is made.
-            tile (int | None): LR tile side (with cnlrn infer's default padding); None runs the image whole.
+            tile (int | None): LR tile side (with cnlrn infer's default padding); None runs each image whole.
             half (bool): autocast to :attr:`half` (float32 where it is None).
             ensemble (bool): average over the 8 flips/rotations.
-            progress (Callable[[int, int], None] | None): called with (forward passes done, of how many).
+            progress (Callable[[int, int | None], None] | None): called with (forward passes done, of how
+                many), after each pass; how many is None for a clip that does not say its length.
 
         Raises:
             UserError: naming the upload by its file name only (not where the server keeps it).
         """
         name = os.path.basename(upload)
-        job = tempfile.mkdtemp(dir=folder)
-        stem = os.path.splitext(name)[0]
-        result = Result(os.path.join(job, f'{stem}_bicubic.png'), os.path.join(job, f'{stem}{RESULT_SUFFIX}.png'))
+        job = Job(tempfile.mkdtemp(dir=folder), os.path.splitext(name)[0], tile, ensemble, progress)
+        precision = self.half if half else None
         try:
-            image = read_image(upload, self.max_pixels)
-            height, width = image.pixels.shape[:2]
-            tiles = math.ceil(height / tile) * math.ceil(width / tile) if tile else 1
-            total, done = tiles * (8 if ensemble else 1), 0
-
-            def step():
-                nonlocal done
-                done += 1
-                if progress:
-                    progress(done, total)
-
-            net = _CountedForwards(self.net, step)
-            precision = self.half if half else None
-            restore_image(net, image, name, result.restored, self.device, tile, DEFAULT_TILE_PAD, ensemble, precision)
-            write_png(result.bicubic, [bicubic(image)])
+            if is_video_name(name):
+                return self._restore_clip(upload, name, job, precision)
+            return self._restore_image(upload, name, job, precision)
         except UserError as err:
             raise UserError(user_message(err).replace(upload, name)) from None
-        return result
+
+    def _restore_image(self, upload: str, name: str, job: Job, precision: str | None) -> Result:
+        image = read_image(upload, self.max_pixels)
+        restored = job.path(f'{RESULT_SUFFIX}.png')
+        net = job.counted(self.net, image, frames=1)
+        restore_image(net, image, name, restored, self.device, job.tile, DEFAULT_TILE_PAD, job.ensemble, precision)
+        bicubic_path = job.path('_bicubic.png')
+        write_png(bicubic_path, [bicubic(image)])
+        return Result(bicubic_path, restored, restored)
+
+    def _restore_clip(self, upload: str, name: str, job: Job, precision: str | None) -> Result:
+        with open_video(upload) as video:
+            width, height, frames = video.video.width, video.video.height, video.frame_count
+            if width * height > self.max_pixels:
+                raise UserError(f'{upload}: {width}x{height} frames, over the limit of {self.max_pixels} pixels')
+            if frames is not None and frames > self.max_frames:
+                raise UserError(
+                    f'{upload}: {frames} frames, over the limit of {self.max_frames}; cnlrn infer restores any length'
+                )
+            clip = job.path(RESULT_SUFFIX + output_extension(video))
+            av = import_optional('av', FEATURE)
+            frame = next(item for item in video.contents() if isinstance(item, av.VideoFrame))
+            first = UserImage(frame_rgb(frame)[..., ::-1])  # BGR, as read_image gives a file's samples
+        net = job.counted(self.net, first, frames)
+        frames_out = job.path('_frames')
+        restore_video(
+            net, upload, clip, self.device, job.tile, DEFAULT_TILE_PAD, job.ensemble, precision, frames_out=frames_out
+        )
+        bicubic_path = job.path('_bicubic.png')
+        write_png(bicubic_path, [bicubic(first)])
+        return Result(bicubic_path, frame_png(frames_out, 0), clip)
 
 
 def write_examples(folder: str) -> list[str]:
-    """Write the blurry LR test inputs of the demo's held-out photographs to ``folder``; return their paths.
+    """Write the page's examples to ``folder``; return their paths: the demo's held-out photographs, and a clip.
 
-    They are the first validation tile of each photograph, as ``cnlrn make-demo-data``
-    writes them under ``val/blur_bicubic_X4`` (made again here, so nothing is downloaded).
+    The photographs are the blurry LR test inputs that ``cnlrn make-demo-data`` writes
+    under ``val/blur_bicubic_X4`` (each photograph's first tile), and the clip is
+    :func:`~cnlrn_arch.data_prep.demo_clip.make_demo_clip`'s; both are made here, so
+    nothing is downloaded.
 
     Args:
         folder (str): an existing folder.
@@ -173,7 +243,9 @@ def write_examples(folder: str) -> list[str]:
         path = os.path.join(folder, f'{name}.png')
         cv2.imwrite(path, tiles[0][1])
         paths.append(path)
-    return paths
+    clip = os.path.join(folder, 'demo_clip.mp4')
+    make_demo_clip(clip)
+    return [*paths, clip]
 
 
 @contextmanager
