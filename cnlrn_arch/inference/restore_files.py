@@ -19,7 +19,7 @@ from ..utils.speed import AMP_DTYPES, Speed, check_autocast, compile_args, compi
 from .image_io import DEFAULT_MAX_PIXELS, find_images, read_image, write_png
 from .network import load_network, resolve_device
 from .upscale import NonFiniteOutput, upscale
-from .video_io import DEFAULT_CRF, is_video_name, open_video, output_extension
+from .video_io import DEFAULT_CRF, check_crf, is_video_name, open_video, output_extension
 
 DEFAULT_TILE_PAD = 16
 SUGGESTED_TILE = 256
@@ -136,6 +136,7 @@ def restore_files(
     if tile_pad is not None and tile is None:
         raise UserError('--tile-pad needs --tile')
     tile_pad = DEFAULT_TILE_PAD if tile_pad is None else tile_pad
+    check_crf(crf)
     device = resolve_device(device)
     check_autocast(device.type, AMP_DTYPES.get(precision), f'--{precision}')
     speed = Speed(channels_last, compile_args({'backend': compile_backend} if compile_backend else None, '--compile'))

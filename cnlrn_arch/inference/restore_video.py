@@ -20,7 +20,7 @@ from ..utils.errors import UserError
 from ..utils.optional import import_optional
 from .image_io import UserImage, write_png
 from .restore_files import upscale_into
-from .video_io import DEFAULT_CRF, FEATURE, VideoWriter, frame_rgb, open_video, video_output
+from .video_io import DEFAULT_CRF, FEATURE, VideoWriter, check_crf, frame_rgb, open_video, video_output
 
 
 def frame_png(frames_out: str | os.PathLike, index: int) -> str:
@@ -82,8 +82,7 @@ def restore_video(
             cannot be written; nothing is then left at ``out_path``.
     """
     av = import_optional('av', FEATURE)
-    if not 0 <= crf <= 51:
-        raise UserError(f'--crf {crf}: must lie between 0 (best) and 51')
+    check_crf(crf)
     if frames_out is not None:
         try:
             os.makedirs(frames_out, exist_ok=True)

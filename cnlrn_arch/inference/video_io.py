@@ -29,11 +29,18 @@ VIDEO_EXTENSIONS = ('.mp4', '.m4v', '.mkv', '.mov', '.webm', '.avi')
 OUTPUT_FORMATS = {'.mp4': 'mp4', '.mkv': 'matroska'}
 # libx264's quality scale: 0 lossless, 23 its default; 18 is commonly taken as visually lossless
 DEFAULT_CRF = 18
+MAX_CRF = 51
 FEATURE = 'video files'
 
 
 def is_video_name(path: str) -> bool:
     return path.lower().endswith(VIDEO_EXTENSIONS)
+
+
+def check_crf(crf: int) -> None:
+    """Raise a UserError unless ``crf`` is a quality libx264 takes."""
+    if not 0 <= crf <= MAX_CRF:
+        raise UserError(f'--crf {crf}: must lie between 0 (best) and {MAX_CRF}')
 
 
 def _av():

@@ -1,0 +1,201 @@
+"""``cnlrn infer`` on videos: frames, timing and audio kept, lossless frames equal to images, bad inputs, resumption."""
+
+import os
+
+import av
+import cv2
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from cnlrn_arch.archs.cnlrn_arch import CNLRN
+from cnlrn_arch.data_prep.demo_clip import make_demo_clip
+from cnlrn_arch.inference.restore_video import frame_png, restore_video
+from cnlrn_arch.utils.errors import UserError
+from cnlrn_cli.main import main
+from tests.helpers import TINY_CNLRN, TINY_CNLRN_ARGS, assert_one_line_error
+
+FRAMES = 12
+SIZE = (32, 24)
+
+
+def infer(*args):
+    """``cnlrn infer ARGS`` in this process: its exit status."""
+    return main(['infer', *map(str, args)])
+
+
+def decoded_frames(path):
+    """RGB uint8 frames of the first video stream of ``path``, and their times in seconds."""
+    with av.open(str(path)) as container:
+        frames = list(container.decode(video=0))
+        return [f.to_ndarray(format='rgb24') for f in frames], [f.time for f in frames]
+
+
+def audio_packets(path):
+    """The bytes of every audio packet of ``path``, stream by stream."""
+    with av.open(str(path)) as container:
+        return [bytes(p) for p in container.demux(audio=0) if p.size]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: on tiny tensors more threads only wait on each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope='module')
+def model(tmp_path_factory):
+    root = tmp_path_factory.mktemp('model')
+    torch.manual_seed(0)
+    net = CNLRN(**TINY_CNLRN_ARGS).eval()
+    torch.save({'params': net.state_dict()}, root / 'w.pth')
+    (root / 'tiny.yml').write_text(yaml.safe_dump({'network_g': TINY_CNLRN}))
+    return dict(net=net, weights=root / 'w.pth', opt=root / 'tiny.yml')
+
+
+@pytest.fixture(scope='module')
+def clip(tmp_path_factory):
+    """A 1 s, 12 fps clip of 32x24 LR frames with an AAC tone."""
+    path = tmp_path_factory.mktemp('clip') / 'clip.mp4'
+    make_demo_clip(path, frames=FRAMES, fps=12, size=SIZE)
+    return path
+
+
+def test_lossless_video_keeps_timing_and_audio_and_each_frame_equals_the_image_result(model, clip, tmp_path):
+    out, frames_out = tmp_path / 'out', tmp_path / 'frames'
+    common = ['--weights', model['weights'], '--opt', model['opt'], '--device', 'cpu']
+    assert infer('-i', clip, '-o', out, '--lossless', '--frames-out', frames_out, *common) == 0
+
+    restored = out / 'clip_cnlrn.mp4'
+    assert sorted(os.listdir(out)) == ['clip_cnlrn.mp4']  # no temporary file left
+    with av.open(str(clip)) as src, av.open(str(restored)) as dst:
+        src_video, dst_video = src.streams.video[0], dst.streams.video[0]
+        assert dst_video.frames == src_video.frames == FRAMES
+        assert dst_video.average_rate == src_video.average_rate == 12
+        assert dst.duration == src.duration
+        assert (dst_video.width, dst_video.height) == (SIZE[0] * 4, SIZE[1] * 4)
+        assert [s.codec_context.name for s in dst.streams.audio] == ['aac']
+    assert audio_packets(restored) == audio_packets(clip)
+
+    inputs, times = decoded_frames(clip)
+    outputs, out_times = decoded_frames(restored)
+    assert out_times == times
+    # each input frame as a PNG, restored as an image
+    pngs = tmp_path / 'pngs'
+    pngs.mkdir()
+    for index, rgb in enumerate(inputs):
+        assert cv2.imwrite(str(pngs / f'{index:02d}.png'), rgb[..., ::-1])
+    assert infer('-i', pngs, '-o', tmp_path / 'images', *common) == 0
+    for index, rgb in enumerate(outputs):
+        as_image = cv2.imread(str(tmp_path / 'images' / f'{index:02d}_cnlrn.png'))[..., ::-1]
+        np.testing.assert_array_equal(rgb, as_image, err_msg=f'frame {index}')
+        np.testing.assert_array_equal(cv2.imread(frame_png(frames_out / 'clip_cnlrn', index)), as_image[..., ::-1])
+
+
+def test_variable_rate_odd_sized_clip_keeps_timestamps_and_goes_into_mkv_for_its_audio(model, tmp_path):
+    # 8-bit PCM cannot be stored in MP4: the output is Matroska
+    clip = tmp_path / 'vfr.mkv'
+    make_demo_clip(clip, frames=9, size=(17, 13), pix_fmt='yuv444p', audio_codec='pcm_u8', variable_rate=True)
+    frames = restore_video(model['net'], clip, tmp_path / 'vfr.mkv.out.mkv', torch.device('cpu'), crf=30, progress=0)
+
+    assert frames == 9
+    _, times = decoded_frames(clip)
+    outputs, out_times = decoded_frames(tmp_path / 'vfr.mkv.out.mkv')
+    assert len(set(np.diff(times).round(3))) == 3  # the clip's frames are irregularly spaced
+    assert out_times == times
+    assert outputs[0].shape == (13 * 4, 17 * 4, 3)
+    assert audio_packets(tmp_path / 'vfr.mkv.out.mkv') == audio_packets(clip)
+    assert infer('-i', clip, '-o', tmp_path / 'out', '--weights', model['weights'], '--opt', model['opt']) == 0
+    assert os.listdir(tmp_path / 'out') == ['vfr_cnlrn.mkv']
+
+
+@pytest.fixture(scope='module')
+def bad_videos(clip, tmp_path_factory):
+    """name -> (file, what its one-line error says)."""
+    root = tmp_path_factory.mktemp('bad')
+    data = clip.read_bytes()
+    (root / 'truncated.mp4').write_bytes(data[: len(data) * 6 // 10])  # the index, at the end, is cut off
+    make_demo_clip(root / 'fast.mp4', frames=FRAMES, size=SIZE, container_options={'movflags': 'faststart'})
+    data = (root / 'fast.mp4').read_bytes()
+    (root / 'truncated_fast.mp4').write_bytes(data[: len(data) * 6 // 10])  # the index first: frames are missing
+    os.remove(root / 'fast.mp4')
+    with av.open(str(root / 'audio_only.mp4'), 'w') as out:
+        stream = out.add_stream('aac', rate=48000, layout='mono')
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format='fltp', layout='mono')
+        frame.sample_rate = 48000
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    make_demo_clip(root / 'mpeg4.avi', frames=2, size=SIZE, video_codec='mpeg4', audio_codec=None)
+    data = (root / 'mpeg4.avi').read_bytes()
+    # a FourCC no decoder knows
+    (root / 'unknown_codec.avi').write_bytes(data.replace(b'FMP4', b'QQQQ'))
+    os.remove(root / 'mpeg4.avi')
+    (root / 'text.mkv').write_text('not a video')
+    return {
+        'truncated.mp4': 'cannot open as a video (Invalid data found when processing input)',
+        'truncated_fast.mp4': 'truncated or damaged, ',
+        'audio_only.mp4': 'no video stream',
+        'unknown_codec.avi': 'its video codec is not supported',
+        'text.mkv': 'cannot open as a video',
+    }, root
+
+
+def test_bad_videos_are_one_line_each_and_leave_no_output(model, bad_videos, tmp_path, capsys):
+    messages, root = bad_videos
+    out = tmp_path / 'out'
+
+    status = infer('-i', root, '-o', out, '--weights', model['weights'], '--opt', model['opt'])
+
+    assert status == 1
+    skipped = [line for line in capsys.readouterr().err.splitlines() if 'skipped' in line]
+    assert len(skipped) == len(messages), skipped
+    for line, (name, message) in zip(skipped, sorted(messages.items())):
+        assert line.startswith(f'cnlrn infer: skipped {root / name}: {message}'), line
+    assert os.listdir(out) == []
+    with pytest.raises(UserError) as err:
+        restore_video(model['net'], root / 'truncated_fast.mp4', tmp_path / 'x.mp4', torch.device('cpu'), progress=0)
+    assert_one_line_error(str(err.value), root / 'truncated_fast.mp4', 'of 12 frames')
+    assert not os.listdir(tmp_path / 'out') and not (tmp_path / 'x.mp4').exists()
+
+
+class InterruptAfter(torch.nn.Module):
+    """``net`` counting its calls, that raises KeyboardInterrupt on call number ``calls`` + 1 (None: never)."""
+
+    def __init__(self, net, calls=None):
+        super().__init__()
+        self.net, self.limit, self.calls = net, calls, 0
+
+    def forward(self, x):
+        if self.calls == self.limit:
+            raise KeyboardInterrupt
+        self.calls += 1
+        return self.net(x)
+
+
+def test_interrupted_run_leaves_no_video_and_resumes_from_the_frames_written(model, clip, tmp_path):
+    out, frames_out, cpu = tmp_path / 'clip.mp4', tmp_path / 'frames', torch.device('cpu')
+    interrupted = InterruptAfter(model['net'], calls=5)
+    with pytest.raises(KeyboardInterrupt):
+        restore_video(interrupted, clip, out, cpu, lossless=True, frames_out=frames_out, progress=False)
+    assert sorted(os.listdir(tmp_path)) == ['frames']  # no video, not even a temporary one
+    assert sorted(os.listdir(frames_out)) == [f'{i:08d}.png' for i in range(5)]
+
+    resumed = InterruptAfter(model['net'])
+    assert restore_video(resumed, clip, out, cpu, lossless=True, frames_out=frames_out, progress=False) == FRAMES
+    assert resumed.calls == FRAMES - 5
+    restore_video(model['net'], clip, tmp_path / 'whole.mp4', cpu, lossless=True, progress=False)
+    for resumed_frame, whole_frame in zip(decoded_frames(out)[0], decoded_frames(tmp_path / 'whole.mp4')[0]):
+        np.testing.assert_array_equal(resumed_frame, whole_frame)
+
+
+def test_crf_out_of_range_and_crf_with_lossless_are_refused(model, clip, tmp_path, capsys):
+    common = ['-i', clip, '-o', tmp_path, '--weights', model['weights'], '--opt', model['opt']]
+    assert infer(*common, '--crf', 52) == 2
+    assert_one_line_error(capsys.readouterr().err, '--crf 52')
+    with pytest.raises(SystemExit):
+        infer(*common, '--crf', 20, '--lossless')
+    assert 'not allowed with argument' in capsys.readouterr().err
