@@ -11,7 +11,9 @@ Some constructor arguments leave no trace in the weights; they get their default
   ``attn_impl`` (the same results either way) and ``upsampling``: 'post' has exactly
   the keys and shapes of 'progressive', so a bare state dict of the post-upsampling
   ablation cannot be told from the progressive network and is read as the latter;
-* RCAN's ``res_scale``, ``img_range`` and ``rgb_mean`` (not parameters).
+* RCAN's ``res_scale``, ``img_range`` and ``rgb_mean`` (not parameters);
+* RRDBNet's ``scale`` shows only as input channels (x2 and x1 pixel-unshuffle the input first): it is
+  read assuming as many input as output channels.
 
 Checkpoints written by this project's models carry their ``network_g``, which says
 all of it (see :func:`cnlrn_arch.utils.weights.read_weights`).
