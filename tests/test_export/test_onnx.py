@@ -1,0 +1,95 @@
+"""ONNX export: onnxruntime runs the graph as torch runs the network, at any size; OnnxNetwork serves upscale()."""
+
+import numpy as np
+import pytest
+import torch
+
+from cnlrn_arch.export.onnx_file import MAX_OPSET, MIN_OPSET, export_onnx
+from cnlrn_arch.inference.image_io import UserImage
+from cnlrn_arch.inference.network import load_network
+from cnlrn_arch.inference.onnx_backend import OnnxNetwork
+from cnlrn_arch.inference.upscale import upscale
+from cnlrn_arch.utils.errors import UserError
+from tests.test_inference.test_infer import noise, tiny_net
+
+TOLERANCE = 1e-4  # max abs, on outputs in [0, 1]
+
+
+@pytest.fixture(scope='module')
+def exported(tmp_path_factory):
+    """attn_impl -> (torch network, its ONNX file); two heads with different patch sizes."""
+    root = tmp_path_factory.mktemp('onnx')
+    models = {}
+    for attn_impl in ('sdpa', 'naive'):
+        net = tiny_net(nonlocal_psize=(4, 2), attn_impl=attn_impl)
+        export_onnx(net, root / f'{attn_impl}.onnx')
+        models[attn_impl] = net, root / f'{attn_impl}.onnx'
+    return models
+
+
+def max_abs_difference(net, onnx_net, x):
+    with torch.inference_mode():
+        expected, out = net(x), onnx_net(x)
+    assert out.shape == expected.shape and out.dtype == torch.float32
+    return (out - expected).abs().max().item()
+
+
+@pytest.mark.parametrize('attn_impl', ['sdpa', 'naive'])
+def test_onnxruntime_matches_torch_at_sizes_the_export_never_saw(exported, attn_impl):
+    """The graph alone (both sizes reflect, no padding by OnnxNetwork), one size not a multiple of 4, batch 2."""
+    net, path = exported[attn_impl]
+    session = OnnxNetwork(path).session
+    for shape in [(1, 3, 16, 20), (2, 3, 13, 22)]:
+        x = torch.rand(shape, generator=torch.Generator().manual_seed(0))
+        with torch.inference_mode():
+            expected = net(x).numpy()
+        (out,) = session.run(None, {'lq': x.numpy()})
+        assert out.shape == expected.shape
+        assert np.abs(out - expected).max() <= TOLERANCE, shape
+
+
+def test_sides_shorter_than_the_padding_are_padded_as_the_network_pads_them(exported):
+    """Reflecting 3 rows off 1 is impossible: the network replicates instead, and OnnxNetwork does it for the graph."""
+    net, path = exported['sdpa']
+    assert max_abs_difference(net, OnnxNetwork(path), torch.rand(1, 3, 1, 6)) <= TOLERANCE
+
+
+@pytest.mark.parametrize('tile, ensemble', [(None, True), (7, False)], ids=['whole_self_ensemble', 'tiles'])
+def test_upscale_with_onnxruntime_gives_the_torch_image(exported, tile, ensemble):
+    net, path = exported['sdpa']
+    image = UserImage(noise((11, 14, 3)))
+    outputs = [
+        np.concatenate(list(upscale(network, image, torch.device('cpu'), tile=tile, tile_pad=2, ensemble=ensemble)))
+        for network in (net, load_network(path, backend='onnxruntime'))
+    ]
+    assert np.abs(outputs[0].astype(int) - outputs[1]).max() <= 1
+
+
+def test_autocast_is_refused(exported):
+    onnx_net = OnnxNetwork(exported['sdpa'][1])
+    with torch.autocast('cpu', dtype=torch.bfloat16), pytest.raises(UserError, match='--bf16'):
+        onnx_net(torch.rand(1, 3, 8, 8))
+
+
+@pytest.mark.parametrize('content', [None, b'', b'not a protobuf at all'], ids=['missing', 'empty', 'garbage'])
+def test_a_file_that_is_not_an_onnx_model_is_one_line_naming_it(tmp_path, content):
+    path = tmp_path / 'model.onnx'
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(UserError) as err:
+        load_network(path, backend='onnxruntime')
+    assert str(path) in str(err.value) and len(str(err.value).splitlines()) == 1
+
+
+@pytest.mark.parametrize('opset', [MIN_OPSET - 1, MAX_OPSET + 1])
+def test_unsupported_opsets_are_refused(tmp_path, opset):
+    with pytest.raises(UserError, match=f'opset {opset} .* from {MIN_OPSET} to {MAX_OPSET}'):
+        export_onnx(tiny_net(), tmp_path / 'model.onnx', opset)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_missing_folder_is_one_line_and_leaves_nothing(tmp_path):
+    path = tmp_path / 'missing_folder' / 'model.onnx'
+    with pytest.raises(UserError, match=f'cannot write {path}'):
+        export_onnx(tiny_net(), path)
+    assert not list(tmp_path.iterdir())
