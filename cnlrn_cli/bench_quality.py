@@ -1,33 +1,62 @@
 """``cnlrn bench-quality``."""
 
+import argparse
+import math
 import shlex
 import sys
 
 from cnlrn_arch.benchmark.quality import run as quality
+from cnlrn_arch.benchmark.quality.train import Budget
 from cnlrn_arch.benchmark.quality.variants import BY_NAME
 from cnlrn_arch.project import DEMO_DATA
 
 from .arguments import description, int_at_least
 
 
+def positive_float(text):
+    """argparse type: a finite number above 0."""
+    value = float(text)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f'must be a number above 0, got {text}')
+    return value
+
+
+positive_float.__name__ = 'float'  # argparse names the type in "invalid float value"
+
+
 def add_arguments(parser):
     parser.description = description(quality)
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument(
+        '--budget-s',
+        type=positive_float,
+        help=f'training wall time of every method and seed, in seconds (default: {quality.DEFAULT_BUDGET_S})',
+    )
+    budget.add_argument('--iters', type=int_at_least(2), help='training iterations of every method and seed instead')
     parser.add_argument(
-        '--iters',
-        type=int_at_least(2),
-        default=quality.DEFAULT_ITERS,
-        help='training iterations of every variant (default: %(default)s)',
+        '--seeds',
+        type=int_at_least(1),
+        default=quality.DEFAULT_SEEDS,
+        help='runs of each method, from seeds 0 to N-1 (default: %(default)s)',
     )
     parser.add_argument(
         '--variants',
         nargs='+',
         choices=list(BY_NAME),
-        default=list(BY_NAME),
+        default=list(quality.DEFAULT_VARIANTS),
         metavar='NAME',
-        help=f'variants to train (default: all: {" ".join(BY_NAME)})',
+        help=f'methods to train, of: {" ".join(BY_NAME)} (default: {" ".join(quality.DEFAULT_VARIANTS)}; '
+        'the GAN ones only where VGG19 weights are present)',
     )
     parser.add_argument(
-        '--data', default=DEMO_DATA, help='demo data made by cnlrn make-demo-data (default: %(default)s)'
+        '--data',
+        default=DEMO_DATA,
+        help='demo data (cnlrn make-demo-data) or a REDS root prepared by cnlrn prepare-reds (default: %(default)s)',
+    )
+    parser.add_argument(
+        '--val-frames',
+        type=int_at_least(1),
+        help='score on this many held-out images (of Val300 for REDS), spread evenly (default: all)',
     )
     parser.add_argument('--out', default='benchmarks', help='output folder (default: %(default)s)')
     parser.add_argument(
@@ -35,6 +64,16 @@ def add_arguments(parser):
         choices=('auto', 'cpu', 'cuda'),
         default='auto',
         help='auto: CUDA when available (default: %(default)s)',
+    )
+    parser.add_argument('--amp', choices=('bf16',), help='autocast training and inference to bfloat16')
+    parser.add_argument(
+        '--full-size', action='store_true', help='networks, batch and patch as the REDS option files have them'
+    )
+    parser.add_argument(
+        '--lr-sweep',
+        action='store_true',
+        help="first try 0.5x, 1x and 2x each recipe's learning rates and keep the best on held-out images "
+        'that are then not scored',
     )
     parser.add_argument(
         '--report-only',
@@ -45,12 +84,21 @@ def add_arguments(parser):
 
 
 def run(args):
+    if args.iters is not None:
+        budget = Budget('iters', args.iters)
+    else:
+        budget = Budget('s', args.budget_s) if args.budget_s else quality.DEFAULT_BUDGET
     quality.run_quality_benchmark(
         shlex.join(['cnlrn'] + sys.argv[1:]),
         args.out,
         args.data,
-        args.variants,
-        args.iters,
-        args.device,
-        args.report_only,
+        variants=args.variants,
+        budget=budget,
+        seeds=args.seeds,
+        device=args.device,
+        amp=args.amp,
+        full_size=args.full_size,
+        val_frames=args.val_frames,
+        lr_sweep=args.lr_sweep,
+        report_only=args.report_only,
     )

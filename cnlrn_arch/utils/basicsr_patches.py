@@ -18,7 +18,9 @@ folder: :func:`load_resume_state`, which ``train_pipeline`` calls right before
 it creates (or archives) the experiment folder, first locks the experiment
 (:mod:`.experiment_lock`). And ``basicsr.utils.imwrite`` writes result images in
 place and fails with 'Failed in writing images.': :func:`imwrite` writes them
-atomically and names the file and the reason.
+atomically and names the file and the reason. The perceptual loss's VGG19 asks torchvision for its
+weights, which downloads them or, offline, fails in a urllib traceback: :class:`CheckedVGGFeatureExtractor`
+names the missing file in one line first.
 
 The runner calls :func:`apply`, which swaps these in as module attributes
 (looked up at call time) after checking that basicsr is the release they were
@@ -35,6 +37,7 @@ from types import ModuleType
 from typing import Any
 
 import basicsr
+import basicsr.losses.basic_loss
 import basicsr.models.sr_model
 import basicsr.train
 import basicsr.utils.options
@@ -43,6 +46,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from basicsr.archs.vgg_arch import VGGFeatureExtractor
 from basicsr.data.data_sampler import EnlargedSampler
 from basicsr.utils import check_resume, scandir
 from torch.utils.data import DataLoader, Dataset
@@ -51,6 +55,7 @@ from . import experiment_lock
 from .atomic import atomic_write, write_failure
 from .dist_timeout import DIST_TIMEOUT_MINUTES, dist_timeout_minutes
 from .errors import UserError, first_line
+from .vgg_weights import require_vgg19_weights
 
 BASICSR_VERSION = '1.4.2'
 _dist_timeout_minutes = DIST_TIMEOUT_MINUTES  # what init_dist uses when basicsr passes it no dist_params
@@ -283,6 +288,18 @@ def imwrite(img: np.ndarray, file_path: str, params: list[int] | None = None, au
         raise UserError(write_failure(file_path, err)) from None
 
 
+class CheckedVGGFeatureExtractor(VGGFeatureExtractor):
+    """basicsr's VGG feature extractor (the perceptual loss's), refusing in one line when VGG19's weights are missing.
+
+    basicsr's own asks torchvision for them, which downloads, or offline ends in a urllib traceback.
+    """
+
+    def __init__(self, layer_name_list: list[str], vgg_type: str = 'vgg19', **kwargs: Any) -> None:
+        if vgg_type == 'vgg19':
+            require_vgg19_weights()
+        super().__init__(layer_name_list, vgg_type=vgg_type, **kwargs)
+
+
 # (module, attribute, replacement): what apply() checks and swaps; basicsr looks these up at call time
 PATCHES: list[tuple[ModuleType, str, Callable]] = [
     (basicsr.train, 'load_resume_state', load_resume_state),
@@ -292,6 +309,8 @@ PATCHES: list[tuple[ModuleType, str, Callable]] = [
     (basicsr.models.sr_model, 'imwrite', imwrite),
     # options.py imported init_dist by name; parse_options calls it from there
     (basicsr.utils.options, 'init_dist', init_dist),
+    # PerceptualLoss (ESRGAN-style recipes) builds its VGG through the name basic_loss imported
+    (basicsr.losses.basic_loss, 'VGGFeatureExtractor', CheckedVGGFeatureExtractor),
 ]
 
 _replaced: dict[Callable, Callable] = {}  # replacement -> basicsr's own, as the first apply() found it

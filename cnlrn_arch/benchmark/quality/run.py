@@ -1,16 +1,21 @@
 """CNLRN, its ablations and the paper's baselines on an equal budget (``cnlrn bench-quality``).
 
-Each variant (RCAN, RRDBNet, SRN+RCAN, CNLRN and the five ablations of
-options/ablations) is its REDS option file scaled down to about the demo
-CNLRN's parameter count, trained in this process for the same iterations with
-the same batches, seed and learning rates on the demo data (train LMDBs), and
-scored on its held-out tiles against bicubic upsampling. Written to OUT:
-  QUALITY.md    the Table-1-style table (PSNR, SSIM, parameters, training and
-                inference time, the paper's REDS numbers), the paper's ordering
-                checked, the learning curves, and how it was run
-  quality.png   PSNR per variant and the learning curves
-  quality.json  the raw numbers; --report-only rewrites the other two from it
-The default budget takes about half an hour on a 2-core CPU; raise --iters on a GPU.
+Each variant (RCAN, RRDBNet, SRN+RCAN, SRN+RRDBNet, CNLRN, the GAN fine-tunes
+ESRGAN and CNLRN-GAN, and the five ablations of options/ablations) is its REDS
+option file scaled down to about the demo CNLRN's parameter count (full size
+with --full-size), trained in this process, one after another on the same
+device and threads, for the same wall time (--budget-s) or iterations
+(--iters) with its own recipe's learning rate, schedule and losses, from
+--seeds different seeds, and scored on held-out images against bicubic
+upsampling. Data: the demo data (cnlrn make-demo-data) or a prepared REDS root
+(cnlrn prepare-reds: training LMDBs, --val-frames of Val300). Written to OUT:
+  QUALITY.md    the table (PSNR and SSIM as mean +- standard deviation over
+                seeds, iterations done, parameters, times, the paper's Val300
+                numbers), the recipes with their sources, which differences
+                the spread resolves, the paper's ordering checked, how it was run
+  quality.png   PSNR per method with error bars, and the learning curves
+  quality.json  the raw numbers, per seed; --report-only rewrites the others from it
+The default run (the main comparison at 3 seeds) takes under an hour on a 2-core CPU.
 """
 
 import os
@@ -18,6 +23,7 @@ import time
 from os import path as osp
 
 import basicsr
+import numpy as np
 import torch
 
 from ...evaluation import read_val, score, val_inputs
@@ -25,20 +31,56 @@ from ...inference.network import resolve_device
 from ...project import DEMO_JOINT, TRIPLE_SETS
 from ...utils.errors import UserError
 from ...utils.machine import cpu_name
+from ...utils.vgg_weights import missing_vgg19_message, vgg19_weights
 from . import report
-from .train import demo_training, quiet_basicsr, run_variant
-from .variants import BICUBIC_PAPER, BY_NAME, VARIANTS, load_option, pretrain_iterations
+from .recipes import SWEEP_FACTORS, training_recipe
+from .stats import exact, summary
+from .train import Budget, Setup, quiet_basicsr, run_variant
+from .variants import BICUBIC_PAPER, GAN, GAN_SHARE, MAIN, PRETRAIN_SHARE, VARIANTS, load_option, scaled_network
 
-DEFAULT_ITERS = 450  # about 30 min on a 2-core CPU with 2 threads (see the README)
+DEFAULT_BUDGET_S = 150  # per method and seed: the main comparison and the GAN fine-tunes at 3 seeds within an hour
+DEFAULT_BUDGET = Budget('s', DEFAULT_BUDGET_S)
+DEFAULT_SEEDS = 3
+DEFAULT_VARIANTS = MAIN + GAN
+SWEEP_EVERY = 3  # --lr-sweep: every third held-out image picks the rates, the others score
 
 
-def check_data(data):
-    needed = [f'train_{s}.lmdb' for s in TRIPLE_SETS] + [osp.join('val', s) for s in TRIPLE_SETS[:2]]
+def find_data(data):
+    """(validation folder, one line describing the data) of demo data or a prepared REDS root."""
+    reds = osp.isdir(osp.join(data, 'val300'))
+    val = 'val300' if reds else 'val'
+    needed = [f'train_{s}.lmdb' for s in TRIPLE_SETS] + [osp.join(val, s) for s in TRIPLE_SETS[:2]]
     missing = [n for n in needed if not osp.isdir(osp.join(data, n))]
     if missing:
-        raise UserError(f'no demo data in {data} (missing {missing[0]}): run `cnlrn make-demo-data --out {data}` first')
+        raise UserError(
+            f'no demo data or prepared REDS in {data} (missing {missing[0]}): run `cnlrn make-demo-data --out {data}` '
+            f'or `cnlrn prepare-reds --root {data}` first'
+        )
+    val = osp.join(data, val)
+    if reds:
+        return val, 'REDS prepared by `cnlrn prepare-reds`: Val300 frames'
     with open(osp.join(data, 'README.txt'), encoding='utf-8') as f:
-        return f.readline().strip()
+        return val, f'`cnlrn make-demo-data`: {f.readline().strip()}'
+
+
+def spread_pick(names, count):
+    """``count`` of ``names`` spread evenly over them, first and last included (all when count is None)."""
+    if count is None or count >= len(names):
+        return list(names)
+    return [names[int(i)] for i in np.linspace(0, len(names) - 1, count).round()]
+
+
+def held_out_images(val_dir, val_frames, lr_sweep):
+    """(scoring images, sweep images or None), each (names, sharp, blurry, bicubic) of the validation folder."""
+    names, *images = read_val(val_dir)
+    by_name = dict(zip(names, zip(*images)))
+    sweep = names[SWEEP_EVERY - 1 :: SWEEP_EVERY] if lr_sweep else []
+    scoring = spread_pick([n for n in names if n not in sweep], val_frames)
+
+    def take(chosen):
+        return (chosen, *map(list, zip(*(by_name[n] for n in chosen))))
+
+    return take(scoring), take(sweep) if sweep else None
 
 
 def machine(device):
@@ -53,32 +95,82 @@ def machine(device):
     )
 
 
-def settings(iters, data, data_header):
-    demo = load_option(DEMO_JOINT)['train']
+def make_setup(data, val, device, amp, full_size):
+    """Batch, patch and augmentation: the demo's (``options/demo/joint.yml``), the release's at full size."""
+    train = load_option('joint.yml' if full_size else DEMO_JOINT)['datasets']['train']
+    return Setup(
+        data,
+        val,
+        device,
+        train['batch_size_per_gpu'],
+        train['gt_size'],
+        train['use_hflip'],
+        train['use_rot'],
+        amp,
+        full_size,
+    )
+
+
+def sweep_rates(variant, budget, setup, seed):
+    """(the --lr-sweep factor with the best PSNR on the sweep images, PSNR per factor)."""
+    psnrs = {}
+    for factor in SWEEP_FACTORS:
+        psnrs[factor] = run_variant(variant, budget, setup, seed, factor)['psnr']
+        print(f'  lr sweep {variant.label} x{factor:g}: {psnrs[factor]:.2f} dB', flush=True)
+    return max(psnrs, key=psnrs.get), psnrs
+
+
+def run_method(variant, budget, setup, seeds, lr_factor, sweep):
+    """A row of quality.json: the variant, its recipe and its runs (one per seed)."""
+    runs = [run_variant(variant, budget, setup, seed, lr_factor) for seed in seeds]
     return dict(
-        demo_training(),
-        iters=iters,
-        data=data,
-        data_header=data_header,
-        lr=demo['optim_g']['lr'],
-        lr_deblur=demo['optim_g']['lr_deblur'],
-        eta_min=demo['scheduler']['eta_min'],
-        pretrain_iters=pretrain_iterations(BY_NAME['cnlrn'], iters),
+        name=variant.name,
+        label=variant.label,
+        group=variant.group,
+        option=f'options/{variant.option}',
+        network=scaled_network(variant, setup.full_size),
+        params=runs[0]['params'],
+        recipe=training_recipe(variant.option, variant.recipe),
+        init_from=variant.init_from,
+        lr_factor=lr_factor,
+        sweep=sweep,
+        paper=variant.paper,
+        psnr=summary(r['psnr'] for r in runs),
+        ssim=summary(r['ssim'] for r in runs),
+        runs=runs,
     )
 
 
 def run_quality_benchmark(
-    command, out, data, variants=tuple(BY_NAME), iters=DEFAULT_ITERS, device='auto', report_only=False
+    command,
+    out,
+    data,
+    variants=DEFAULT_VARIANTS,
+    budget=DEFAULT_BUDGET,
+    seeds=DEFAULT_SEEDS,
+    device='auto',
+    amp=None,
+    full_size=False,
+    val_frames=None,
+    lr_sweep=False,
+    report_only=False,
 ):
     """Train and score ``variants``; write quality.json, QUALITY.md and quality.png to ``out``.
 
     Args:
         command (str): the command line, recorded in the report.
         out (str): output folder.
-        data (str): demo data made by ``cnlrn make-demo-data``.
-        variants (list[str]): names of the variants to train (keys of BY_NAME), in VARIANTS' order.
-        iters (int): training iterations of every variant.
+        data (str): demo data made by ``cnlrn make-demo-data`` or a REDS root prepared by ``cnlrn prepare-reds``.
+        variants (list[str]): names of the variants to train (keys of BY_NAME), in VARIANTS' order; the GAN
+            fine-tunes are left out, and the report says so, when VGG19's weights are missing.
+        budget (Budget): the training budget of every variant and seed, iterations or seconds.
+        seeds (int): runs per variant, seeds 0 to seeds - 1.
         device (str): 'auto', 'cpu' or 'cuda'.
+        amp (str | None): 'bf16' to autocast training and inference.
+        full_size (bool): networks, batch and patch as the REDS option files have them.
+        val_frames (int | None): score on this many of the held-out images, spread evenly; None: all.
+        lr_sweep (bool): first try SWEEP_FACTORS times each recipe's rates (seed 0) and keep the best on
+            every third held-out image, which is then not scored.
         report_only (bool): rewrite QUALITY.md and quality.png from ``out``/quality.json without training.
     """
     if report_only:
@@ -87,32 +179,62 @@ def run_quality_benchmark(
         print_written(*report.write_report(report.read_json(out), out))
         return
     start = time.time()
-    data_header = check_data(data)
+    val_dir, data_header = find_data(data)
     device = resolve_device(device)
     quiet_basicsr()
-    names, sharp, blurry, bicubic = read_val(osp.join(data, 'val'))
-    val = val_inputs(blurry), sharp
+    (names, sharp, blurry, bicubic), sweep_images = held_out_images(val_dir, val_frames, lr_sweep)
+    setup = make_setup(data, (val_inputs(blurry), sharp), device, amp, full_size)
     bicubic_psnr, bicubic_ssim = score(bicubic, sharp)
     print(f'{len(names)} held-out images; bicubic: {bicubic_psnr:.2f} dB, SSIM {bicubic_ssim:.4f}', flush=True)
-    rows = []
     chosen = [v for v in VARIANTS if v.name in variants]
+    gan_note = None
+    if any(v.name in GAN for v in chosen) and vgg19_weights() is None:
+        chosen = [v for v in chosen if v.name not in GAN]
+        gan_note = f'ESRGAN and CNLRN-GAN left out: {missing_vgg19_message()}'
+        print(gan_note, flush=True)
+    rows = []
     for i, variant in enumerate(chosen, 1):
-        row = run_variant(variant, iters, data, val, device)
+        lr_factor, sweep = 1.0, None
+        if sweep_images:
+            sweep_setup = make_setup(data, (val_inputs(sweep_images[2]), sweep_images[1]), device, amp, full_size)
+            lr_factor, sweep = sweep_rates(variant, budget, sweep_setup, 0)
+        row = run_method(variant, budget, setup, range(seeds), lr_factor, sweep)
         rows.append(row)
+        psnr, iters = row['psnr'], [r['iters'] for r in row['runs']]
         print(
-            f'[{i}/{len(chosen)}] {variant.label}: {row["psnr"]:.2f} dB, SSIM {row["ssim"]:.4f}, '
-            f'{row["params"] / 1e6:.2f} M parameters, training {row["train_s"]:.0f} s, '
-            f'inference {1000 * row["infer_s"]:.0f} ms / image',
+            f'[{i}/{len(chosen)}] {variant.label}: {report.mean_std(psnr)} dB over {seeds} seeds, '
+            f'SSIM {report.mean_std(row["ssim"], 4)}, {row["params"] / 1e6:.2f} M parameters, '
+            f'{min(iters)}-{max(iters)} iterations',
             flush=True,
         )
     result = dict(
+        format=report.FORMAT,
         command=command,
         date=time.strftime('%Y-%m-%d'),
         wall_s=time.time() - start,
         machine=machine(device),
-        settings=settings(iters, data, data_header),
-        val=dict(count=len(names), names=names, lr_size='x'.join(map(str, blurry[0].shape[:2]))),
-        bicubic=dict(psnr=bicubic_psnr, ssim=bicubic_ssim, paper=BICUBIC_PAPER),
+        settings=dict(
+            budget=dict(unit=budget.unit, amount=budget.amount),
+            seeds=seeds,
+            data=data,
+            data_header=data_header,
+            batch=setup.batch,
+            gt_size=setup.gt_size,
+            amp=amp,
+            full_size=full_size,
+            pretrain_share=PRETRAIN_SHARE,
+            gan_share=GAN_SHARE,
+            pretrain_recipe=training_recipe('pretrain.yml'),
+            lr_sweep=list(SWEEP_FACTORS) if lr_sweep else None,
+            gan_note=gan_note,
+        ),
+        val=dict(
+            count=len(names),
+            names=names,
+            sweep_names=sweep_images[0] if sweep_images else [],
+            lr_size='x'.join(map(str, blurry[0].shape[:2])),
+        ),
+        bicubic=dict(psnr=exact(bicubic_psnr), ssim=exact(bicubic_ssim), paper=BICUBIC_PAPER),
         rows=rows,
     )
     os.makedirs(out, exist_ok=True)

@@ -1,16 +1,19 @@
-"""Train and score one variant of the quality benchmark in this process.
+"""Train and score one variant of the quality benchmark in this process, for a budget of iterations or seconds.
 
 Training goes through the model class of each variant's option file, as ``basicsr train``
 does, so each variant is trained as its option file says (losses, frozen or
-separately tuned deblurring module); the loop around it is BasicSR's, without
-its logging, checkpoints and validation, so that the timings measure
-training and inference only and compare across variants.
+separately tuned deblurring module, discriminator); the loop around it is
+BasicSR's, without its logging, checkpoints and validation, so that the timings
+measure training and inference only and compare across variants. The learning
+rate follows the variant's recipe (:mod:`.recipes`) stretched over the budget.
 """
 
 import itertools
 import logging
 import tempfile
 import time
+from contextlib import nullcontext
+from dataclasses import dataclass
 from os import path as osp
 
 import torch
@@ -21,11 +24,13 @@ from tqdm import tqdm
 
 from ...data.paired_blur_sr_dataset import PairedBlurSRDataset
 from ...evaluation import score
-from ...project import DEMO_JOINT, DEMO_PRETRAIN, SCALE
-from .variants import load_option, pretrain_iterations, scaled_network
+from ...models.robust_sr_model import RobustSRModel
+from ...project import SCALE
+from ...utils.speed import amp_dtype, autocast
+from .recipes import PRETRAIN_OPTION, lr_at, training_recipe
+from .variants import BY_NAME, GAN_SHARE, PRETRAIN_SHARE, load_option, needs_pretraining, scaled_network
 
-# fractions of the budget after which the held-out PSNR is measured (a learning curve);
-# all fall into the joint stage of two-stage recipes
+# shares of the last stage's budget after which the held-out PSNR is measured (a learning curve)
 EVAL_FRACTIONS = (0.5, 0.75, 1.0)
 
 
@@ -34,56 +39,90 @@ def quiet_basicsr():
     get_root_logger().setLevel(logging.WARNING)
 
 
-def demo_training():
-    """Batch, patch, augmentation and seed of the demo's joint training, which every variant uses."""
-    opt = load_option(DEMO_JOINT)
-    train = opt['datasets']['train']
-    return dict(
-        batch=train['batch_size_per_gpu'],
-        gt_size=train['gt_size'],
-        use_hflip=train['use_hflip'],
-        use_rot=train['use_rot'],
-        seed=opt['manual_seed'],
-    )
+@dataclass(frozen=True)
+class Budget:
+    """What each variant may spend on training: ``amount`` iterations (unit 'iters') or seconds (unit 's')."""
+
+    unit: str
+    amount: float
+
+    def split(self, share):
+        """(the first ``share`` of this budget, the rest); at least one iteration each."""
+        first = share * self.amount
+        if self.unit == 'iters':
+            first = min(max(1, int(first)), self.amount - 1)
+        return Budget(self.unit, first), Budget(self.unit, self.amount - first)
+
+    def progress(self, iters, seconds):
+        """The share of the budget that ``iters`` iterations taking ``seconds`` seconds have spent."""
+        return min(1.0, (iters if self.unit == 'iters' else seconds) / self.amount)
+
+    def text(self):
+        return f'{self.amount:g} iterations' if self.unit == 'iters' else f'{self.amount:g} s of training'
 
 
-def training_batches(data, settings):
-    """Endless batches of the demo training set, in the same order for every variant."""
+@dataclass(frozen=True)
+class Setup:
+    """What every variant of one benchmark shares: data, held-out images, device and sizes.
+
+    val: (network inputs, sharp HR uint8 images) of the scoring images; batch, gt_size: the
+    batch and HR patch; amp: None or 'bf16'; full_size: networks as their option files have them.
+    """
+
+    data: str
+    val: tuple
+    device: torch.device
+    batch: int
+    gt_size: int
+    use_hflip: bool = True
+    use_rot: bool = True
+    amp: str = None
+    full_size: bool = False
+
+
+def training_batches(setup, seed, gt_size=None):
+    """Endless batches of the training LMDBs; ``seed`` decides their order and augmentation."""
     dataset = PairedBlurSRDataset(
         dict(
             phase='train',
             scale=SCALE,
-            gt_size=settings['gt_size'],
-            use_hflip=settings['use_hflip'],
-            use_rot=settings['use_rot'],
-            seed=settings['seed'],
+            gt_size=gt_size or setup.gt_size,
+            use_hflip=setup.use_hflip,
+            use_rot=setup.use_rot,
+            seed=seed,
             io_backend={'type': 'lmdb'},
-            dataroot_gt=osp.join(data, 'train_sharp.lmdb'),
-            dataroot_lq=osp.join(data, 'train_blur_bicubic_X4.lmdb'),
-            dataroot_gt_lr=osp.join(data, 'train_sharp_bicubic_X4.lmdb'),
+            dataroot_gt=osp.join(setup.data, 'train_sharp.lmdb'),
+            dataroot_lq=osp.join(setup.data, 'train_blur_bicubic_X4.lmdb'),
+            dataroot_gt_lr=osp.join(setup.data, 'train_sharp_bicubic_X4.lmdb'),
         )
     )
-    generator = torch.Generator().manual_seed(settings['seed'])
+    generator = torch.Generator().manual_seed(seed)
     for epoch in itertools.count():
         dataset.set_epoch(epoch)
-        yield from DataLoader(dataset, settings['batch'], shuffle=True, drop_last=True, generator=generator)
+        yield from DataLoader(dataset, setup.batch, shuffle=True, drop_last=True, generator=generator)
 
 
-def model_options(option, demo_option, network, iters, device, deblur_weights=None):
-    """Model options: the training recipe of ``option`` at the demo's learning rates, ``iters`` long."""
-    recipe = load_option(option)
-    train = recipe['train']
-    demo = load_option(demo_option)['train']
-    optim = dict(train['optim_g'], lr=demo['optim_g']['lr'])
-    if 'lr_deblur' in optim:
-        optim['lr_deblur'] = demo['optim_g']['lr_deblur']
+def model_options(option, network, setup, recipe, lr_factor=1.0, deblur_weights=None, generator_weights=None):
+    """Model options: the training section of ``option`` at ``recipe``'s rates times ``lr_factor``."""
+    opt = load_option(option)
+    train = opt['train']
+    optim_g = dict(train['optim_g'], lr=recipe['lr'] * lr_factor)
+    if recipe['lr_deblur'] is not None:
+        optim_g['lr_deblur'] = recipe['lr_deblur'] * lr_factor
     train.update(
-        optim_g=optim, scheduler=dict(demo['scheduler'], periods=[iters]), total_iter=iters, warmup_iter=-1, ema_decay=0
+        optim_g=optim_g,
+        scheduler=recipe['scheduler'],
+        total_iter=recipe['total_iter'],
+        warmup_iter=-1,
+        ema_decay=0,  # every variant is scored as trained; an average over a short budget would lag behind it
+        amp=setup.amp,
     )
-    return dict(
-        model_type=recipe['model_type'],
+    if 'optim_d' in train:
+        train['optim_d'] = dict(train['optim_d'], lr=recipe['lr_d'] * lr_factor)
+    options = dict(
+        model_type=opt['model_type'],
         scale=SCALE,
-        num_gpu=int(device.type == 'cuda'),
+        num_gpu=int(setup.device.type == 'cuda'),
         is_train=True,
         dist=False,
         rank=0,
@@ -91,12 +130,16 @@ def model_options(option, demo_option, network, iters, device, deblur_weights=No
         network_g=network,
         train=train,
         path=dict(
-            pretrain_network_g=None,
+            pretrain_network_g=generator_weights,
+            param_key_g='params',
             strict_load_g=True,
             pretrain_network_deblur=deblur_weights,
             param_key_deblur='params',
         ),
     )
+    if 'network_d' in opt:
+        options['network_d'] = opt['network_d']
+    return options
 
 
 def _sync(device):
@@ -117,71 +160,104 @@ def evaluate(model, inputs, sharp, device):
     return (*score(restored, sharp), seconds / len(inputs))
 
 
-class Budget:
-    """The iterations of one variant, spent stage after stage on the same batches.
+def set_learning_rates(model, recipe, progress):
+    """Every parameter group's rate as the recipe's schedule has it after ``progress`` of the budget."""
+    for optimizer in model.optimizers:
+        for group in optimizer.param_groups:
+            group['lr'] = lr_at(group['initial_lr'], recipe['scheduler'], recipe['total_iter'], progress)
 
-    Times the training steps and scores the network on the validation images
-    after the iterations in ``evaluate_at`` (untimed), into ``curve``.
+
+def train_stage(model, batches, budget, recipe, setup, bar, evaluate_at=()):
+    """Train ``model`` until ``budget`` is spent; a dict of iterations, seconds and the learning curve.
+
+    The steps are timed (data loading included); the evaluations after the shares
+    ``evaluate_at`` of the budget are not.
     """
+    # RobustSRModel autocasts its forward pass itself (train.amp); BasicSR's GAN models know no such option
+    dtype = amp_dtype(setup.amp, '--amp')
+    precision = nullcontext if isinstance(model, RobustSRModel) else lambda: autocast(setup.device, dtype)
+    pending = sorted(evaluate_at)
+    iters, seconds, curve = 0, 0.0, []
+    while budget.progress(iters, seconds) < 1:
+        start = time.perf_counter()
+        set_learning_rates(model, recipe, budget.progress(iters, seconds))
+        model.feed_data(next(batches))
+        with precision():
+            model.optimize_parameters(iters + 1)
+        _sync(setup.device)
+        step = time.perf_counter() - start
+        iters, seconds = iters + 1, seconds + step
+        bar.update(1 if budget.unit == 'iters' else step)
+        progress = budget.progress(iters, seconds)
+        while pending and progress >= pending[0]:
+            pending.pop(0)
+            psnr, ssim, infer_s = evaluate(model, *setup.val, setup.device)
+            curve.append(dict(progress=progress, iter=iters, psnr=psnr, ssim=ssim, infer_s=infer_s))
+    return dict(iters=iters, seconds=seconds, curve=curve)
 
-    def __init__(self, batches, val, device, bar):
-        self.batches, self.val, self.device, self.bar = batches, val, device, bar
-        self.done, self.seconds, self.curve = 0, 0.0, []
 
-    def train(self, model, iters, evaluate_at=()):
-        for local_iter in range(1, iters + 1):
-            start = time.perf_counter()
-            model.update_learning_rate(local_iter, warmup_iter=-1)
-            model.feed_data(next(self.batches))
-            model.optimize_parameters(local_iter)
-            _sync(self.device)
-            self.seconds += time.perf_counter() - start
-            self.done += 1
-            self.bar.update()
-            if self.done in evaluate_at:
-                self.curve.append((self.done, *evaluate(model, *self.val, self.device)))
+def _save_generator(model, path):
+    torch.save({'params': model.get_bare_model(model.net_g).state_dict()}, path)
+    return path
 
 
-def run_variant(variant, iters, data, val, device):
-    """Train ``variant`` for ``iters`` iterations and score it; a row of quality.json.
+def train_variant(variant, budget, setup, seed, lr_factor, tmp, bar, evaluate_at=EVAL_FRACTIONS):
+    """Train ``variant`` for ``budget``, stage after stage; (the trained model, the stages' dicts by name).
 
-    val: (network inputs, sharp HR uint8 images) of the held-out images.
+    Two-stage recipes pre-train the deblurring module (``options/pretrain.yml``) for the first
+    PRETRAIN_SHARE of the budget; fine-tunes (``init_from``) train their generator's variant for all
+    but GAN_SHARE of it first. Only the last stage is evaluated.
     """
-    settings = demo_training()
-    network = scaled_network(variant)
-    n_pretrain = pretrain_iterations(variant, iters)
-    evaluate_at = {max(n_pretrain + 1, round(f * iters)) for f in EVAL_FRACTIONS}
-    with tqdm(total=iters, desc=variant.name, unit='it', leave=False) as bar, tempfile.TemporaryDirectory() as tmp:
-        budget = Budget(training_batches(data, settings), val, device, bar)
-        deblur_weights = None
-        if n_pretrain:
-            torch.manual_seed(settings['seed'])
-            predeblur = dict(
-                type='CNLRNPreDeblur', n_feats=network['n_feats'], n_deblur_blocks=network['n_deblur_blocks']
-            )
-            model = build_model(model_options('pretrain.yml', DEMO_PRETRAIN, predeblur, n_pretrain, device))
-            budget.train(model, n_pretrain)
-            deblur_weights = osp.join(tmp, 'deblur.pth')
-            torch.save({'params': model.get_bare_model(model.net_g).state_dict()}, deblur_weights)
-        torch.manual_seed(settings['seed'])
-        model = build_model(
-            model_options(variant.option, DEMO_JOINT, network, iters - n_pretrain, device, deblur_weights)
-        )
-        budget.train(model, iters - n_pretrain, evaluate_at)
-    _, psnr, ssim, infer_s = budget.curve[-1]
+    network = scaled_network(variant, setup.full_size)
+    recipe = training_recipe(variant.option, variant.recipe)
+    stages = {}
+    if variant.init_from:
+        first, budget = budget.split(1 - GAN_SHARE)
+        generator, stages = train_variant(BY_NAME[variant.init_from], first, setup, seed, lr_factor, tmp, bar, ())
+        weights = _save_generator(generator, osp.join(tmp, f'{variant.init_from}.pth'))
+        torch.manual_seed(seed)
+        model = build_model(model_options(variant.option, network, setup, recipe, lr_factor, None, weights))
+        # the discriminator sees patches of its own input size (BasicSR's ESRGAN recipe: HR 128)
+        batches = training_batches(setup, seed, load_option(variant.option)['datasets']['train']['gt_size'])
+        stages['gan'] = train_stage(model, batches, budget, recipe, setup, bar, evaluate_at)
+        return model, stages
+    batches = training_batches(setup, seed)
+    deblur_weights = None
+    if needs_pretraining(variant):
+        pre_budget, budget = budget.split(PRETRAIN_SHARE)
+        torch.manual_seed(seed)
+        predeblur = dict(type='CNLRNPreDeblur', n_feats=network['n_feats'], n_deblur_blocks=network['n_deblur_blocks'])
+        pre_recipe = training_recipe(PRETRAIN_OPTION)
+        model = build_model(model_options(PRETRAIN_OPTION, predeblur, setup, pre_recipe, lr_factor))
+        stages['pretrain'] = train_stage(model, batches, pre_budget, pre_recipe, setup, bar)
+        deblur_weights = _save_generator(model, osp.join(tmp, 'deblur.pth'))
+    torch.manual_seed(seed)
+    model = build_model(model_options(variant.option, network, setup, recipe, lr_factor, deblur_weights))
+    stages['train'] = train_stage(model, batches, budget, recipe, setup, bar, evaluate_at)
+    return model, stages
+
+
+def run_variant(variant, budget, setup, seed, lr_factor=1.0):
+    """Train ``variant`` for ``budget`` from ``seed`` and score it: one run of a row of quality.json."""
+    with (
+        tqdm(
+            total=round(budget.amount),
+            desc=f'{variant.name} seed {seed}',
+            unit='it' if budget.unit == 'iters' else 's',
+            leave=False,
+        ) as bar,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        model, stages = train_variant(variant, budget, setup, seed, lr_factor, tmp, bar)
+    last = list(stages.values())[-1]['curve']
     return dict(
-        name=variant.name,
-        label=variant.label,
-        group=variant.group,
-        option=f'options/{variant.option}',
-        network=network,
+        seed=seed,
         params=sum(p.numel() for p in model.get_bare_model(model.net_g).parameters()),
-        iters=iters,
-        pretrain_iters=n_pretrain,
-        psnr=psnr,
-        ssim=ssim,
-        train_s=budget.seconds,
-        infer_s=infer_s,
-        curve=[dict(iter=i, psnr=p, ssim=s) for i, p, s, _ in budget.curve],
-        paper=variant.paper,
+        psnr=last[-1]['psnr'],
+        ssim=last[-1]['ssim'],
+        infer_s=last[-1]['infer_s'],
+        iters=sum(s['iters'] for s in stages.values()),
+        train_s=sum(s['seconds'] for s in stages.values()),
+        stages={name: dict(iters=s['iters'], seconds=s['seconds']) for name, s in stages.items()},
+        curve=[{k: v for k, v in point.items() if k != 'infer_s'} for point in last],
     )
