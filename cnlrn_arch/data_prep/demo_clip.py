@@ -27,7 +27,8 @@ VARIABLE_STEPS = (2, 4, 6)
 
 
 def demo_frames(frames: int, size: tuple[int, int], photo: str = 'astronaut', seed: int = 0):
-    """``frames`` blurry LR RGB uint8 frames of ``size`` (width, height): a pan over ``photo``, blurred, x4 down."""
+    """(sharp HR, blurry LR) RGB uint8 frames, ``frames`` of them, the LR of ``size`` (width, height): a pan over
+    ``photo``, blurred, x4 down."""
     rng = np.random.default_rng(seed)
     image = load_photo(photo)[..., ::-1].astype(np.float32) / 255  # load_photo gives BGR
     width, height = size[0] * SCALE, size[1] * SCALE
@@ -39,7 +40,10 @@ def demo_frames(frames: int, size: tuple[int, int], photo: str = 'astronaut', se
         top, left = round(along * (photo_h - height)), round(along * (photo_w - width))
         sharp = image[top : top + height, left : left + width]
         blurry = blur(sharp, shake_kernels(rng, BLUR_LENGTH), rng)
-        yield bicubic_resize_uint8(np.clip(np.round(blurry * 255), 0, 255).astype(np.uint8), 1 / SCALE)
+        yield (
+            np.round(sharp * 255).astype(np.uint8),
+            bicubic_resize_uint8(np.clip(np.round(blurry * 255), 0, 255).astype(np.uint8), 1 / SCALE),
+        )
 
 
 def make_demo_clip(
@@ -82,7 +86,7 @@ def make_demo_clip(
         video.codec_context.time_base = video.time_base = time_base
         audio = out.add_stream(audio_codec, rate=AUDIO_RATE, layout='mono') if audio_codec else None
         pts = samples = 0
-        for index, rgb in enumerate(demo_frames(frames, size, photo, seed)):
+        for index, (_, rgb) in enumerate(demo_frames(frames, size, photo, seed)):
             frame = av.VideoFrame.from_ndarray(rgb, format='rgb24')
             frame.pts, frame.time_base = pts, time_base
             out.mux(video.encode(frame))

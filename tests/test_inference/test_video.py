@@ -199,3 +199,28 @@ def test_crf_out_of_range_and_crf_with_lossless_are_refused(model, clip, tmp_pat
     with pytest.raises(SystemExit):
         infer(*common, '--crf', 20, '--lossless')
     assert 'not allowed with argument' in capsys.readouterr().err
+
+
+class Nearest(torch.nn.Module):
+    """x4 by repeating pixels: restore_video's bookkeeping without a network's cost."""
+
+    def forward(self, x):
+        return torch.nn.functional.interpolate(x, scale_factor=4)
+
+
+def test_display_rotation_is_kept(tmp_path):
+    clip = tmp_path / 'phone.mp4'
+    with av.open(str(clip), 'w') as out:
+        stream = out.add_stream('libx264', rate=12)
+        stream.width, stream.height, stream.pix_fmt = 16, 8, 'yuv420p'
+        stream.set_display_rotation(90)
+        for pts in range(3):
+            frame = av.VideoFrame.from_ndarray(np.full((8, 16, 3), 50 * pts, np.uint8), format='rgb24')
+            frame.pts = pts
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+
+    restore_video(Nearest(), clip, tmp_path / 'out.mp4', torch.device('cpu'), progress=False)
+
+    with av.open(str(tmp_path / 'out.mp4')) as restored:
+        assert [frame.rotation for frame in restored.decode(video=0)] == [90] * 3
