@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..inference.network import network_options
+from ..inference.network import read_network_weights
 from ..utils.atomic import write_failure
 from ..utils.errors import UserError
 from ..utils.option_check import check_buildable
-from ..utils.weights import describe_mismatch, read_weights, write_checkpoint, write_safetensors
+from ..utils.weights import describe_mismatch, write_checkpoint, write_safetensors
 
 # format name -> writer(state_dict, path, network_opt)
 WRITERS = {'safetensors': write_safetensors, 'pth': write_checkpoint}
@@ -37,8 +37,7 @@ def export_weights(
     Raises:
         UserError: one line, if the weights cannot be read, their network cannot be told or they do not fit it.
     """
-    weights = read_weights(weights_path, 'params_ema')
-    network_opt = network_options(weights, weights_path, opt_path)
+    weights, network_opt = read_network_weights(weights_path, opt_path)
     network_state = check_buildable(network_opt, weights_path).state_dict()
     mismatch = describe_mismatch(network_state, weights.state_dict)
     if mismatch:

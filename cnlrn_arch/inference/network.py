@@ -29,38 +29,47 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def network_options(weights: Weights, weights_path: str | os.PathLike, opt_path: str | os.PathLike | None) -> dict:
-    """The ``network_g`` that ``weights`` belong to: of option file ``opt_path``, else stored in the file, else read
-    from the keys and shapes (see :mod:`~cnlrn_arch.archs.config_from_weights`).
+def read_network_weights(
+    weights_path: str | os.PathLike, opt_path: str | os.PathLike | None = None
+) -> tuple[Weights, dict[str, Any]]:
+    """The weights of ``weights_path`` (``params_ema``, else ``params``) and the ``network_g`` they belong to.
+
+    The options are those of option file ``opt_path`` (checked before the weights are read), else
+    those stored in the weights file, else read from its keys and shapes (see
+    :mod:`~cnlrn_arch.archs.config_from_weights`).
 
     Args:
-        weights (Weights): what :func:`~cnlrn_arch.utils.weights.read_weights` read from ``weights_path``.
-        weights_path (str | os.PathLike): the weights file, for messages.
+        weights_path (str | os.PathLike): a ``.safetensors`` file, a bare state dict (the
+            authors' release) or a BasicSR checkpoint, whose ``params_ema`` (the
+            averaged, usually better weights) is preferred to ``params``.
         opt_path (str | os.PathLike | None): an option file, or None.
 
     Raises:
-        UserError: one line naming the file: its options are missing, unregistered or cannot be
-            built, or (without options) the keys fit no network this project knows.
+        UserError: one line naming the file: it cannot be read, its options are missing,
+            unregistered or cannot be built, or (without options) the keys fit no network
+            this project knows.
     """
-    if opt_path:
-        network_opt, source = load_option_file(opt_path).get('network_g'), opt_path
-    elif weights.network_opt is not None:
-        network_opt, source = weights.network_opt, f'{weights_path} (its stored options)'
-    else:
-        state_dict = weights.state_dict
-        network_opt = network_options_from_weights(state_dict)
-        mismatch = (
-            describe_mismatch(check_buildable(network_opt, weights_path).state_dict(), state_dict)
-            if network_opt
-            else ''
+    network_opt = _checked(load_option_file(opt_path).get('network_g'), opt_path) if opt_path else None
+    weights = read_weights(weights_path, 'params_ema')
+    if network_opt is not None:
+        return weights, network_opt
+    if weights.network_opt is not None:
+        return weights, _checked(weights.network_opt, f'{weights_path} (its stored options)')
+    network_opt = network_options_from_weights(weights.state_dict)
+    mismatch = network_opt and describe_mismatch(
+        check_buildable(network_opt, weights_path).state_dict(), weights.state_dict
+    )
+    if network_opt is None or mismatch:
+        found = describe_weights(weights.state_dict) + (f'; as {network_opt["type"]}: {mismatch}' if mismatch else '')
+        raise UserError(
+            f'{weights_path}: cannot tell the network from the weights ({found}); '
+            'pass --opt X.yml whose network_g describes it'
         )
-        if network_opt is None or mismatch:
-            found = describe_weights(state_dict) + (f'; as {network_opt["type"]}: {mismatch}' if mismatch else '')
-            raise UserError(
-                f'{weights_path}: cannot tell the network from the weights ({found}); '
-                'pass --opt X.yml whose network_g describes it'
-            )
-        return network_opt
+    return weights, network_opt
+
+
+def _checked(network_opt: Any, source: str | os.PathLike) -> dict[str, Any]:
+    """``network_opt`` once it names a registered network that builds, or one line naming ``source``."""
     check_registered(network_opt, ARCH_REGISTRY, 'network', 'network_g:', source)
     check_buildable(network_opt, f'{source}: network_g')
     return network_opt
@@ -69,18 +78,14 @@ def network_options(weights: Weights, weights_path: str | os.PathLike, opt_path:
 def build_loaded(
     weights_path: str | os.PathLike, opt_path: str | os.PathLike | None = None
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """The network that ``weights_path`` belongs to (see :func:`network_options`), holding them, and its options.
+    """The network of :func:`read_network_weights` holding the weights, and its options.
 
     Args:
-        weights_path (str | os.PathLike): a ``.safetensors`` file, a bare state dict (the
-            authors' release) or a BasicSR checkpoint, whose ``params_ema`` (the
-            averaged, usually better weights) is preferred to ``params``.
-        opt_path (str | os.PathLike | None): option file whose ``network_g``
-            describes the network; None takes the options stored in the weights
-            file, else reads them from its keys and shapes.
+        weights_path (str | os.PathLike): as in :func:`read_network_weights`.
+        opt_path (str | os.PathLike | None): as in :func:`read_network_weights`; None takes
+            the options stored in the weights file, else reads them from its keys and shapes.
     """
-    weights = read_weights(weights_path, 'params_ema')
-    network_opt = network_options(weights, weights_path, opt_path)
+    weights, network_opt = read_network_weights(weights_path, opt_path)
     net = build_network(network_opt)
     load_into(net, weights.state_dict, weights_path)
     return net, network_opt
