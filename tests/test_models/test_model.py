@@ -275,10 +275,11 @@ def test_resumes_a_training_state_of_the_first_format(tmp_path):
     assert model.optimizer_g.state_dict()['state'][0]['step'] == 3
     assert all(torch.isfinite(v).all() for v in model.net_g.state_dict().values())
     model.save(0, 3)
-    for name, old in (('net_g_3.pth', 'net_g_2.pth'), ('3.state', '2.state')):
+    # network checkpoints now also hold their options (network_g)
+    for name, old, added in (('net_g_3.pth', 'net_g_2.pth', {'network_g'}), ('3.state', '2.state', set())):
         new_file = torch.load(tmp_path / name, weights_only=True)
         old_file = torch.load(os.path.join(RESUME_V1, old), weights_only=True)
-        assert new_file.keys() == old_file.keys()
+        assert new_file.keys() == old_file.keys() | added
     assert list(torch.load(tmp_path / 'net_g_3.pth', weights_only=True)['params']) == list(
         torch.load(os.path.join(RESUME_V1, 'net_g_2.pth'), weights_only=True)['params']
     )
