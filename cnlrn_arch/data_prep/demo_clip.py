@@ -24,6 +24,8 @@ TONE_HZ = 440
 # time-base ticks per nominal frame period: variable-rate clips space their frames 2, 4 or 6 ticks apart
 TICKS_PER_FRAME = 4
 VARIABLE_STEPS = (2, 4, 6)
+# FFmpeg's sample formats (without the planar 'p') -> numpy's
+_SAMPLE_TYPES = {'u8': 'uint8', 's16': 'int16', 's32': 'int32', 'flt': 'float32', 'dbl': 'float64'}
 
 
 def demo_frames(frames: int, size: tuple[int, int], photo: str = 'astronaut', seed: int = 0):
@@ -107,13 +109,13 @@ def _tone(av, start: int, count: int, stream):
     """``count`` samples of the tone from sample ``start``, as an audio frame in the sample format of ``stream``."""
     t = (start + np.arange(count)) / AUDIO_RATE
     wave = 0.2 * np.sin(2 * np.pi * TONE_HZ * t)
-    sample_format = stream.codec_context.format.name  # AAC takes planar floats, PCM integers
-    if sample_format.startswith('s16'):
-        samples = np.round(wave * 32767).astype(np.int16)
-    elif sample_format.startswith('u8'):
-        samples = np.round(128 + wave * 127).astype(np.uint8)
+    sample_format = stream.codec_context.format.name  # e.g. AAC takes planar floats ('fltp'), PCM integers
+    dtype = np.dtype(_SAMPLE_TYPES[sample_format.rstrip('p')])
+    if dtype.kind == 'f':
+        samples = wave.astype(dtype)
     else:
-        samples = wave.astype(np.float32)
+        info = np.iinfo(dtype)
+        samples = np.round((info.max + info.min + 1) / 2 + wave * info.max).astype(dtype)
     frame = av.AudioFrame.from_ndarray(samples[None], format=sample_format, layout='mono')
     frame.sample_rate = AUDIO_RATE
     frame.pts, frame.time_base = start, Fraction(1, AUDIO_RATE)

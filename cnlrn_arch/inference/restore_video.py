@@ -113,8 +113,8 @@ def restore_video(
                     waiting = None
                 elif restored.shape[:2] != (writer.stream.height, writer.stream.width):
                     raise UserError(
-                        f'{png_path}: {restored.shape[1]}x{restored.shape[0]} pixels, unlike the '
-                        'frames before it; remove the folder of an earlier run'
+                        f'{path}: frame {index} is {item.width}x{item.height}, unlike the frames before it; '
+                        'videos whose frame size changes are not supported'
                     )
                 writer.write_frame(restored, item)
                 bar.update()

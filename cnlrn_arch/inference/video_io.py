@@ -69,10 +69,16 @@ class InputVideo:
     audio: list
 
     @property
+    def announced_frames(self) -> int:
+        """The frame count an MP4 or MOV file's index gives, else 0 (other containers' counts are estimates:
+        AVI's, for one, counts the dropped frames that hold no data)."""
+        return self.video.frames if 'mov' in self.container.format.name.split(',') else 0
+
+    @property
     def frame_count(self) -> int | None:
         """Frames the container announces, else an estimate from the duration and frame rate, else None."""
-        if self.video.frames:
-            return self.video.frames
+        if self.announced_frames:
+            return self.announced_frames
         rate = self.video.average_rate or self.video.guessed_rate
         duration = self.container.duration  # microseconds
         return round(duration / 1_000_000 * rate) if duration and rate else None
@@ -96,9 +102,9 @@ class InputVideo:
                     yield packet
         except av.FFmpegError as err:
             raise UserError(f'{self.path}: cannot decode the video after frame {decoded} ({_reason(err)})') from None
-        if self.video.frames and decoded < self.video.frames:
+        if decoded < self.announced_frames:
             raise UserError(
-                f'{self.path}: truncated or damaged, {decoded} of {self.video.frames} frames could be decoded'
+                f'{self.path}: truncated or damaged, {decoded} of {self.announced_frames} frames could be decoded'
             )
         if not decoded:
             raise UserError(f'{self.path}: the video stream holds no frame that can be decoded')
