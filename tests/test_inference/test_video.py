@@ -224,3 +224,18 @@ def test_display_rotation_is_kept(tmp_path):
 
     with av.open(str(tmp_path / 'out.mp4')) as restored:
         assert [frame.rotation for frame in restored.decode(video=0)] == [90] * 3
+
+
+def test_onnxruntime_backend_restores_videos_as_torch_does(model, clip, tmp_path):
+    from cnlrn_arch.export.onnx_file import export_onnx
+
+    export_onnx(model['net'], tmp_path / 'w.onnx')
+    common = ['-i', clip, '--lossless', '--device', 'cpu']
+    assert infer(*common, '-o', tmp_path / 'onnx', '--backend', 'onnxruntime', '--weights', tmp_path / 'w.onnx') == 0
+    assert infer(*common, '-o', tmp_path / 'torch', '--weights', model['weights'], '--opt', model['opt']) == 0
+
+    onnx_frames, onnx_times = decoded_frames(tmp_path / 'onnx' / 'clip_cnlrn.mp4')
+    torch_frames, torch_times = decoded_frames(tmp_path / 'torch' / 'clip_cnlrn.mp4')
+    assert onnx_times == torch_times and len(onnx_frames) == FRAMES
+    # float32 in both, summed in other orders: a sample may round the other way
+    assert max(np.abs(a.astype(int) - b).max() for a, b in zip(onnx_frames, torch_frames)) <= 1
