@@ -20,7 +20,8 @@ it creates (or archives) the experiment folder, first locks the experiment
 place and fails with 'Failed in writing images.': :func:`imwrite` writes them
 atomically and names the file and the reason. The perceptual loss's VGG19 asks torchvision for its
 weights, which downloads them or, offline, fails in a urllib traceback: :class:`CheckedVGGFeatureExtractor`
-names the missing file in one line first.
+names the missing file in one line first. basicsr's VGG-style discriminator flattens its features with
+``view``, which fails on a channels-last generator output such as CNLRN's: its input is made contiguous.
 
 The runner calls :func:`apply`, which swaps these in as module attributes
 (looked up at call time) after checking that basicsr is the release they were
@@ -46,6 +47,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from basicsr.archs.discriminator_arch import VGGStyleDiscriminator
 from basicsr.archs.vgg_arch import VGGFeatureExtractor
 from basicsr.data.data_sampler import EnlargedSampler
 from basicsr.utils import check_resume, scandir
@@ -300,8 +302,21 @@ class CheckedVGGFeatureExtractor(VGGFeatureExtractor):
         super().__init__(layer_name_list, vgg_type=vgg_type, **kwargs)
 
 
+def vgg_style_discriminator_forward(self: VGGStyleDiscriminator, x: torch.Tensor) -> torch.Tensor:
+    """VGGStyleDiscriminator's forward on a contiguous input.
+
+    basicsr flattens its features with ``view``, which fails on channels-last tensors, and convolutions keep
+    their input's memory format: CNLRN's output is channels-last.
+
+    Args:
+        self (VGGStyleDiscriminator): the discriminator.
+        x (torch.Tensor): (N, C, H, W) images.
+    """
+    return _replaced[vgg_style_discriminator_forward](self, x.contiguous())
+
+
 # (module, attribute, replacement): what apply() checks and swaps; basicsr looks these up at call time
-PATCHES: list[tuple[ModuleType, str, Callable]] = [
+PATCHES: list[tuple[ModuleType | type, str, Callable]] = [
     (basicsr.train, 'load_resume_state', load_resume_state),
     (basicsr.train, 'EnlargedSampler', ResumableSampler),
     (basicsr.train, 'create_train_val_dataloader', create_train_val_dataloader),
@@ -311,6 +326,8 @@ PATCHES: list[tuple[ModuleType, str, Callable]] = [
     (basicsr.utils.options, 'init_dist', init_dist),
     # PerceptualLoss (ESRGAN-style recipes) builds its VGG through the name basic_loss imported
     (basicsr.losses.basic_loss, 'VGGFeatureExtractor', CheckedVGGFeatureExtractor),
+    # ESRGAN-style recipes with a generator whose output is channels-last (CNLRN's)
+    (VGGStyleDiscriminator, 'forward', vgg_style_discriminator_forward),
 ]
 
 _replaced: dict[Callable, Callable] = {}  # replacement -> basicsr's own, as the first apply() found it
@@ -324,7 +341,7 @@ def _check() -> None:
             f'{BASICSR_VERSION}: install basicsr=={BASICSR_VERSION} (see the README)'
         )
     for module, name, replacement in PATCHES:
-        current = getattr(module, name, None)
+        current = vars(module).get(name)  # a class patched: its own attribute, not one it inherits
         is_class = isinstance(replacement, type)
         fits = isinstance(current, type) and issubclass(replacement, current) if is_class else callable(current)
         if not fits:

@@ -29,6 +29,7 @@ import torch
 from ...evaluation import read_val, score, val_inputs
 from ...inference.network import resolve_device
 from ...project import DEMO_JOINT, TRIPLE_SETS
+from ...utils import basicsr_patches
 from ...utils.errors import UserError
 from ...utils.machine import cpu_name
 from ...utils.vgg_weights import missing_vgg19_message, vgg19_weights
@@ -181,6 +182,7 @@ def run_quality_benchmark(
     start = time.time()
     val_dir, data_header = find_data(data)
     device = resolve_device(device)
+    basicsr_patches.apply()  # what `basicsr train` runs with
     quiet_basicsr()
     (names, sharp, blurry, bicubic), sweep_images = held_out_images(val_dir, val_frames, lr_sweep)
     setup = make_setup(data, (val_inputs(blurry), sharp), device, amp, full_size)
