@@ -256,7 +256,18 @@ def video_output(path: str | os.PathLike) -> Iterator[object]:
             raise UserError(f'cannot write {path}: {_reason(err)}') from None
         finally:
             out.close()
+        _fsync(tmp_path)
         os.replace(tmp_path, path)
+        _fsync(folder)  # the rename itself
     finally:
         if os.path.exists(tmp_path):
             os.remove(tmp_path)
+
+
+def _fsync(path: str) -> None:
+    """Flush the file or folder ``path`` to its disk, as :func:`~cnlrn_arch.utils.atomic.atomic_write` does."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
