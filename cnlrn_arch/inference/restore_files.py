@@ -57,6 +57,11 @@ def restore_image(net, image, path, out_path, device, tile=None, tile_pad=0, sel
     upscale_into(partial(write_png, out_path), net, image, path, device, tile, tile_pad, self_ensemble, precision)
 
 
+def is_out_of_memory(err: RuntimeError) -> bool:
+    """Whether ``err`` says that the GPU's or the CPU allocator's memory ran out."""
+    return isinstance(err, torch.OutOfMemoryError) or "can't allocate memory" in str(err)
+
+
 def upscale_into(sink, net, image, path, device, tile=None, tile_pad=0, self_ensemble=False, precision=None):
     """``sink`` of the output bands of ``image`` (read from ``path``) upscaled, as ``cnlrn infer`` makes them.
 
@@ -79,7 +84,7 @@ def upscale_into(sink, net, image, path, device, tile=None, tile_pad=0, self_ens
         hint = f' (computed in {precision}: retry without --{precision})' if precision else ''
         raise UserError(f'{path}: {err}{hint}') from None
     except RuntimeError as err:
-        if not (isinstance(err, torch.OutOfMemoryError) or "can't allocate memory" in str(err)):  # CPU allocator
+        if not is_out_of_memory(err):
             raise
     # outside the except block: the traceback's frames, which hold the tensors, are released by now
     if device.type == 'cuda':

@@ -1,14 +1,16 @@
 """Restoring a video file frame by frame into an H.264 video (``cnlrn infer`` on videos, and the web page).
 
-Frames stream through: one decoded frame, its restored copy and the frames
-inside the decoder and encoder are in memory, whatever the video's length.
-Each restored frame is encoded at its input frame's timestamp; the audio
-packets are copied unchanged (see :mod:`.video_io`).
+Frames stream through: a few decoded frames, their restored copies and the
+frames inside the decoder and encoder are in memory, whatever the video's
+length. On a GPU, small whole frames go through the network several at a
+time (:func:`frames_per_batch`). Each restored frame is encoded at its input
+frame's timestamp; the audio packets are copied unchanged (see :mod:`.video_io`).
 """
 
 from __future__ import annotations
 
 import os
+from functools import partial
 
 import cv2
 import numpy as np
@@ -18,9 +20,23 @@ from tqdm import tqdm
 
 from ..utils.errors import UserError
 from ..utils.optional import import_optional
+from ..utils.self_ensemble import self_ensemble as ensemble_of
+from ..utils.speed import AMP_DTYPES, autocast
 from .image_io import UserImage, write_png
-from .restore_files import upscale_into
+from .restore_files import is_out_of_memory, upscale_into
 from .video_io import DEFAULT_CRF, FEATURE, VideoWriter, check_crf, frame_rgb, open_video, video_output
+
+# whole frames share a network call on a GPU up to this many LR pixels in all (a 640x360 frame fills a GPU
+# alone) and this many frames; on the CPU one frame already keeps every core busy
+BATCH_PIXELS = 640 * 360
+MAX_BATCH_FRAMES = 8
+
+
+def frames_per_batch(device: torch.device, height: int, width: int, tile: int | None) -> int:
+    """How many ``height`` x ``width`` frames go through the network at once: several small whole ones on a GPU."""
+    if device.type != 'cuda' or tile:
+        return 1
+    return max(1, min(MAX_BATCH_FRAMES, BATCH_PIXELS // (height * width)))
 
 
 def frame_png(frames_out: str | os.PathLike, index: int) -> str:
@@ -53,6 +69,7 @@ def restore_video(
     lossless: bool = False,
     frames_out: str | os.PathLike | None = None,
     progress: bool = True,
+    batch: int | None = None,
 ) -> int:
     """Write every frame of the video ``path`` upscaled by ``net`` to the video ``out_path``; return the frame count.
 
@@ -72,9 +89,11 @@ def restore_video(
         crf (int): H.264 constant rate factor, 0 (best) to 51.
         lossless (bool): encode the restored RGB samples exactly (libx264rgb; ``crf`` unused).
         frames_out (str | os.PathLike | None): folder for the restored frames as PNGs
-            (:func:`frame_png`); frames already there, from an interrupted run, are
-            read instead of being restored again.
+            (:func:`frame_png`); frames already there, from an interrupted run with the
+            same weights, are read instead of being restored again.
         progress (bool): show a progress bar of frames with an ETA.
+        batch (int | None): whole frames per network call; None: :func:`frames_per_batch`.
+            Running out of memory on a batch goes on one frame at a time.
 
     Raises:
         UserError: one line naming ``path`` for a file that cannot be opened or decoded,
@@ -88,50 +107,107 @@ def restore_video(
             os.makedirs(frames_out, exist_ok=True)
         except OSError as err:
             raise UserError(f'cannot create folder {frames_out}: {err.strerror}') from None
-    with open_video(path) as video, video_output(out_path) as out:
-        writer = None
-        waiting = []  # audio packets demuxed before the output's streams exist (made with the first frame)
-        with tqdm(
+    upscaling = dict(device=device, tile=tile, tile_pad=tile_pad, self_ensemble=self_ensemble, precision=precision)
+    with (
+        open_video(path) as video,
+        video_output(out_path) as out,
+        tqdm(
             total=video.frame_count, unit='frame', desc=os.path.basename(path), disable=not progress, leave=False
-        ) as bar:
-            for item in video.contents():
-                if isinstance(item, av.Packet):
-                    if writer is None:
-                        waiting.append(item)
-                    else:
-                        writer.copy_packet(item)
-                    continue
-                index = writer.frames if writer else 0
-                png_path = frame_png(frames_out, index) if frames_out is not None else None
-                restored = _restored(
-                    item, f'{path} (frame {index})', png_path, net, device, tile, tile_pad, self_ensemble, precision
-                )
-                if writer is None:
-                    writer = VideoWriter(out, video, item, restored.shape[1], restored.shape[0], crf, lossless)
-                    for packet in waiting:
-                        writer.copy_packet(packet)
-                    waiting = None
-                elif restored.shape[:2] != (writer.stream.height, writer.stream.width):
-                    raise UserError(
-                        f'{path}: frame {index} is {item.width}x{item.height}, unlike the frames before it; '
-                        'videos whose frame size changes are not supported'
-                    )
-                writer.write_frame(restored, item)
-                bar.update()
-            writer.finish()
-    return writer.frames
+        ) as bar,
+    ):
+        restorer = _Restorer(video, out, net, upscaling, crf, lossless, frames_out, batch, bar)
+        for item in video.contents():
+            if isinstance(item, av.Packet):
+                restorer.copy_audio(item)
+            else:
+                restorer.add_frame(item)
+        restorer.flush()
+        restorer.writer.finish()
+    return restorer.writer.frames
 
 
-def _restored(frame, name, png_path, net, device, tile, tile_pad, self_ensemble, precision) -> np.ndarray:
-    """The restored RGB samples of decoded ``frame``: read from ``png_path`` if an earlier run wrote it, else computed
-    (and written to ``png_path`` if given)."""
-    rgb = frame_rgb(frame)
-    if png_path is not None and (done := _written_frame(png_path, *rgb.shape[:2])) is not None:
-        return done
-    image = UserImage(rgb[..., ::-1])  # BGR, as read_image gives a file's samples
-    restored = upscale_into(
-        lambda bands: np.concatenate(list(bands)), net, image, name, device, tile, tile_pad, self_ensemble, precision
-    )
-    if png_path is not None:
-        write_png(png_path, [restored])
-    return restored
+class _Restorer:
+    """Decoded frames in, restored frames out to a :class:`~.video_io.VideoWriter` made with the first one.
+
+    Frames wait until a batch is full; audio packets wait until the writer exists.
+    """
+
+    def __init__(self, video, out, net, upscaling, crf, lossless, frames_out, batch, bar):
+        self.video, self.out, self.net, self.upscaling = video, out, net, upscaling
+        self.crf, self.lossless, self.frames_out, self.batch, self.bar = crf, lossless, frames_out, batch, bar
+        self.writer = None
+        self.audio = []  # packets demuxed before the output's streams exist
+        self.pending = []  # frames decoded, not yet restored
+        self.decoded = 0
+
+    def copy_audio(self, packet):
+        if self.writer is None:
+            self.audio.append(packet)
+        else:
+            self.writer.copy_packet(packet)
+
+    def add_frame(self, frame):
+        if self.batch is None:
+            self.batch = frames_per_batch(self.upscaling['device'], frame.height, frame.width, self.upscaling['tile'])
+        if self.pending and (frame.width, frame.height) != (self.pending[0].width, self.pending[0].height):
+            self.flush()
+        self.pending.append(frame)
+        self.decoded += 1
+        if len(self.pending) >= self.batch:
+            self.flush()
+
+    def flush(self):
+        """Restore the frames waiting and encode them."""
+        first = self.decoded - len(self.pending)
+        names = [f'{self.video.path} (frame {first + i})' for i in range(len(self.pending))]
+        pngs = [self.frames_out and frame_png(self.frames_out, first + i) for i in range(len(self.pending))]
+        images = [UserImage(frame_rgb(frame)[..., ::-1]) for frame in self.pending]  # BGR, as read_image gives
+        restored = [png and _written_frame(png, *image.pixels.shape[:2]) for png, image in zip(pngs, images)]
+        missing = [i for i, done in enumerate(restored) if done is None]
+        outputs = self._forward([images[i] for i in missing]) if len(missing) > 1 else None
+        for k, i in enumerate(missing):
+            if outputs is None:
+                net, upscaling = self.net, self.upscaling
+            else:  # the batch's output for this frame, checked and quantized as upscale does
+                net, upscaling = (lambda _, k=k: outputs[k : k + 1]), {**self.upscaling, 'self_ensemble': False}
+            restored[i] = upscale_into(lambda bands: np.concatenate(list(bands)), net, images[i], names[i], **upscaling)
+            if pngs[i]:
+                write_png(pngs[i], [restored[i]])
+        for frame, rgb, png in zip(self.pending, restored, pngs):
+            self._write(frame, rgb, png)
+        self.pending = []
+
+    def _forward(self, images):
+        """The network's output for ``images`` in one call, or None where it runs out of memory (then one at a
+        time from now on)."""
+        x = torch.cat(
+            [torch.from_numpy(image.rgb(slice(None), slice(None))).permute(2, 0, 1)[None] for image in images]
+        )
+        network = partial(ensemble_of, self.net) if self.upscaling['self_ensemble'] else self.net
+        device = self.upscaling['device']
+        try:
+            with torch.inference_mode(), autocast(device, AMP_DTYPES.get(self.upscaling['precision'])):
+                return network(x.to(device))
+        except RuntimeError as err:
+            if not is_out_of_memory(err):
+                raise
+        if device.type == 'cuda':
+            torch.cuda.empty_cache()
+        self.batch = 1
+        return None
+
+    def _write(self, frame, rgb, png):
+        if self.writer is None:
+            height, width = rgb.shape[:2]
+            self.writer = VideoWriter(self.out, self.video, frame, width, height, self.crf, self.lossless)
+            for packet in self.audio:
+                self.writer.copy_packet(packet)
+            self.audio = None
+        elif rgb.shape[:2] != (self.writer.stream.height, self.writer.stream.width):
+            cause = f'{png} is from another run: remove its folder' if png else 'videos must keep their frame size'
+            raise UserError(
+                f'{self.video.path}: frame {self.writer.frames} restored is {rgb.shape[1]}x{rgb.shape[0]}, '
+                f'unlike the frames before it; {cause}'
+            )
+        self.writer.write_frame(rgb, frame)
+        self.bar.update()

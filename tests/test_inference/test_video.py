@@ -239,3 +239,37 @@ def test_onnxruntime_backend_restores_videos_as_torch_does(model, clip, tmp_path
     assert onnx_times == torch_times and len(onnx_frames) == FRAMES
     # float32 in both, summed in other orders: a sample may round the other way
     assert max(np.abs(a.astype(int) - b).max() for a, b in zip(onnx_frames, torch_frames)) <= 1
+
+
+class OutOfMemoryOnBatches(torch.nn.Module):
+    """``net`` that runs out of memory, as the CPU allocator reports it, on more than one frame at once."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net, self.batches = net, []
+
+    def forward(self, x):
+        self.batches.append(len(x))
+        if len(x) > 1:
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1000000000000 bytes")
+        return self.net(x)
+
+
+def test_frames_in_batches_equal_frames_one_at_a_time_and_running_out_of_memory_goes_on_one_at_a_time(
+    model, clip, tmp_path
+):
+    cpu = torch.device('cpu')
+    restore_video(model['net'], clip, tmp_path / 'single.mp4', cpu, lossless=True, progress=False)
+    restore_video(model['net'], clip, tmp_path / 'batched.mp4', cpu, lossless=True, progress=False, batch=5)
+    running_out = OutOfMemoryOnBatches(model['net'])
+    restore_video(running_out, clip, tmp_path / 'fallback.mp4', cpu, lossless=True, progress=False, batch=5)
+
+    single, batched, fallback = (
+        decoded_frames(tmp_path / f'{name}.mp4')[0] for name in ('single', 'batched', 'fallback')
+    )
+    assert len(batched) == FRAMES
+    # a batch sums in another order: a sample may round the other way
+    assert max(np.abs(a.astype(int) - b).max() for a, b in zip(single, batched)) <= 1
+    assert running_out.batches == [5] + [1] * FRAMES
+    for a, b in zip(single, fallback):
+        np.testing.assert_array_equal(a, b)
