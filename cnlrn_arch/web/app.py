@@ -80,7 +80,7 @@ def build_page(gr: ModuleType, restorer: Restorer, folder: str, examples: list[s
                 gr.Examples(examples, inputs=upload, label='Held-out demo photographs (blurry LR inputs), a clip')
             with gr.Column(scale=2):
                 slider = gr.ImageSlider(
-                    label='Bicubic | CNLRN', type='filepath', format='png', max_height=720, elem_id='slider'
+                    label='Bicubic | CNLRN', type='filepath', format='png', max_height=560, elem_id='slider'
                 )
                 download = gr.File(
                     label='Full-resolution result (PNG, or the clip)', interactive=False, elem_id='result'
