@@ -89,9 +89,9 @@ class Job:
         total = frames * tiles * (8 if self.ensemble else 1) if frames else None
         done = 0
 
-        def step():
+        def step(images):
             nonlocal done
-            done += 1
+            done += images
             if self.progress:
                 self.progress(done, total)
 
@@ -99,16 +99,16 @@ class Job:
 
 
 class _CountedForwards(nn.Module):
-    """``net``, calling ``step()`` after each forward pass: progress in tiles (x8 with the self-ensemble)."""
+    """``net``, calling ``step(n)`` after each forward pass of ``n`` images (tiles, or a batch of frames on a GPU)."""
 
-    def __init__(self, net: nn.Module, step: Callable[[], None]):
+    def __init__(self, net: nn.Module, step: Callable[[int], None]):
         super().__init__()
         self.net = net
         self.step = step
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.net(x)
-        self.step()
+        self.step(len(x))
         return y
 
 
@@ -176,8 +176,9 @@ class Restorer:
             tile (int | None): LR tile side (with cnlrn infer's default padding); None runs each image whole.
             half (bool): autocast to :attr:`half` (float32 where it is None).
             ensemble (bool): average over the 8 flips/rotations.
-            progress (Callable[[int, int | None], None] | None): called with (forward passes done, of how
-                many), after each pass; how many is None for a clip that does not say its length.
+            progress (Callable[[int, int | None], None] | None): called after each forward pass with (images
+                passed so far, of how many): tiles, times 8 with the self-ensemble, times the frames of a
+                clip; how many is None for a clip that does not say its length.
 
         Raises:
             UserError: naming the upload by its file name only (not where the server keeps it).
