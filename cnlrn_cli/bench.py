@@ -56,6 +56,12 @@ def add_arguments(parser):
         default=MATMUL_SIZE,
         help='side of the square matmul that measures the peak (default: %(default)s)',
     )
+    parser.add_argument(
+        '--onnxruntime',
+        action='store_true',
+        help='instead of the other cases: time onnxruntime against PyTorch on the CPU, taking turns in one process, '
+        'at 180x320 (or the first of --sizes without it), --runs each; adds its section to RESULTS.md',
+    )
     parser.add_argument('--out', default='benchmarks', help='folder for RESULTS.md (default: %(default)s)')
     parser.set_defaults(run=run)
 
@@ -65,8 +71,16 @@ def run(args):
         config = json.loads(args.config)
     except json.JSONDecodeError as err:
         raise UserError(f'--config: not JSON: {err}') from None
+    command = 'cnlrn bench ' + shlex.join(sys.argv[2:])
+    if args.onnxruntime:
+        if args.device != 'cpu':
+            raise UserError('--onnxruntime compares on the CPU: leave out --device cuda')
+        from cnlrn_arch.benchmark.speed.onnx_compare import compare_onnxruntime  # onnxruntime is optional
+
+        compare_onnxruntime(command, args.out, config, speed.main_size(args.sizes), args.runs, args.threads)
+        return
     speed.run_speed_benchmark(
-        'cnlrn bench ' + shlex.join(sys.argv[2:]),
+        command,
         args.out,
         config,
         args.sizes,

@@ -51,7 +51,7 @@ def export_onnx(net: nn.Module, path: str | os.PathLike, opset: int = DEFAULT_OP
     Raises:
         UserError: for an opset out of range, or when ``path`` cannot be written.
     """
-    onnx = import_optional('onnx', 'ONNX export')
+    onnx = import_optional('onnx', 'ONNX exports')
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise UserError(f'ONNX opset {opset} is not supported: choose one from {MIN_OPSET} to {MAX_OPSET}')
     folder = os.path.dirname(os.path.abspath(path))

@@ -36,7 +36,7 @@ class OnnxNetwork(nn.Module):
 
     def __init__(self, path: str | os.PathLike, device: str | torch.device = 'cpu'):
         super().__init__()
-        ort = import_optional('onnxruntime', 'the onnxruntime backend')
+        ort = import_optional('onnxruntime', '.onnx networks (--backend onnxruntime)')
         if not os.path.isfile(path):
             raise UserError(f'ONNX file not found: {path}')
         providers = ['CPUExecutionProvider']

@@ -1,16 +1,22 @@
 """ONNX export: onnxruntime runs the graph as torch runs the network, at any size; OnnxNetwork serves upscale()."""
 
+import sys
+
+import cv2
 import numpy as np
 import pytest
 import torch
 
+from cnlrn_arch.data_prep.demo_clip import make_demo_clip
 from cnlrn_arch.export.onnx_file import MAX_OPSET, MIN_OPSET, export_onnx
 from cnlrn_arch.inference.image_io import UserImage
 from cnlrn_arch.inference.network import load_network
 from cnlrn_arch.inference.onnx_backend import OnnxNetwork
 from cnlrn_arch.inference.upscale import upscale
 from cnlrn_arch.utils.errors import UserError
+from cnlrn_cli.main import main
 from tests.test_inference.test_infer import noise, tiny_net
+from tests.test_inference.test_video import decoded_frames
 
 TOLERANCE = 1e-4  # max abs, on outputs in [0, 1]
 
@@ -93,3 +99,32 @@ def test_a_missing_folder_is_one_line_and_leaves_nothing(tmp_path):
     with pytest.raises(UserError, match=f'cannot write {path}'):
         export_onnx(tiny_net(), path)
     assert not list(tmp_path.iterdir())
+
+
+def test_export_without_onnx_says_what_to_install(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, 'onnx', None)  # a None entry makes `import onnx` raise ImportError
+    with pytest.raises(UserError, match="ONNX exports need the 'onnx' package.*pip install onnx"):
+        export_onnx(tiny_net(), tmp_path / 'model.onnx')
+
+
+def test_the_onnxruntime_backend_without_onnxruntime_says_what_to_install(exported, monkeypatch):
+    monkeypatch.setitem(sys.modules, 'onnxruntime', None)
+    with pytest.raises(UserError, match="need the 'onnxruntime' package.*pip install onnxruntime"):
+        load_network(exported['sdpa'][1], backend='onnxruntime')
+
+
+def test_cnlrn_export_onnx_then_cnlrn_infer_with_onnxruntime_on_an_image_and_a_video(tmp_path, capsys):
+    """The network found from the weights alone, exported, then run by onnxruntime as torch runs it (lossless video)."""
+    torch.save({'params': tiny_net().state_dict()}, tmp_path / 'w.pth')
+    assert main(['export', '--weights', str(tmp_path / 'w.pth'), '--onnx', str(tmp_path / 'w.onnx')]) == 0
+    cv2.imwrite(str(tmp_path / 'x.png'), noise((10, 13, 3)))
+    make_demo_clip(tmp_path / 'clip.mp4', frames=3, size=(20, 12))
+    inputs = [str(tmp_path / 'x.png'), str(tmp_path / 'clip.mp4')]
+    for backend, weights in (('torch', 'w.pth'), ('onnxruntime', 'w.onnx')):
+        argv = ['-i', *inputs, '-o', str(tmp_path / backend), '--weights', str(tmp_path / weights), '--lossless']
+        assert main(['infer', *argv, '--backend', backend, '--device', 'cpu']) == 0
+    images = [cv2.imread(str(tmp_path / backend / 'x_cnlrn.png')).astype(int) for backend in ('torch', 'onnxruntime')]
+    assert images[0].shape == (40, 52, 3) and np.abs(images[0] - images[1]).max() <= 1
+    videos = [decoded_frames(tmp_path / backend / 'clip_cnlrn.mp4')[0] for backend in ('torch', 'onnxruntime')]
+    assert len(videos[0]) == len(videos[1]) == 3
+    assert max(np.abs(a.astype(int) - b).max() for a, b in zip(*videos)) <= 1

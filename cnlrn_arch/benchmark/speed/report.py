@@ -6,12 +6,15 @@ adds its section beside the CPU's instead of replacing it.
 
 import glob
 import json
+import statistics
 from os import path as osp
 
 from ...reporting import markdown_table, pyplot, save_figure
 from .flops import floor_seconds
 
 GB = 1e9
+# written by cnlrn bench --onnxruntime (onnx_compare.py), beside the results_<device>.json of the other cases
+ONNXRUNTIME_RESULTS = 'onnxruntime.json'
 
 
 def size_label(size):
@@ -156,6 +159,39 @@ def device_section(run):
     return lines
 
 
+def onnxruntime_section(comparison):
+    """onnxruntime against PyTorch on one frame, from ``cnlrn bench --onnxruntime``."""
+    medians, ratios = comparison['median_s'], comparison['turn_ratios']
+    config = f'CNLRN{comparison["config"]}' if comparison['config'] else 'the released CNLRN configuration'
+    rows = [
+        [
+            f'{runtime} {comparison[runtime]}',
+            str(len(comparison['times_s'][runtime])),
+            f'{medians[runtime]:.2f}',
+            ', '.join(f'{t:.2f}' for t in comparison['times_s'][runtime]),
+            f'{medians[runtime] / medians["torch"]:.2f}',
+        ]
+        for runtime in ('torch', 'onnxruntime')
+    ]
+    return [
+        f'## onnxruntime against PyTorch: {comparison["device"]}',
+        '',
+        f'Command: `{comparison["command"]}`',
+        '',
+        f'One forward of {config} (random weights) on a {size_label(comparison["size"])} LR frame '
+        f'(output {"x".join(map(str, comparison["output_shape"][-2:]))}), batch 1, float32, '
+        f'{comparison["threads"]} threads for both, in one process, taking turns run by run (the first run of '
+        'each is included and doubles as warm-up). PyTorch runs the default sdpa attention; onnxruntime runs the '
+        'graph of `cnlrn export --onnx` (default opset), whose attention writes out the score matrix. '
+        f'Largest difference between the outputs: {comparison["max_abs_difference"]:.1e}.',
+        '',
+        *markdown_table(['runtime', 'runs', 'median time (s)', 'times (s)', 'time vs PyTorch'], rows),
+        '',
+        f'onnxruntime time / PyTorch time, turn by turn: {", ".join(f"{r:.2f}" for r in ratios)} '
+        f'(median {statistics.median(ratios):.2f}).',
+    ]
+
+
 def speed_chart(runs, path):
     """Per inference case: median time beside its FLOP floor, and activation memory."""
     plt = pyplot()
@@ -192,7 +228,12 @@ def write_report(out_dir):
     ]
     for run in runs:
         lines += device_section(run) + ['']
+    comparison_path = osp.join(out_dir, ONNXRUNTIME_RESULTS)
+    if osp.isfile(comparison_path):
+        with open(comparison_path, encoding='utf-8') as f:
+            lines += onnxruntime_section(json.load(f)) + ['']
     with open(osp.join(out_dir, 'RESULTS.md'), 'w') as f:
         f.write('\n'.join(lines))
-    speed_chart(runs, osp.join(out_dir, 'speed.png'))
+    if runs:
+        speed_chart(runs, osp.join(out_dir, 'speed.png'))
     return lines

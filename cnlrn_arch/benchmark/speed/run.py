@@ -78,6 +78,11 @@ def run_case(case):
     return dict(case, **json.loads(lines[-1]))
 
 
+def main_size(sizes):
+    """The size of the profiled, bf16 and onnxruntime cases: MAIN_SIZE where ``sizes`` has it, else the first."""
+    return MAIN_SIZE if MAIN_SIZE in sizes else sizes[0]
+
+
 def plan(config, sizes, runs, train_size, train_batch, training, device, threads, tf32=False):
     """The cases to run, as dicts for :func:`run_case`; a case that cannot fit carries its ``error``.
 
@@ -85,7 +90,7 @@ def plan(config, sizes, runs, train_size, train_batch, training, device, threads
     both attentions, and the training step with the default one in the extra precisions.
     """
     base = {'config': config, 'device': device, 'threads': threads, 'runs': runs}
-    main_size = MAIN_SIZE if MAIN_SIZE in sizes else sizes[0]
+    main = main_size(sizes)
 
     def inference(impl, size, precision):
         case = dict(base, kind='inference', impl=impl, size=size, batch=1, precision=precision)
@@ -96,12 +101,12 @@ def plan(config, sizes, runs, train_size, train_batch, training, device, threads
     for size in sizes:
         for impl in IMPLS:
             case = inference(impl, size, 'fp32')
-            if impl == 'sdpa' and size == main_size:
+            if impl == 'sdpa' and size == main:
                 case['profile'] = True  # where the time goes, operator by operator
             cases.append(case)
     # emulated bf16 (e.g. a CPU with AVX2 only) runs its matmuls ~100x slower: no point timing it
     extra = [p for p, wanted in (('tf32', tf32), ('bf16', bf16_native(device))) if wanted]
-    cases += [inference(impl, main_size, precision) for precision in extra for impl in IMPLS]
+    cases += [inference(impl, main, precision) for precision in extra for impl in IMPLS]
     if training:
         train = dict(base, kind='training', size=train_size, batch=train_batch)
         cases += [dict(train, impl=impl, precision='fp32') for impl in IMPLS]
