@@ -26,6 +26,7 @@ from ...data.paired_blur_sr_dataset import PairedBlurSRDataset
 from ...evaluation import score
 from ...models.robust_sr_model import RobustSRModel
 from ...project import SCALE
+from ...utils.errors import UserError
 from ...utils.speed import amp_dtype, autocast
 from .recipes import PRETRAIN_OPTION, lr_at, training_recipe
 from .variants import BY_NAME, GAN_SHARE, PRETRAIN_SHARE, load_option, needs_pretraining, scaled_network
@@ -96,6 +97,8 @@ def training_batches(setup, seed, gt_size=None):
             dataroot_gt_lr=osp.join(setup.data, 'train_sharp_bicubic_X4.lmdb'),
         )
     )
+    if len(dataset) < setup.batch:  # no full batch: the loop below would never yield
+        raise UserError(f'{setup.data} has {len(dataset)} training images, fewer than the batch of {setup.batch}')
     generator = torch.Generator().manual_seed(seed)
     for epoch in itertools.count():
         dataset.set_epoch(epoch)
