@@ -11,7 +11,7 @@ import torch
 
 from cnlrn_arch.benchmark.quality import report
 from cnlrn_arch.benchmark.quality.recipes import BASICSR_OPTIONS, lr_at, schedule_text, training_recipe
-from cnlrn_arch.benchmark.quality.run import spread_pick
+from cnlrn_arch.benchmark.quality.run import held_out_images, spread_pick
 from cnlrn_arch.benchmark.quality.stats import combined_se, exact, ordering_sentences, resolved, summary
 from cnlrn_arch.benchmark.quality.train import Budget, Setup, training_batches
 from cnlrn_arch.benchmark.quality.variants import (
@@ -179,6 +179,26 @@ def test_missing_data_is_one_line(tmp_path, capsys):
         f'cnlrn bench-quality: error: no demo data or prepared REDS in {data} (missing train_sharp.lmdb): '
         f'run `cnlrn make-demo-data --out {data}` or `cnlrn prepare-reds --root {data}` first'
     ]
+
+
+def test_report_only_refuses_an_older_format_in_one_line(tmp_path, capsys):
+    (tmp_path / 'quality.json').write_text(json.dumps(dict(rows=[])))  # format 1 had no 'format'
+    assert main(['bench-quality', '--out', str(tmp_path), '--report-only']) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f'cnlrn bench-quality: error: --report-only: {tmp_path}/quality.json was written by an older cnlrn '
+        f'bench-quality (format 1, this one reads {report.FORMAT}): run without --report-only'
+    ]
+
+
+def test_the_sweep_images_are_kept_apart_from_the_scoring_ones(tmp_path):
+    names = [f'000_{i:08d}' for i in range(7)]
+    for folder, side in (('sharp', 16), ('blur_bicubic_X4', 4)):
+        for name in names:
+            write_image(tmp_path / folder / f'{name}.png', np.zeros((side, side, 3), np.uint8))
+    (scoring, *images), sweep = held_out_images(str(tmp_path), None, lr_sweep=True)
+    assert sweep[0] == [names[2], names[5]] and scoring == [n for n in names if n not in sweep[0]]
+    assert [len(i) for i in images] == [5, 5, 5] and images[0][0].shape == (16, 16, 3)
+    assert held_out_images(str(tmp_path), 3, lr_sweep=False)[0][0] == [names[0], names[3], names[6]]
 
 
 @pytest.mark.parametrize(

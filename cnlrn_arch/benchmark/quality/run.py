@@ -177,7 +177,13 @@ def run_quality_benchmark(
     if report_only:
         if not osp.isfile(osp.join(out, report.JSON)):
             raise UserError(f'--report-only: no {report.JSON} in {out}; run without --report-only first')
-        print_written(*report.write_report(report.read_json(out), out))
+        result = report.read_json(out)
+        if result.get('format') != report.FORMAT:
+            raise UserError(
+                f'--report-only: {osp.join(out, report.JSON)} was written by an older cnlrn bench-quality '
+                f'(format {result.get("format", 1)}, this one reads {report.FORMAT}): run without --report-only'
+            )
+        print_written(*report.write_report(result, out))
         return
     start = time.time()
     val_dir, data_header = find_data(data)
@@ -204,7 +210,7 @@ def run_quality_benchmark(
         rows.append(row)
         psnr, iters = row['psnr'], [r['iters'] for r in row['runs']]
         print(
-            f'[{i}/{len(chosen)}] {variant.label}: {report.mean_std(psnr)} dB over {seeds} seeds, '
+            f'[{i}/{len(chosen)}] {variant.label}: {report.mean_std(psnr)} dB over {seeds} seed{"s" * (seeds > 1)}, '
             f'SSIM {report.mean_std(row["ssim"], 4)}, {row["params"] / 1e6:.2f} M parameters, '
             f'{min(iters)}-{max(iters)} iterations',
             flush=True,
