@@ -247,6 +247,7 @@ def run_variant(variant, budget, setup, seed, lr_factor=1.0):
             total=round(budget.amount),
             desc=f'{variant.name} seed {seed}',
             unit='it' if budget.unit == 'iters' else 's',
+            bar_format='{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} {unit} [{elapsed}]',
             leave=False,
         ) as bar,
         tempfile.TemporaryDirectory() as tmp,
