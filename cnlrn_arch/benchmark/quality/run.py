@@ -39,7 +39,9 @@ from .stats import exact, summary
 from .train import Budget, Setup, quiet_basicsr, run_variant
 from .variants import BICUBIC_PAPER, GAN, GAN_SHARE, MAIN, PRETRAIN_SHARE, VARIANTS, load_option, scaled_network
 
-DEFAULT_BUDGET_S = 150  # per method and seed: the main comparison and the GAN fine-tunes at 3 seeds within an hour
+# per method and seed: the main comparison at 3 seeds takes about 40 min on a 2-core CPU, with the GAN fine-tunes
+# (VGG19's weights present) about 57 min (20 s of evaluations and set-up a run, measured; see the README)
+DEFAULT_BUDGET_S = 135
 DEFAULT_BUDGET = Budget('s', DEFAULT_BUDGET_S)
 DEFAULT_SEEDS = 3
 DEFAULT_VARIANTS = MAIN + GAN
@@ -212,7 +214,7 @@ def run_quality_benchmark(
         print(
             f'[{i}/{len(chosen)}] {variant.label}: {report.mean_std(psnr)} dB over {seeds} seed{"s" * (seeds > 1)}, '
             f'SSIM {report.mean_std(row["ssim"], 4)}, {row["params"] / 1e6:.2f} M parameters, '
-            f'{min(iters)}-{max(iters)} iterations',
+            f'{"-".join(map(str, sorted({min(iters), max(iters)})))} iterations',
             flush=True,
         )
     result = dict(
