@@ -21,6 +21,7 @@ from cnlrn_arch.benchmark.quality.variants import (
     match_parameters,
     reference_network,
     scaled_network,
+    stage_count,
 )
 from cnlrn_arch.data_prep.tiny_reds import smooth_image
 from cnlrn_arch.utils.errors import UserError
@@ -126,6 +127,11 @@ def test_budget_split_and_progress():
     assert Budget('iters', 2).split(0.25) == (Budget('iters', 1), Budget('iters', 1))  # an iteration each
     assert Budget('s', 10).progress(iters=3, seconds=5) == 0.5
     assert Budget('iters', 10).progress(iters=3, seconds=500) == 0.3
+
+
+def test_stage_counts():
+    stages = {name: stage_count(BY_NAME[name]) for name in ('rcan', 'no_deblur', 'cnlrn', 'esrgan', 'cnlrn_gan')}
+    assert stages == dict(rcan=1, no_deblur=1, cnlrn=2, esrgan=2, cnlrn_gan=3)
 
 
 def test_every_paper_number_beside_its_method():

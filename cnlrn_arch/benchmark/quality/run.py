@@ -37,7 +37,17 @@ from . import report
 from .recipes import SWEEP_FACTORS, training_recipe
 from .stats import exact, summary
 from .train import Budget, Setup, quiet_basicsr, run_variant
-from .variants import BICUBIC_PAPER, GAN, GAN_SHARE, MAIN, PRETRAIN_SHARE, VARIANTS, load_option, scaled_network
+from .variants import (
+    BICUBIC_PAPER,
+    GAN,
+    GAN_SHARE,
+    MAIN,
+    PRETRAIN_SHARE,
+    VARIANTS,
+    load_option,
+    scaled_network,
+    stage_count,
+)
 
 # per method and seed: the main comparison at 3 seeds takes about 40 min on a 2-core CPU, with the GAN fine-tunes
 # (VGG19's weights present) about 57 min (20 s of evaluations and set-up a run, measured; see the README)
@@ -202,6 +212,12 @@ def run_quality_benchmark(
         chosen = [v for v in chosen if v.name not in GAN]
         gan_note = f'ESRGAN and CNLRN-GAN left out: {missing_vgg19_message()}'
         print(gan_note, flush=True)
+    for variant in chosen:
+        if budget.unit == 'iters' and budget.amount < stage_count(variant):
+            raise UserError(
+                f'--iters {budget.amount:g}: {variant.name} trains in {stage_count(variant)} stages, '
+                'at least one iteration each'
+            )
     rows = []
     for i, variant in enumerate(chosen, 1):
         lr_factor, sweep = 1.0, None

@@ -206,3 +206,10 @@ def scaled_network(variant, full_size=False):
 def needs_pretraining(variant):
     """Whether the variant's recipe starts from a pre-trained deblurring module (a two-stage recipe)."""
     return bool(load_option(variant.option)['path'].get('pretrain_network_deblur'))
+
+
+def stage_count(variant):
+    """How many stages the variant trains in, one after another: pre-training, training, a GAN fine-tune."""
+    if variant.init_from:
+        return stage_count(BY_NAME[variant.init_from]) + 1
+    return 1 + needs_pretraining(variant)
