@@ -16,6 +16,7 @@ def test_onnxruntime_comparison_writes_its_section(tmp_path, capsys):
     report = (tmp_path / 'RESULTS.md').read_text()
     ratio = comparison['median_s']['onnxruntime'] / comparison['median_s']['torch']
     assert f'| onnxruntime {comparison["onnxruntime"]} | 2 |' in report and f'| {ratio:.2f} |' in report
+    assert len(comparison['turn_ratios']) == 2 and 'turn by turn' in report
 
 
 def test_onnxruntime_comparison_is_on_the_cpu(tmp_path, capsys):
