@@ -111,10 +111,10 @@ def serve(
         max_frames (int): longer clips are refused.
         max_upload_mb (int): larger uploads are refused.
     """
-    restorer = Restorer(weights, opt, device, max_pixels, max_frames)
     with serving_folder() as folder:
         os.environ['GRADIO_ANALYTICS_ENABLED'] = 'False'  # no usage reports or version checks over the network
         gr = import_optional('gradio', 'cnlrn serve')
+        restorer = Restorer(weights, opt, device, max_pixels, max_frames)
         examples = os.path.join(folder, 'examples')
         os.makedirs(examples)
         page = build_page(gr, restorer, folder, write_examples(examples))

@@ -183,6 +183,8 @@ class Restorer:
         Raises:
             UserError: naming the upload by its file name only (not where the server keeps it).
         """
+        if tile is not None and tile < 1:
+            raise UserError(f'tile side {tile}: must be at least 1 LR pixel (or none: the whole image at once)')
         name = os.path.basename(upload)
         job = Job(tempfile.mkdtemp(dir=folder), os.path.splitext(name)[0], tile, ensemble, progress)
         precision = self.half if half else None

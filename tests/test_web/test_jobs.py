@@ -86,6 +86,8 @@ def test_limits_refuse_before_decoding(infer_setup, clip, tmp_path):  # noqa: F8
     small.max_pixels = 1000
     with pytest.raises(UserError, match=r'^clip.mp4: 2 frames, over the limit of 1'):
         small.restore(str(clip), str(tmp_path))
+    with pytest.raises(UserError, match=r'^tile side -8: must be at least 1'):
+        small.restore(str(clip), str(tmp_path), tile=-8)
 
 
 @pytest.mark.parametrize('channels', [2, 3, 4])
