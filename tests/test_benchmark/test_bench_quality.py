@@ -1,15 +1,18 @@
 """``cnlrn bench-quality``: the statistics, the recipes, the parameter matching, real runs on tiny demo data and
 on a tiny REDS in the official layout, the errors."""
 
+import itertools
 import json
 import math
+import time
+import types
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
-from cnlrn_arch.benchmark.quality import report
+from cnlrn_arch.benchmark.quality import report, train
 from cnlrn_arch.benchmark.quality.recipes import BASICSR_OPTIONS, lr_at, schedule_text, training_recipe
 from cnlrn_arch.benchmark.quality.run import held_out_images, spread_pick
 from cnlrn_arch.benchmark.quality.stats import combined_se, exact, ordering_sentences, resolved, summary
@@ -132,6 +135,36 @@ def test_budget_split_and_progress():
 def test_stage_counts():
     stages = {name: stage_count(BY_NAME[name]) for name in ('rcan', 'no_deblur', 'cnlrn', 'esrgan', 'cnlrn_gan')}
     assert stages == dict(rcan=1, no_deblur=1, cnlrn=2, esrgan=2, cnlrn_gan=3)
+
+
+class StepModel:
+    """What train_stage drives: a model whose every update takes ``step_s`` seconds."""
+
+    optimizers = ()
+
+    def __init__(self, step_s):
+        self.step_s = step_s
+
+    def feed_data(self, batch):
+        pass
+
+    def optimize_parameters(self, current_iter):
+        time.sleep(self.step_s)
+
+
+@pytest.mark.parametrize(
+    'budget, step_s, evaluations, iters',
+    [(Budget('iters', 4), 0, 3, 4), (Budget('s', 0.05), 0.1, 1, 1)],  # one long step crosses every share
+)
+def test_a_stage_evaluates_once_per_share_crossed(budget, step_s, evaluations, iters, monkeypatch):
+    calls = []
+    monkeypatch.setattr(train, 'evaluate', lambda *args: calls.append(args) or (20.0, 0.5, 0.01))
+    setup = Setup('', (None, None), torch.device('cpu'), 1, 4)
+    bar = types.SimpleNamespace(update=lambda n: None)
+    stage = train.train_stage(StepModel(step_s), itertools.repeat({}), budget, None, setup, bar, (0.5, 0.75, 1.0))
+    assert len(calls) == evaluations and stage['iters'] == iters
+    assert [p['share'] for p in stage['curve']] == [0.5, 0.75, 1.0]
+    assert stage['seconds'] >= step_s * iters
 
 
 def test_every_paper_number_beside_its_method():

@@ -17,6 +17,13 @@ from .stats import SE_MULTIPLE, ordering_sentences, resolved
 MD, PNG, JSON = 'QUALITY.md', 'quality.png', 'quality.json'
 FORMAT = 2  # quality.json: 2 adds seeds (runs per row), budgets in seconds and recipes
 INTERFACE_KEYS = {'n_colors', 'num_in_ch', 'num_out_ch', 'scale', 'upscale', 'img_range', 'rgb_mean'}
+GROUP_NAMES = {
+    'baseline': 'SR network alone',
+    'cascade': 'deblurring + SR cascade',
+    'ours': 'CNLRN',
+    'gan': 'GAN fine-tune',
+    'ablation': 'CNLRN ablation',
+}
 SCALED_DOWN = (
     "CNLRN and its ablations have the demo's size (`options/demo/joint.yml`); RCAN, RRDBNet and the cascades' SR\n"
     "networks get the block count that brings their parameters closest to it; the ablations keep CNLRN's size with\n"
@@ -199,7 +206,7 @@ def ordering(result):
 def curve_table(result):
     """Mean held-out PSNR over seeds after each share of the last stage's budget."""
     rows = [row for row in result['rows'] if row['runs'][0]['curve']]
-    shares = [p['progress'] for p in rows[0]['runs'][0]['curve']] if rows else []
+    shares = [p['share'] for p in rows[0]['runs'][0]['curve']] if rows else []
     cells = [
         [row['label']] + [f'{np.mean([r["curve"][i]["psnr"] for r in row["runs"]]):.2f}' for i in range(len(shares))]
         for row in rows
@@ -314,8 +321,13 @@ def chart(result, path):
     bars.set_xlabel(f'held-out PSNR (dB), mean ± std over {result["settings"]["seeds"]} seeds')
     for ax in (bars, curves):
         ax.grid(alpha=0.3)
-    bars.axvline(bicubic, color=COLOURS['bicubic'], linestyle='--', label=f'bicubic ({bicubic:.2f} dB)')
-    bars.legend(loc='lower right', fontsize=8)
+    from matplotlib.patches import Patch  # after pyplot() chose the backend
+
+    line = bars.axvline(bicubic, color=COLOURS['bicubic'], linestyle='--', label=f'bicubic ({bicubic:.2f} dB)')
+    groups = dict.fromkeys(r['group'] for r in rows)
+    bars.legend(
+        handles=[line] + [Patch(color=COLOURS[g], label=GROUP_NAMES[g]) for g in groups], loc='lower right', fontsize=8
+    )
     bars.set_title(f'{budget_text(result["settings"])} each (parameters in brackets)')
     for row in rows:
         runs = row['runs']
@@ -323,7 +335,7 @@ def chart(result, path):
             continue
         # a colour per method here: several share a group
         curves.plot(
-            [100 * p['progress'] for p in runs[0]['curve']],
+            [100 * p['share'] for p in runs[0]['curve']],
             np.mean([[p['psnr'] for p in r['curve']] for r in runs], axis=0),
             marker='o',
             label=row['label'],

@@ -192,10 +192,14 @@ def train_stage(model, batches, budget, recipe, setup, bar, evaluate_at=()):
         iters, seconds = iters + 1, seconds + step
         bar.update(1 if budget.unit == 'iters' else step)
         progress = budget.progress(iters, seconds)
-        while pending and progress >= pending[0]:
-            pending.pop(0)
+        crossed = [share for share in pending if progress >= share]
+        if crossed:  # a long step may cross several shares: one evaluation stands for each
+            pending = pending[len(crossed) :]
             psnr, ssim, infer_s = evaluate(model, *setup.val, setup.device)
-            curve.append(dict(progress=progress, iter=iters, psnr=psnr, ssim=ssim, infer_s=infer_s))
+            curve += [
+                dict(share=share, progress=progress, iter=iters, psnr=psnr, ssim=ssim, infer_s=infer_s)
+                for share in crossed
+            ]
     return dict(iters=iters, seconds=seconds, curve=curve)
 
 
