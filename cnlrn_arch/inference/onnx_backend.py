@@ -55,7 +55,8 @@ class OnnxNetwork(nn.Module):
         except Exception as err:  # protobuf, graph and operator errors of onnxruntime: the file, not a bug
             raise UserError(f'{path}: not an ONNX model onnxruntime can run ({first_line(err)})') from None
         metadata = self.session.get_modelmeta().custom_metadata_map
-        # the graph reflects by at most its padding; the network pads smaller sides differently, so do it here
+        # the graph always pads by reflection, which needs sides longer than the padding; where they are not the
+        # network replicates instead, so inputs are padded here as the network would pad them
         self.size_multiple = int(metadata.get(SIZE_MULTIPLE_KEY, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
