@@ -14,7 +14,7 @@ import torch
 
 from cnlrn_arch.benchmark.quality import report, train
 from cnlrn_arch.benchmark.quality.recipes import BASICSR_OPTIONS, lr_at, schedule_text, training_recipe
-from cnlrn_arch.benchmark.quality.run import held_out_images, spread_pick
+from cnlrn_arch.benchmark.quality.run import held_out_images, make_setup, spread_pick
 from cnlrn_arch.benchmark.quality.stats import combined_se, exact, ordering_sentences, resolved, summary
 from cnlrn_arch.benchmark.quality.train import Budget, Setup, training_batches
 from cnlrn_arch.benchmark.quality.variants import (
@@ -200,6 +200,11 @@ def test_fewer_training_images_than_a_batch_is_one_line(tmp_path):
     make_tiny_reds(data)  # 6 training frames
     with pytest.raises(UserError, match=f'^{data} has 6 training images, fewer than the batch of 8$'):
         next(training_batches(Setup(data, None, torch.device('cpu'), 8, 32), seed=0))
+
+
+def test_full_size_takes_the_release_batch_and_patch():
+    demo, full = (make_setup('d', None, torch.device('cpu'), None, full_size) for full_size in (False, True))
+    assert (demo.batch, demo.gt_size, full.batch, full.gt_size) == (8, 64, 32, 256) and full.full_size
 
 
 def test_spread_pick():
