@@ -86,7 +86,7 @@ def test_one_seed_leaves_every_ordering_unresolved():
     sentences = ordering_sentences(
         [method('a', 25.0, None, n=1, paper=(2, 0)), method('b', 24.0, None, n=1, paper=(1, 0))]
     )
-    assert sentences[0].startswith('The data cannot order a and b (+1.00 dB)')
+    assert sentences[0] == 'With one seed there is no spread to judge by, so the data cannot order a and b (+1.00 dB).'
 
 
 # -- recipes, variants, budgets -------------------------------------------------------------------------

@@ -42,9 +42,13 @@ def resolved(a, b):
 
 
 def _pair_text(high, low):
-    se = combined_se(high, low)
-    se_text = 'no spread measured' if se is None else f'{SE_MULTIPLE} x combined SE {SE_MULTIPLE * se:.2f} dB'
-    return f'{high["label"]} above {low["label"]} ({high["mean"] - low["mean"]:+.2f} dB; {se_text})'
+    """A resolved pair, with the margin it had to beat."""
+    margin = SE_MULTIPLE * combined_se(high, low)
+    return f'{high["label"]} above {low["label"]} ({high["mean"] - low["mean"]:+.2f} dB; {SE_MULTIPLE} x combined SE {margin:.2f} dB)'
+
+
+def _difference(high, low):
+    return f'{high["label"]} and {low["label"]} ({high["mean"] - low["mean"]:+.2f} dB)'
 
 
 def paper_pairs(methods):
@@ -60,8 +64,9 @@ def ordering_sentences(methods):
         methods (list[dict]): label, mean, std, n (PSNR over seeds) and paper (published (PSNR, SSIM) or None).
 
     Returns:
-        list[str]: one sentence each for the orderings the data support, contradict and cannot resolve
-        (a sentence is left out when no pair falls under it), then the agreement in numbers.
+        list[str]: one sentence each for the orderings the data support, contradict, cannot resolve and
+        cannot judge for want of a spread (a sentence is left out when no pair falls under it), then the
+        agreement in numbers.
     """
     verdicts = {1: [], -1: [], 0: []}
     for high, low in paper_pairs(methods):
@@ -82,13 +87,19 @@ def ordering_sentences(methods):
             )
             + '.'
         )
-    if unresolved:
+    within = [(high, low) for high, low in unresolved if combined_se(high, low) is not None]
+    unmeasured = [(high, low) for high, low in unresolved if combined_se(high, low) is None]
+    if within:
         sentences.append(
             'The data cannot order '
-            + '; '.join(
-                f'{high["label"]} and {low["label"]} ({high["mean"] - low["mean"]:+.2f} dB)' for high, low in unresolved
-            )
+            + '; '.join(_difference(high, low) for high, low in within)
             + f': the difference is within {SE_MULTIPLE} combined standard errors.'
+        )
+    if unmeasured:
+        sentences.append(
+            'With one seed there is no spread to judge by, so the data cannot order '
+            + '; '.join(_difference(high, low) for high, low in unmeasured)
+            + '.'
         )
     total = len(supported) + len(contradicted) + len(unresolved)
     sentences.append(
