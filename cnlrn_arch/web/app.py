@@ -38,13 +38,13 @@ def build_page(gr: ModuleType, restorer: Restorer, folder: str, examples: list[s
         gr (ModuleType): the gradio module.
         restorer (Restorer): the loaded network and its settings.
         folder (str): where each job writes its files.
-        examples (list[str]): image files offered as one-click examples.
+        examples (list[str]): files offered as one-click examples.
     """
 
     # Gradio hands a progress bar to the argument whose default is gr.Progress()
     def restore(upload, tile, half, ensemble, progress=gr.Progress()):  # noqa: B008
         if upload is None:
-            raise gr.Error('Upload an image first.', print_exception=False)
+            raise gr.Error('Upload an image or a clip first.', print_exception=False)
         progress(0, desc='restoring')
 
         def report(done, total):
