@@ -44,7 +44,8 @@ def resolved(a, b):
 def _pair_text(high, low):
     """A resolved pair, with the margin it had to beat."""
     margin = SE_MULTIPLE * combined_se(high, low)
-    return f'{high["label"]} above {low["label"]} ({high["mean"] - low["mean"]:+.2f} dB; {SE_MULTIPLE} x combined SE {margin:.2f} dB)'
+    delta = high['mean'] - low['mean']
+    return f'{high["label"]} above {low["label"]} ({delta:+.2f} dB; {SE_MULTIPLE} x combined SE {margin:.2f} dB)'
 
 
 def _difference(high, low):
