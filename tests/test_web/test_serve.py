@@ -24,6 +24,8 @@ pytestmark = pytest.mark.slow
 webdriver = pytest.importorskip('selenium.webdriver')
 pytest.importorskip('gradio')
 from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.actions.wheel_input import ScrollOrigin  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
@@ -169,6 +171,10 @@ def test_upload_restore_download_in_chromium(tmp_path, browser):
         browser.save_screenshot(
             SCREENSHOT if os.environ.get('CNLRN_UPDATE_SCREENSHOT') == '1' else tmp_path / 'serve.png'
         )
+        before = shown('#slider img')[0]
+        for _ in range(5):  # the mouse wheel over the slider zooms both pictures
+            ActionChains(browser).scroll_from_origin(ScrollOrigin.from_element(before, 50, 50), 0, -100).perform()
+        wait.until(lambda d: 'scale(1)' not in d.find_element(By.CSS_SELECTOR, '#slider img').get_attribute('style'))
         resources = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
         assert resources and all(r.startswith(url) for r in resources), resources  # no fonts or scripts from elsewhere
         assert 'event: error' in api_error_for_server_path(url, DEMO_CHECKPOINT)
