@@ -151,6 +151,13 @@ def _rates(recipe, factor):
     return ', '.join(rates)
 
 
+def _sweep_text(row):
+    if not row['sweep']:
+        return ''
+    tried = ', '.join(f'x{t["factor"]:g} {t["psnr"]:.2f} dB' for t in row['sweep'])
+    return f" (the recipe's x{row['lr_factor']:g}; swept: {tried})"
+
+
 def recipes_table(result):
     """Per method: rates, schedule shape, losses, and where the recipe is published."""
     settings = result['settings']
@@ -158,8 +165,7 @@ def recipes_table(result):
     rows = [
         [
             row['label'],
-            _rates(row['recipe'], row['lr_factor'])
-            + ('' if row['lr_factor'] == 1 else f' (x{row["lr_factor"]:g}, swept)'),
+            _rates(row['recipe'], row['lr_factor']) + _sweep_text(row),
             schedule_text(row['recipe']['scheduler'], row['recipe']['total_iter']),
             row['recipe']['loss'],
             _link(row['recipe']['source']),

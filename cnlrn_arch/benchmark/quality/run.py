@@ -125,12 +125,12 @@ def make_setup(data, val, device, amp, full_size):
 
 
 def sweep_rates(variant, budget, setup, seed):
-    """(the --lr-sweep factor with the best PSNR on the sweep images, PSNR per factor)."""
-    psnrs = {}
+    """(the --lr-sweep factor with the best PSNR on the sweep images, [{factor, psnr}] of every factor)."""
+    tried = []
     for factor in SWEEP_FACTORS:
-        psnrs[factor] = run_variant(variant, budget, setup, seed, factor)['psnr']
-        print(f'  lr sweep {variant.label} x{factor:g}: {psnrs[factor]:.2f} dB', flush=True)
-    return max(psnrs, key=psnrs.get), psnrs
+        tried.append(dict(factor=factor, psnr=run_variant(variant, budget, setup, seed, factor)['psnr']))
+        print(f'  lr sweep {variant.label} x{factor:g}: {tried[-1]["psnr"]:.2f} dB', flush=True)
+    return max(tried, key=lambda t: t['psnr'])['factor'], tried
 
 
 def run_method(variant, budget, setup, seeds, lr_factor, sweep):
