@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from cnlrn_arch.benchmark.quality import report, run, train
+from cnlrn_arch.benchmark.quality import report, train
+from cnlrn_arch.benchmark.quality import run as quality_run
 from cnlrn_arch.benchmark.quality.recipes import BASICSR_OPTIONS, lr_at, schedule_text, training_recipe
 from cnlrn_arch.benchmark.quality.run import held_out_images, make_setup, spread_pick
 from cnlrn_arch.benchmark.quality.stats import combined_se, exact, ordering_sentences, resolved, summary
@@ -204,8 +205,10 @@ def test_fewer_training_images_than_a_batch_is_one_line(tmp_path):
 
 def test_the_sweep_keeps_the_rate_with_the_best_psnr(monkeypatch):
     psnr = {0.5: 21.0, 1.0: 23.0, 2.0: 22.0}
-    monkeypatch.setattr(run, 'run_variant', lambda variant, budget, setup, seed, factor: dict(psnr=psnr[factor]))
-    factor, tried = run.sweep_rates(BY_NAME['rcan'], Budget('iters', 2), None, 0)
+    monkeypatch.setattr(
+        quality_run, 'run_variant', lambda variant, budget, setup, seed, factor: dict(psnr=psnr[factor])
+    )
+    factor, tried = quality_run.sweep_rates(BY_NAME['rcan'], Budget('iters', 2), None, 0)
     assert factor == 1.0 and tried == [dict(factor=f, psnr=p) for f, p in psnr.items()]
 
 
