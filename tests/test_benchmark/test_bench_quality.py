@@ -5,7 +5,6 @@ import itertools
 import json
 import math
 import time
-import types
 
 import cv2
 import numpy as np
@@ -155,14 +154,15 @@ class StepModel:
 
 @pytest.mark.parametrize(
     'budget, step_s, evaluations, iters',
-    [(Budget('iters', 4), 0, 3, 4), (Budget('s', 0.05), 0.1, 1, 1)],  # one long step crosses every share
+    # one long step crosses every share, and runs past the budget's end by more than tqdm keeps its total for
+    [(Budget('iters', 4), 0, 3, 4), (Budget('s', 0.05), 0.6, 1, 1)],
 )
 def test_a_stage_evaluates_once_per_share_crossed(budget, step_s, evaluations, iters, monkeypatch):
     calls = []
     monkeypatch.setattr(train, 'evaluate', lambda *args: calls.append(args) or (20.0, 0.5, 0.01))
     setup = Setup('', (None, None), torch.device('cpu'), 1, 4)
-    bar = types.SimpleNamespace(update=lambda n: None)
-    stage = train.train_stage(StepModel(step_s), itertools.repeat({}), budget, None, setup, bar, (0.5, 0.75, 1.0))
+    with train.progress_bar(budget, 'stage') as bar:  # a step past the budget's end must not break it
+        stage = train.train_stage(StepModel(step_s), itertools.repeat({}), budget, None, setup, bar, (0.5, 0.75, 1.0))
     assert len(calls) == evaluations and stage['iters'] == iters
     assert [p['share'] for p in stage['curve']] == [0.5, 0.75, 1.0]
     assert stage['seconds'] >= step_s * iters

@@ -190,7 +190,8 @@ def train_stage(model, batches, budget, recipe, setup, bar, evaluate_at=()):
         _sync(setup.device)
         step = time.perf_counter() - start
         iters, seconds = iters + 1, seconds + step
-        bar.update(1 if budget.unit == 'iters' else step)
+        # a time budget's last step runs past it: tqdm would drop its total
+        bar.update(min(1 if budget.unit == 'iters' else step, bar.total - bar.n))
         progress = budget.progress(iters, seconds)
         crossed = [share for share in pending if progress >= share]
         if crossed:  # a long step may cross several shares: one evaluation stands for each
@@ -201,6 +202,17 @@ def train_stage(model, batches, budget, recipe, setup, bar, evaluate_at=()):
                 for share in crossed
             ]
     return dict(iters=iters, seconds=seconds, curve=curve)
+
+
+def progress_bar(budget, desc):
+    """A bar of the budget's iterations or seconds, in whole numbers."""
+    return tqdm(
+        total=budget.amount,
+        desc=desc,
+        unit='it' if budget.unit == 'iters' else 's',
+        bar_format='{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} {unit} [{elapsed}]',
+        leave=False,
+    )
 
 
 def _save_generator(model, path):
@@ -247,13 +259,7 @@ def train_variant(variant, budget, setup, seed, lr_factor, tmp, bar, evaluate_at
 def run_variant(variant, budget, setup, seed, lr_factor=1.0):
     """Train ``variant`` for ``budget`` from ``seed`` and score it: one run of a row of quality.json."""
     with (
-        tqdm(
-            total=round(budget.amount),
-            desc=f'{variant.name} seed {seed}',
-            unit='it' if budget.unit == 'iters' else 's',
-            bar_format='{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} {unit} [{elapsed}]',
-            leave=False,
-        ) as bar,
+        progress_bar(budget, f'{variant.name} seed {seed}') as bar,
         tempfile.TemporaryDirectory() as tmp,
     ):
         model, stages = train_variant(variant, budget, setup, seed, lr_factor, tmp, bar)
