@@ -252,7 +252,8 @@ full size) stand beside ours for the ordering, not for the values.
 - **budget, the same for every method and seed**: {budget_text(s)}, batch {s['batch']}, LR patch
   {s['gt_size'] // 4} (HR {s['gt_size']}), flips and rotations; seeds 0 to {seeds - 1} change the initialisation
   and the batch order, not the data. Training time is the sum of the training steps (data loading included;
-  model building and evaluations excluded); the iterations each method completed are in the table
+  model building and evaluations excluded); the iterations each method completed are in the table. A
+  wall-time budget assumes an otherwise idle machine: other load takes iterations from whichever method runs
 - **two-stage recipes** (CNLRN, the cascades and the ablations that start from a pre-trained deblurring module):
   the first {s['pretrain_share']:.0%} of the budget pre-trains the deblurring module with its image head against
   the sharp LR; **GAN fine-tunes** (ESRGAN, CNLRN-GAN) spend the first {1 - s['gan_share']:.0%} of the budget on
