@@ -142,6 +142,11 @@ def restore_files(
         raise UserError('--tile-pad needs --tile')
     tile_pad = DEFAULT_TILE_PAD if tile_pad is None else tile_pad
     check_crf(crf)
+    if backend == 'onnxruntime':
+        torch_only = [f'--{precision}'] * bool(precision) + ['--channels-last'] * channels_last
+        torch_only += ['--compile'] * bool(compile_backend)
+        if torch_only:
+            raise UserError(f'{" ".join(torch_only)}: PyTorch options, not for --backend onnxruntime (float32)')
     device = resolve_device(device)
     check_autocast(device.type, AMP_DTYPES.get(precision), f'--{precision}')
     speed = Speed(channels_last, compile_args({'backend': compile_backend} if compile_backend else None, '--compile'))

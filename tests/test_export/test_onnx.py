@@ -128,3 +128,14 @@ def test_cnlrn_export_onnx_then_cnlrn_infer_with_onnxruntime_on_an_image_and_a_v
     videos = [decoded_frames(tmp_path / backend / 'clip_cnlrn.mp4')[0] for backend in ('torch', 'onnxruntime')]
     assert len(videos[0]) == len(videos[1]) == 3
     assert max(np.abs(a.astype(int) - b).max() for a, b in zip(*videos)) <= 1
+
+
+@pytest.mark.parametrize(
+    'options, named',
+    [(['--bf16'], '--bf16'), (['--channels-last', '--compile'], '--channels-last --compile')],
+)
+def test_pytorch_options_with_the_onnxruntime_backend_are_refused_up_front(exported, tmp_path, capsys, options, named):
+    argv = ['infer', '-i', str(tmp_path / 'none.png'), '-o', str(tmp_path / 'out'), '--backend', 'onnxruntime']
+    assert main([*argv, '--weights', str(exported['sdpa'][1]), *options]) == 2
+    assert f'{named}: PyTorch options, not for --backend onnxruntime' in capsys.readouterr().err
+    assert not (tmp_path / 'out').exists()
