@@ -128,7 +128,7 @@ def restore_files(
         channels_last (bool): NHWC weights and activations.
         compile_backend (str | None): torch.compile backend, None for none.
         suffix (str): appended to each output's name.
-        max_pixels (int): larger images are skipped without being decoded.
+        max_pixels (int): larger images, and videos of larger frames, are skipped without being decoded.
         crf (int): H.264 constant rate factor of the videos, 0 (best) to 51.
         lossless (bool): encode the videos' restored frames exactly (``crf`` unused).
         frames_out (str | None): folder that also receives each video's restored frames as PNGs,
@@ -168,12 +168,23 @@ def restore_files(
                 if is_video_name(path):
                     from .restore_video import restore_video  # restore_video builds on this module
 
-                    with open_video(path) as video:
+                    with open_video(path, max_pixels) as video:
                         out_path = os.path.join(output, stem + output_extension(video))
                     _check_output(path, out_path, input_ids, written_ids)
                     frames = os.path.join(frames_out, stem) if frames_out is not None else None
                     restore_video(
-                        net, path, out_path, device, tile, tile_pad, self_ensemble, precision, crf, lossless, frames
+                        net,
+                        path,
+                        out_path,
+                        device,
+                        tile,
+                        tile_pad,
+                        self_ensemble,
+                        precision,
+                        crf,
+                        lossless,
+                        frames,
+                        max_pixels=max_pixels,
                     )
                     written_ids[_file_id(out_path)] = path
                     continue

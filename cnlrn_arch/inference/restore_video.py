@@ -22,7 +22,7 @@ from ..utils.errors import UserError
 from ..utils.optional import import_optional
 from ..utils.self_ensemble import self_ensemble as ensemble_of
 from ..utils.speed import AMP_DTYPES, autocast
-from .image_io import UserImage, write_png
+from .image_io import DEFAULT_MAX_PIXELS, UserImage, write_png
 from .restore_files import is_out_of_memory, upscale_into
 from .video_io import DEFAULT_CRF, FEATURE, VideoWriter, check_crf, frame_rgb, open_video, video_output
 
@@ -70,6 +70,7 @@ def restore_video(
     frames_out: str | os.PathLike | None = None,
     progress: bool = True,
     batch: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> int:
     """Write every frame of the video ``path`` upscaled by ``net`` to the video ``out_path``; return the frame count.
 
@@ -94,11 +95,12 @@ def restore_video(
         progress (bool): show a progress bar of frames with an ETA.
         batch (int | None): whole frames per network call; None: :func:`frames_per_batch`.
             Running out of memory on a batch goes on one frame at a time.
+        max_pixels (int): videos of larger frames (width x height) are refused before any is decoded.
 
     Raises:
         UserError: one line naming ``path`` for a file that cannot be opened or decoded,
-            is truncated, has no video stream or an unsupported codec, or whose output
-            cannot be written; nothing is then left at ``out_path``.
+            is truncated, has no video stream or an unsupported codec, has frames over
+            ``max_pixels``, or whose output cannot be written; nothing is then left at ``out_path``.
     """
     av = import_optional('av', FEATURE)
     check_crf(crf)
@@ -109,7 +111,7 @@ def restore_video(
             raise UserError(f'cannot create folder {frames_out}: {err.strerror}') from None
     upscaling = dict(device=device, tile=tile, tile_pad=tile_pad, self_ensemble=self_ensemble, precision=precision)
     with (
-        open_video(path) as video,
+        open_video(path, max_pixels) as video,
         video_output(out_path) as out,
         tqdm(
             total=video.frame_count, unit='frame', desc=os.path.basename(path), disable=not progress, leave=False

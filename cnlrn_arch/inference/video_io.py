@@ -111,13 +111,17 @@ class InputVideo:
 
 
 @contextmanager
-def open_video(path: str | os.PathLike) -> Iterator[InputVideo]:
+def open_video(path: str | os.PathLike, max_pixels: int | None = None) -> Iterator[InputVideo]:
     """``path`` opened for reading, closed after the ``with`` block.
+
+    Args:
+        path (str | os.PathLike): the video file.
+        max_pixels (int | None): refuse frames of more pixels (width x height); None: any size.
 
     Raises:
         UserError: one line naming the file, for a file that cannot be read or
             parsed (e.g. truncated before its index), that has no video stream,
-            or whose video codec FFmpeg cannot decode.
+            whose video codec FFmpeg cannot decode, or whose frames are over ``max_pixels``.
     """
     av = _av()
     try:
@@ -132,6 +136,11 @@ def open_video(path: str | os.PathLike) -> Iterator[InputVideo]:
         video = container.streams.video[0]
         if video.codec_context is None:
             raise UserError(f'{path}: its video codec is not supported (FFmpeg has no decoder for it)')
+        if max_pixels is not None and video.width * video.height > max_pixels:
+            raise UserError(
+                f'{path}: {video.width}x{video.height} frames are {video.width * video.height} pixels, '
+                f'over the limit of {max_pixels}'
+            )
         video.thread_type = 'AUTO'  # frame threads: several frames in flight, a few more frames of memory
         yield InputVideo(os.fspath(path), container, video, list(container.streams.audio))
     finally:

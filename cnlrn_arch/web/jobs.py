@@ -205,10 +205,8 @@ class Restorer:
         return Result(bicubic_path, restored, restored)
 
     def _restore_clip(self, upload: str, name: str, job: Job, precision: str | None) -> Result:
-        with open_video(upload) as video:
-            width, height, frames = video.video.width, video.video.height, video.frame_count
-            if width * height > self.max_pixels:
-                raise UserError(f'{upload}: {width}x{height} frames, over the limit of {self.max_pixels} pixels')
+        with open_video(upload, self.max_pixels) as video:
+            frames = video.frame_count
             if frames is not None and frames > self.max_frames:
                 raise UserError(
                     f'{upload}: {frames} frames, over the limit of {self.max_frames}; cnlrn infer restores any length'
@@ -220,7 +218,16 @@ class Restorer:
         net = job.counted(self.net, first, frames)
         frames_out = job.path('_frames')
         restore_video(
-            net, upload, clip, self.device, job.tile, DEFAULT_TILE_PAD, job.ensemble, precision, frames_out=frames_out
+            net,
+            upload,
+            clip,
+            self.device,
+            job.tile,
+            DEFAULT_TILE_PAD,
+            job.ensemble,
+            precision,
+            frames_out=frames_out,
+            max_pixels=self.max_pixels,
         )
         bicubic_path = job.path('_bicubic.png')
         write_png(bicubic_path, [bicubic(first)])

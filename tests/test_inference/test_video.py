@@ -162,6 +162,19 @@ def test_bad_videos_are_one_line_each_and_leave_no_output(model, bad_videos, tmp
     assert not os.listdir(tmp_path / 'out') and not (tmp_path / 'x.mp4').exists()
 
 
+def test_a_video_of_frames_over_max_pixels_is_skipped_before_decoding(model, clip, tmp_path, capsys):
+    out = tmp_path / 'out'
+    limit = SIZE[0] * SIZE[1] - 1
+    argv = ['-i', clip, '-o', out, '--weights', model['weights'], '--opt', model['opt'], '--max-pixels', limit]
+    assert infer(*argv) == 1
+    expected = f'{clip}: {SIZE[0]}x{SIZE[1]} frames are {SIZE[0] * SIZE[1]} pixels, over the limit of {limit}'
+    assert f'cnlrn infer: skipped {expected}' in capsys.readouterr().err
+    assert os.listdir(out) == []
+    with pytest.raises(UserError, match=f'^{expected}$'):
+        restore_video(model['net'], clip, tmp_path / 'x.mp4', torch.device('cpu'), progress=False, max_pixels=limit)
+    assert not (tmp_path / 'x.mp4').exists()
+
+
 class InterruptAfter(torch.nn.Module):
     """``net`` counting its calls, that raises KeyboardInterrupt on call number ``calls`` + 1 (None: never)."""
 

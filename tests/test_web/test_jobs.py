@@ -81,7 +81,7 @@ def test_limits_refuse_before_decoding(infer_setup, clip, tmp_path):  # noqa: F8
     small = Restorer(infer_setup / 'w.pth', infer_setup / 'tiny.yml', 'cpu', max_pixels=100, max_frames=1)
     with pytest.raises(UserError, match=r'^x.png: 20x12 is 240 pixels, over the limit of 100'):
         small.restore(str(infer_setup / 'x.png'), str(tmp_path))
-    with pytest.raises(UserError, match=r'^clip.mp4: 16x12 frames, over the limit of 100 pixels'):
+    with pytest.raises(UserError, match=r'^clip.mp4: 16x12 frames are 192 pixels, over the limit of 100$'):
         small.restore(str(clip), str(tmp_path))
     small.max_pixels = 1000
     with pytest.raises(UserError, match=r'^clip.mp4: 2 frames, over the limit of 1'):
