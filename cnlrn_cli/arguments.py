@@ -20,6 +20,26 @@ def int_at_least(minimum):
 positive_int = int_at_least(1)
 
 
+def add_device_argument(parser):
+    """``--device auto|cpu|cuda`` (default auto), as :func:`cnlrn_arch.inference.network.resolve_device` takes it."""
+    parser.add_argument(
+        '--device',
+        choices=('auto', 'cpu', 'cuda'),
+        default='auto',
+        help='auto: CUDA when available (default: %(default)s)',
+    )
+
+
+def add_opt_argument(parser):
+    """``--opt X.yml``: the option file describing the network, for weights that do not describe themselves."""
+    parser.add_argument(
+        '--opt',
+        metavar='X.yml',
+        help='optional option file whose network_g gives the architecture (default: the configuration stored '
+        'in the weights, or inferred from their shapes)',
+    )
+
+
 def height_width(text):
     """argparse type: 'HEIGHTxWIDTH' -> (height, width), both positive."""
     try:

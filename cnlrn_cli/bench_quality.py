@@ -10,7 +10,7 @@ from cnlrn_arch.benchmark.quality.train import Budget
 from cnlrn_arch.benchmark.quality.variants import BY_NAME
 from cnlrn_arch.project import DEMO_DATA
 
-from .arguments import description, int_at_least
+from .arguments import add_device_argument, description, int_at_least
 
 
 def positive_float(text):
@@ -59,12 +59,7 @@ def add_arguments(parser):
         help='score on this many held-out images (of Val300 for REDS), spread evenly (default: all)',
     )
     parser.add_argument('--out', default='benchmarks', help='output folder (default: %(default)s)')
-    parser.add_argument(
-        '--device',
-        choices=('auto', 'cpu', 'cuda'),
-        default='auto',
-        help='auto: CUDA when available (default: %(default)s)',
-    )
+    add_device_argument(parser)
     parser.add_argument('--amp', choices=('bf16',), help='autocast training and inference to bfloat16')
     parser.add_argument(
         '--full-size', action='store_true', help='networks, batch and patch as the REDS option files have them'

@@ -6,7 +6,7 @@ from cnlrn_arch.export.weights_file import export_weights
 from cnlrn_arch.inference.network import build_loaded
 from cnlrn_arch.utils.errors import UserError
 
-from .arguments import int_at_least
+from .arguments import add_opt_argument, int_at_least
 
 DESCRIPTION = """\
 Without --opt the network is the one whose options (network_g) the weights file
@@ -32,9 +32,7 @@ def add_arguments(parser):
         metavar='W',
         help='.pth (a bare state dict or a BasicSR checkpoint) or .safetensors weights',
     )
-    parser.add_argument(
-        '--opt', metavar='X.yml', help='option file whose network_g gives the architecture (default: see above)'
-    )
+    add_opt_argument(parser)
     out = parser.add_mutually_exclusive_group(required=True)
     out.add_argument('--safetensors', metavar='OUT', help='write a .safetensors file, the options in its metadata')
     out.add_argument('--pth', metavar='OUT', help="write a BasicSR checkpoint {'params', 'network_g'}")

@@ -5,7 +5,7 @@ from cnlrn_arch.inference.restore_files import DEFAULT_TILE_PAD, restore_files
 from cnlrn_arch.inference.video_io import DEFAULT_CRF
 from cnlrn_arch.utils.speed import AMP_DTYPES, use_tf32
 
-from .arguments import int_at_least
+from .arguments import add_device_argument, add_opt_argument, int_at_least
 
 DESCRIPTION = f"""\
 Inputs are image files, folders (their images, not recursive) or glob
@@ -55,12 +55,7 @@ def add_arguments(parser):
         help="a .pth (a bare state dict, as the authors' release, or a BasicSR checkpoint: params_ema, else "
         'params), a .safetensors file, or an .onnx file with --backend onnxruntime',
     )
-    parser.add_argument(
-        '--opt',
-        metavar='X.yml',
-        help='optional option file whose network_g gives the architecture (default: the configuration stored '
-        'in the weights, or inferred from their shapes)',
-    )
+    add_opt_argument(parser)
     parser.add_argument(
         '--backend',
         choices=('torch', 'onnxruntime'),
@@ -84,12 +79,7 @@ def add_arguments(parser):
         action='store_true',
         help='average over the 8 flips/rotations (slightly better, 8 times slower)',
     )
-    parser.add_argument(
-        '--device',
-        choices=('auto', 'cpu', 'cuda'),
-        default='auto',
-        help='auto: CUDA when available (default: %(default)s)',
-    )
+    add_device_argument(parser)
     precision = parser.add_mutually_exclusive_group()
     for name in AMP_DTYPES:
         precision.add_argument(

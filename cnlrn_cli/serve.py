@@ -7,7 +7,7 @@ from cnlrn_arch.inference.image_io import DEFAULT_MAX_PIXELS
 from cnlrn_arch.project import DEMO_CHECKPOINT
 from cnlrn_arch.web import app
 
-from .arguments import int_at_least
+from .arguments import add_device_argument, add_opt_argument, int_at_least
 
 DESCRIPTION = f"""\
 Starts a web page (Gradio; pip install -e '.[web]') where an image or a
@@ -29,24 +29,14 @@ def add_arguments(parser):
         metavar='W.pth',
         help='weights as cnlrn infer takes them (default: the demo checkpoint shipped in the repository)',
     )
-    parser.add_argument(
-        '--opt',
-        metavar='X.yml',
-        help='optional option file whose network_g gives the architecture (default: the configuration stored '
-        'in the weights, or inferred from their shapes)',
-    )
+    add_opt_argument(parser)
     parser.add_argument(
         '--host',
         default=app.DEFAULT_HOST,
         help='address to listen on, e.g. 0.0.0.0 for every interface (default: %(default)s)',
     )
     parser.add_argument('--port', type=int_at_least(1), default=app.DEFAULT_PORT, help='(default: %(default)s)')
-    parser.add_argument(
-        '--device',
-        choices=('auto', 'cpu', 'cuda'),
-        default='auto',
-        help='auto: CUDA when available (default: %(default)s)',
-    )
+    add_device_argument(parser)
     parser.add_argument(
         '--max-pixels',
         type=int_at_least(1),

@@ -7,6 +7,17 @@ import pytest
 from tests.helpers import exit_status
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread, as helpers.ENV gives processes: on tiny tensors more threads only wait on each other."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope='session')
 def basicsr_logger():
     """basicsr's logger, set up outside every test's capsys.

@@ -38,13 +38,7 @@ def audio_packets(path):
         return [bytes(p) for p in container.demux(audio=0) if p.size]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on tiny tensors more threads only wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 @pytest.fixture(scope='module')

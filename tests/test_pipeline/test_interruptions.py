@@ -31,14 +31,7 @@ from tests.helpers import (
 )
 from tests.test_pipeline.test_training_pipeline import joint_options
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread, as helpers.ENV gives processes: on tiny tensors more threads only wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 @pytest.fixture(scope='module')
