@@ -9,7 +9,7 @@ from .arguments import description, positive_int
 def add_arguments(parser):
     parser.description = description(demo_data)
     parser.add_argument('--out', default=DEMO_DATA, help='output folder (default: %(default)s)')
-    parser.add_argument('--seed', type=int, default=0, help='random seed (default: %(default)s)')
+    parser.add_argument('--seed', type=int, default=demo_data.DEFAULT_SEED, help='random seed (default: %(default)s)')
     parser.add_argument(
         '--crops-per-photo',
         type=positive_int,

@@ -56,6 +56,7 @@ MIN_STD = 8  # a training crop flatter than this (in 0-255) is drawn again, up t
 BLUR_LENGTH = (4, 24)
 NOISE_SIGMA = (1 / 255, 2 / 255)
 HEADER = 'CNLRN demo data'
+DEFAULT_SEED = 0
 
 
 def load_photo(name):
@@ -131,10 +132,23 @@ def bicubic_psnr(sharp, blurry_lr):
     return calculate_psnr(up, sharp, crop_border=SCALE)
 
 
+def random_streams(seed=DEFAULT_SEED):
+    """The random generators of the training crops and of the held-out tiles of the set made with ``seed``."""
+    return tuple(np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+
+
+def held_out_inputs(seed=DEFAULT_SEED):
+    """(name, blurry LR of its first held-out tile) of each of VAL_PHOTOS, as the set made with ``seed`` holds them."""
+    val_rng = random_streams(seed)[1]
+    for name in VAL_PHOTOS:
+        tiles = list(val_tiles(load_photo(name), val_rng))  # all of them: the next photograph's draws follow
+        yield name, tiles[0][1]
+
+
 def make(out, seed, crops_per_photo):
     """Write the data set and its README.txt into the new folder ``out``; return the README text."""
     os.makedirs(out)
-    train_rng, val_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+    train_rng, val_rng = random_streams(seed)
     with tqdm(total=len(TRAIN_PHOTOS) + len(VAL_PHOTOS), desc='demo data', unit='photo') as pbar:
         train = cut(TRAIN_PHOTOS, lambda photo: train_crops(photo, crops_per_photo, train_rng), pbar)
         val = cut(VAL_PHOTOS, lambda photo: val_tiles(photo, val_rng), pbar)
@@ -187,7 +201,7 @@ def _existing_header(out):
     raise UserError(f'{out} exists and is not a demo data folder; choose another --out')
 
 
-def make_demo_data(out, seed=0, crops_per_photo=24, force=False):
+def make_demo_data(out, seed=DEFAULT_SEED, crops_per_photo=24, force=False):
     """Make the demo set in ``out`` unless it already holds one made with the same settings (or ``force``)."""
     existing = _existing_header(out)
     if existing == _header(seed, crops_per_photo) and not force:

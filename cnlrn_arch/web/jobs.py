@@ -41,8 +41,6 @@ HALF_PRECISION = {'cuda': 'fp16', 'cpu': 'bf16'}
 RESULT_SUFFIX = '_cnlrn'
 # the page restores short clips: a longer one would hold the queue for long (cnlrn infer restores any length)
 DEFAULT_MAX_FRAMES = 300
-# the seed of cnlrn make-demo-data's default set, whose held-out LR inputs are the page's examples
-DEMO_SEED = 0
 
 
 @dataclass
@@ -245,13 +243,10 @@ def write_examples(folder: str) -> list[str]:
     Args:
         folder (str): an existing folder.
     """
-    # make-demo-data draws the validation tiles, photograph after photograph, from the second stream of its seed
-    rng = np.random.default_rng(np.random.SeedSequence(DEMO_SEED).spawn(2)[1])
     paths = []
-    for name in demo_data.VAL_PHOTOS:
-        tiles = list(demo_data.val_tiles(demo_data.load_photo(name), rng))
+    for name, blurry_lr in demo_data.held_out_inputs():
         path = os.path.join(folder, f'{name}.png')
-        cv2.imwrite(path, tiles[0][1])
+        cv2.imwrite(path, blurry_lr)
         paths.append(path)
     clip = os.path.join(folder, 'demo_clip.mp4')
     make_demo_clip(clip)
