@@ -2,16 +2,16 @@
 
 import sys
 
+import cv2
 import pytest
+import torch
 
-from tests.helpers import exit_status
+from tests.helpers import TINY_CNLRN, exit_status, noise, tiny_net
 
 
 @pytest.fixture
 def one_thread():
     """One torch thread, as helpers.ENV gives processes: on tiny tensors more threads only wait on each other."""
-    import torch
-
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -39,3 +39,13 @@ def run_basicsr(monkeypatch, basicsr_logger):
 
     monkeypatch.setattr(sys, 'argv', list(sys.argv))
     return lambda *args: exit_status(main, [str(a) for a in args])
+
+
+@pytest.fixture(scope='module')
+def infer_setup(tmp_path_factory):
+    """A folder with a tiny CNLRN's weights (w.pth), its option file (tiny.yml) and a 12x20 image (x.png)."""
+    root = tmp_path_factory.mktemp('infer')
+    torch.save({'params': tiny_net().state_dict()}, root / 'w.pth')
+    (root / 'tiny.yml').write_text(f'network_g: {TINY_CNLRN}\n')
+    cv2.imwrite(str(root / 'x.png'), noise((12, 20, 3)))
+    return root

@@ -197,3 +197,32 @@ def tiny_infer_output(root, name, *flags):
     argv = ['infer', '-i', str(root / 'x.png'), '-o', str(out), '--weights', str(root / 'w.pth')]
     assert main([*argv, '--opt', str(root / 'tiny.yml'), '--device', 'cpu', *flags]) == 0
     return cv2.imread(str(out / 'x_cnlrn.png'), cv2.IMREAD_UNCHANGED).astype(int)
+
+
+def infer(*args):
+    """``cnlrn infer ARGS`` in this process: its exit status."""
+    from cnlrn_cli.main import main
+
+    return main(['infer', *map(str, args)])
+
+
+def tiny_net(seed=0, **changes):
+    """A tiny CNLRN (TINY_CNLRN_ARGS with ``changes``) in eval mode, initialised from ``seed``."""
+    from cnlrn_arch.archs.cnlrn_arch import CNLRN
+
+    torch.manual_seed(seed)
+    return CNLRN(**{**TINY_CNLRN_ARGS, **changes}).eval()
+
+
+def noise(shape, dtype=np.uint8, seed=0):
+    """Uniform random samples over ``dtype``'s whole range."""
+    return np.random.default_rng(seed).integers(0, np.iinfo(dtype).max, shape, endpoint=True, dtype=dtype)
+
+
+def decoded_frames(path):
+    """RGB uint8 frames of the first video stream of ``path``, and their times in seconds."""
+    import av
+
+    with av.open(str(path)) as container:
+        frames = list(container.decode(video=0))
+        return [f.to_ndarray(format='rgb24') for f in frames], [f.time for f in frames]

@@ -15,8 +15,7 @@ from cnlrn_arch.inference.onnx_backend import OnnxNetwork
 from cnlrn_arch.inference.upscale import upscale
 from cnlrn_arch.utils.errors import UserError
 from cnlrn_cli.main import main
-from tests.test_inference.test_infer import noise, tiny_net
-from tests.test_inference.test_video import decoded_frames
+from tests.helpers import decoded_frames, noise, tiny_net
 
 TOLERANCE = 1e-4  # max abs, on outputs in [0, 1]
 

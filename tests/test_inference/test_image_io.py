@@ -11,7 +11,7 @@ from PIL import Image, ImageOps
 from cnlrn_arch.inference import image_io
 from cnlrn_arch.inference.image_io import UserImage, read_image, write_png
 from cnlrn_arch.utils.errors import UserError
-from tests.test_inference.test_infer import noise
+from tests.helpers import noise
 
 
 def png_claiming(path, width, height):

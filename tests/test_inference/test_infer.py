@@ -8,23 +8,8 @@ import torch.nn.functional as F
 import yaml
 from PIL import Image
 
-from cnlrn_arch.archs.cnlrn_arch import CNLRN
 from cnlrn_cli.main import main
-from tests.helpers import TINY_CNLRN, TINY_CNLRN_ARGS, assert_one_line_error
-
-
-def infer(*args):
-    """``cnlrn infer ARGS`` in this process: its exit status."""
-    return main(['infer', *map(str, args)])
-
-
-def tiny_net(seed=0, **changes):
-    torch.manual_seed(seed)
-    return CNLRN(**{**TINY_CNLRN_ARGS, **changes}).eval()
-
-
-def noise(shape, dtype=np.uint8, seed=0):
-    return np.random.default_rng(seed).integers(0, np.iinfo(dtype).max, shape, endpoint=True, dtype=dtype)
+from tests.helpers import TINY_CNLRN, assert_one_line_error, infer, noise, tiny_net
 
 
 def expected_rgb(net, bgr):

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from cnlrn_arch.inference import tiling
 from cnlrn_arch.inference.tiling import tiled_bands
-from tests.test_inference.test_infer import tiny_net
+from tests.helpers import tiny_net
 
 
 def blend(forward, x, tile, tile_pad):

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from cnlrn_arch.inference.image_io import UserImage
 from cnlrn_arch.inference.upscale import upscale
-from tests.test_inference.test_infer import noise
+from tests.helpers import noise
 
 
 class PerPixel(torch.nn.Module):

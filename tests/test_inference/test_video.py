@@ -13,23 +13,10 @@ from cnlrn_arch.archs.cnlrn_arch import CNLRN
 from cnlrn_arch.data_prep.demo_clip import make_demo_clip
 from cnlrn_arch.inference.restore_video import frame_png, restore_video
 from cnlrn_arch.utils.errors import UserError
-from cnlrn_cli.main import main
-from tests.helpers import TINY_CNLRN, TINY_CNLRN_ARGS, assert_one_line_error
+from tests.helpers import TINY_CNLRN, TINY_CNLRN_ARGS, assert_one_line_error, decoded_frames, infer
 
 FRAMES = 12
 SIZE = (32, 24)
-
-
-def infer(*args):
-    """``cnlrn infer ARGS`` in this process: its exit status."""
-    return main(['infer', *map(str, args)])
-
-
-def decoded_frames(path):
-    """RGB uint8 frames of the first video stream of ``path``, and their times in seconds."""
-    with av.open(str(path)) as container:
-        frames = list(container.decode(video=0))
-        return [f.to_ndarray(format='rgb24') for f in frames], [f.time for f in frames]
 
 
 def audio_packets(path):

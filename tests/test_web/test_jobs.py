@@ -16,11 +16,10 @@ from cnlrn_arch.web.jobs import Restorer, bicubic, serving_folder, write_example
 from cnlrn_cli import serve
 from cnlrn_cli.main import main
 from tests.helpers import tiny_infer_output
-from tests.test_models.conftest import infer_setup  # noqa: F401 (a fixture)
 
 
 @pytest.fixture(scope='module')
-def restorer(infer_setup):  # noqa: F811
+def restorer(infer_setup):
     return Restorer(infer_setup / 'w.pth', infer_setup / 'tiny.yml', 'cpu')
 
 
@@ -37,7 +36,7 @@ def read(path):
 
 
 @pytest.mark.parametrize('flags', [(), ('--tile', '12', '--self-ensemble')], ids=['whole', 'tiles-ensemble'])
-def test_image_restored_as_infer_restores_it(restorer, infer_setup, tmp_path, flags):  # noqa: F811
+def test_image_restored_as_infer_restores_it(restorer, infer_setup, tmp_path, flags):
     passes = []
     tile = 12 if flags else None
     result = restorer.restore(
@@ -52,7 +51,7 @@ def test_image_restored_as_infer_restores_it(restorer, infer_setup, tmp_path, fl
     assert passes == [(done, total) for done in range(1, total + 1)]
 
 
-def test_clip_restored_as_infer_restores_it(restorer, infer_setup, clip, tmp_path):  # noqa: F811
+def test_clip_restored_as_infer_restores_it(restorer, infer_setup, clip, tmp_path):
     passes = []
     result = restorer.restore(str(clip), str(tmp_path), progress=lambda *p: passes.append(p))
     assert result.download.endswith('clip_cnlrn.mp4') and os.path.getsize(result.download)
@@ -77,7 +76,7 @@ def test_bad_upload_named_by_its_file_name_only(restorer, tmp_path, name):
     assert message.startswith(f'{name}: ') and str(tmp_path) not in message and '\n' not in message
 
 
-def test_limits_refuse_before_decoding(infer_setup, clip, tmp_path):  # noqa: F811
+def test_limits_refuse_before_decoding(infer_setup, clip, tmp_path):
     small = Restorer(infer_setup / 'w.pth', infer_setup / 'tiny.yml', 'cpu', max_pixels=100, max_frames=1)
     with pytest.raises(UserError, match=r'^x.png: 20x12 is 240 pixels, over the limit of 100'):
         small.restore(str(infer_setup / 'x.png'), str(tmp_path))
