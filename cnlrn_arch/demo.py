@@ -5,7 +5,9 @@
 3. ``basicsr train -opt options/demo/joint.yml`` (the whole cascade);
 4. ``basicsr test`` of that model and of the shipped demo checkpoint;
 5. a PSNR/SSIM table against bicubic upsampling, a side-by-side picture and a
-   PSNR curve under ``results/demo/``.
+   PSNR curve under ``results/demo/``;
+6. ``cnlrn infer`` of a short blurry clip (a pan over a held-out photo) with
+   the checkpoint, and a frame of it beside its input and the sharp frame.
 Data, experiments and results are written in the current directory; the option
 files come from this repository.
 """
@@ -17,16 +19,25 @@ import sys
 import time
 from os import path as osp
 
+import cv2
+import numpy as np
+
 from . import reporting
+from .data_prep.demo_clip import demo_frames, make_demo_clip
 from .evaluation import read_results, read_val, score
-from .project import DEMO_DATA, DEMO_JOINT, DEMO_PRETRAIN, DEMO_VAL, option_path
+from .inference.restore_video import frame_png
+from .inference.video_io import frame_rgb, open_video
+from .project import DEMO_DATA, DEMO_JOINT, DEMO_PRETRAIN, DEMO_VAL, SCALE, option_path
 from .utils.errors import UserError
+from .utils.image_formats import bicubic_resize_uint8
 
 # experiment and result names of options/demo/*.yml
 PRETRAIN, JOINT = 'CNLRN_demo_pretrain', 'CNLRN_demo_joint'
 TEST_RUN, TEST_CHECKPOINT = 'CNLRN_demo_test', 'CNLRN_demo_checkpoint_test'
 # --quick: a smoke run for CI, a few iterations per stage
 QUICK_ITERS = 4
+# the clip: LR (width, height) and frame count, the frame shown; --quick's is smaller
+CLIP, QUICK_CLIP = ((128, 96), 4, 3), ((32, 24), 2, 1)
 
 
 def run(args):
@@ -80,8 +91,9 @@ def run_demo(out, checkpoint, quick=False):
                 f'path:pretrain_network_g={checkpoint}',
             ]
         )
+        video_picture(out, checkpoint, *(QUICK_CLIP if quick else CLIP))
     else:
-        print(f'no demo checkpoint at {checkpoint}: its row is left out')
+        print(f'no demo checkpoint at {checkpoint}: its row and the clip are left out')
     report(out, has_checkpoint)
     print(f'\nwall time: {time.time() - start:.0f} s')
 
@@ -128,3 +140,23 @@ def report(out, has_checkpoint):
     print(f'side-by-side picture:   {picture}')
     print(f'validation PSNR curve:  {curve}')
     print(f'TensorBoard logs:       tb_logger/{PRETRAIN}, tb_logger/{JOINT}  (tensorboard --logdir tb_logger)')
+
+
+def video_picture(out, checkpoint, size, frames, shown):
+    """Restore a clip panning over ``astronaut`` (never trained on) with ``checkpoint`` through ``cnlrn infer``;
+    write frame ``shown`` of it between its input frame upscaled by bicubic and the sharp frame."""
+    clip = osp.join(out, 'blurry_clip.mp4')
+    os.makedirs(out, exist_ok=True)
+    make_demo_clip(clip, frames=frames, fps=8, size=size, audio_codec=None)  # frames only: contents() are frames
+    run(['cnlrn', 'infer', '-i', clip, '-o', out, '--weights', checkpoint, '--frames-out', out])
+    with open_video(clip) as video:
+        decoded = [frame_rgb(frame) for frame in video.contents()]
+    sharp = list(demo_frames(frames, size))[shown][0]
+    bicubic = bicubic_resize_uint8(decoded[shown], SCALE)
+    restored = cv2.imread(frame_png(osp.join(out, 'blurry_clip_cnlrn'), shown))  # written by --frames-out
+    picture = osp.join(out, 'video_frame.png')
+    bgr = [np.ascontiguousarray(img[..., ::-1]) for img in (bicubic, sharp)]
+    reporting.comparison_picture(
+        picture, [('input frame, bicubic x4', [bgr[0]]), ('restored (demo checkpoint)', [restored])], [bgr[1]], 64
+    )
+    print(f'restored clip:          {osp.join(out, "blurry_clip_cnlrn.mp4")}, a frame of it: {picture}')

@@ -3,6 +3,7 @@
 import cv2
 import pytest
 
+from cnlrn_arch import demo
 from tests.helpers import run_command
 
 BICUBIC = 'bicubic upsampling of the blurry LR'
@@ -43,3 +44,9 @@ def test_quick_demo_runs_end_to_end(tmp_path):
     # three held-out photos, one row each; the panels are 256 px tiles plus zoomed details
     assert picture.shape[0] > 3 * 256 and picture.shape[1] > 3 * 256
     assert (tmp_path / 'tb_logger/CNLRN_demo_joint').is_dir()
+    # the clip restored by cnlrn infer, and its frame between the bicubic input and the sharp frame
+    assert '$ cnlrn infer -i results/demo/blurry_clip.mp4' in out
+    assert (tmp_path / 'results/demo/blurry_clip_cnlrn.mp4').stat().st_size > 0
+    (width, height), _, _ = demo.QUICK_CLIP
+    frame = cv2.imread(str(tmp_path / 'results/demo/video_frame.png'))
+    assert frame.shape[1] > 3 * width * 4 and frame.shape[0] > height * 4
