@@ -83,20 +83,32 @@ class InputVideo:
         duration = self.container.duration  # microseconds
         return round(duration / 1_000_000 * rate) if duration and rate else None
 
+    @property
+    def announced_duration(self) -> float | None:
+        """Seconds of video the stream's DURATION tag gives (FFmpeg's Matroska and WebM muxers write it in the
+        header on closing, so a cut copy keeps it), else None."""
+        tag = self.video.metadata.get('DURATION', '')
+        try:
+            hours, minutes, seconds = tag.split(':')
+            return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+        except ValueError:
+            return None
+
     def contents(self) -> Iterator[object]:
         """The decoded video frames (``av.VideoFrame``) and the audio packets (``av.Packet``), in file order.
 
         Raises:
             UserError: naming the file when the data cannot be read or decoded, or
-                when fewer frames than announced were decoded (a truncated file).
+                when fewer frames or seconds than announced were decoded (a truncated file).
         """
         av = _av()
-        decoded = 0
+        decoded, last_time = 0, None
         try:
             for packet in self.container.demux(self.video, *self.audio):
                 if packet.stream is self.video:
                     for frame in packet.decode():
                         decoded += 1
+                        last_time = frame.time if frame.time is not None else last_time
                         yield frame
                 elif packet.size:  # the empty packets that flush the demuxer carry nothing to copy
                     yield packet
@@ -108,6 +120,13 @@ class InputVideo:
             )
         if not decoded:
             raise UserError(f'{self.path}: the video stream holds no frame that can be decoded')
+        duration, rate = self.announced_duration, self.video.average_rate or self.video.guessed_rate
+        # the last frame starts one period before the end; two allow for a variable frame rate
+        if duration and rate and last_time is not None and last_time + 2 / rate < duration:
+            raise UserError(
+                f'{self.path}: truncated or damaged, its video stops at {last_time:.2f} s '
+                f'of the {duration:.2f} s its header announces'
+            )
 
 
 @contextmanager

@@ -104,6 +104,15 @@ def bad_videos(clip, tmp_path_factory):
     data = (root / 'fast.mp4').read_bytes()
     (root / 'truncated_fast.mp4').write_bytes(data[: len(data) * 6 // 10])  # the index first: frames are missing
     os.remove(root / 'fast.mp4')
+    for name, codecs in (
+        ('truncated.mkv', {}),
+        ('truncated.webm', {'video_codec': 'libvpx-vp9', 'audio_codec': 'libopus'}),
+    ):
+        whole = root / f'whole{os.path.splitext(name)[1]}'
+        make_demo_clip(whole, frames=FRAMES, size=SIZE, **codecs)
+        data = whole.read_bytes()
+        (root / name).write_bytes(data[: len(data) * 6 // 10])  # the header, with the duration, stays
+        os.remove(whole)
     with av.open(str(root / 'audio_only.mp4'), 'w') as out:
         stream = out.add_stream('aac', rate=48000, layout='mono')
         frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format='fltp', layout='mono')
@@ -119,6 +128,8 @@ def bad_videos(clip, tmp_path_factory):
     return {
         'truncated.mp4': 'cannot open as a video (Invalid data found when processing input)',
         'truncated_fast.mp4': 'truncated or damaged, ',
+        'truncated.mkv': 'truncated or damaged, its video stops at ',
+        'truncated.webm': 'truncated or damaged, its video stops at ',
         'audio_only.mp4': 'no video stream',
         'unknown_codec.avi': 'its video codec is not supported',
         'text.mkv': 'cannot open as a video',
