@@ -162,7 +162,8 @@ def restore_files(
     failed = 0
     noun = 'files' if any(map(is_video_name, inputs)) else 'images'
     try:
-        for path in tqdm(inputs, desc='infer', unit=noun[:-1]):
+        # one input has only its video's frame bar: nested bars leave cursor escapes in logs
+        for path in tqdm(inputs, desc='infer', unit=noun[:-1], disable=len(inputs) == 1):
             stem = os.path.splitext(os.path.basename(path))[0] + suffix
             try:
                 if is_video_name(path):
