@@ -17,9 +17,12 @@ def markdown_table(columns, rows):
 
 
 def _label(img, text):
+    """White text on a black box at the top left (a thicker black outline would not line up: OpenCV widens
+    each glyph's advance with the stroke thickness)."""
     out = img.copy()
-    cv2.putText(out, text, (6, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
-    cv2.putText(out, text, (6, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
+    (width, height), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.6, 1)
+    cv2.rectangle(out, (0, 0), (width + 12, height + baseline + 12), (0, 0, 0), -1)
+    cv2.putText(out, text, (6, height + 6), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
     return out
 
 
