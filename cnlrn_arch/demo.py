@@ -25,6 +25,7 @@ import numpy as np
 from . import reporting
 from .data_prep.demo_clip import demo_frames, make_demo_clip
 from .evaluation import read_results, read_val, score
+from .inference.restore_files import DEFAULT_SUFFIX
 from .inference.restore_video import frame_png
 from .inference.video_io import frame_rgb, open_video
 from .project import DEMO_DATA, DEMO_JOINT, DEMO_PRETRAIN, DEMO_VAL, SCALE, option_path
@@ -149,14 +150,15 @@ def video_picture(out, checkpoint, size, frames, shown):
     os.makedirs(out, exist_ok=True)
     make_demo_clip(clip, frames=frames, fps=8, size=size, audio_codec=None)  # frames only: contents() are frames
     run(['cnlrn', 'infer', '-i', clip, '-o', out, '--weights', checkpoint, '--frames-out', out])
+    restored_name = osp.join(out, 'blurry_clip' + DEFAULT_SUFFIX)  # cnlrn infer's name for the clip and its frames
     with open_video(clip) as video:
         decoded = [frame_rgb(frame) for frame in video.contents()]
     sharp = list(demo_frames(frames, size))[shown][0]
     bicubic = bicubic_resize_uint8(decoded[shown], SCALE)
-    restored = cv2.imread(frame_png(osp.join(out, 'blurry_clip_cnlrn'), shown))  # written by --frames-out
+    restored = cv2.imread(frame_png(restored_name, shown))
     picture = osp.join(out, 'video_frame.png')
     bgr = [np.ascontiguousarray(img[..., ::-1]) for img in (bicubic, sharp)]
     reporting.comparison_picture(
         picture, [('input frame, bicubic x4', [bgr[0]]), ('restored (demo checkpoint)', [restored])], [bgr[1]], 64
     )
-    print(f'restored clip:          {osp.join(out, "blurry_clip_cnlrn.mp4")}, a frame of it: {picture}')
+    print(f'restored clip:          {restored_name}.mp4, a frame of it: {picture}')

@@ -1,7 +1,7 @@
 """``cnlrn infer``: super-resolve blurry low-resolution images x4 with trained weights."""
 
 from cnlrn_arch.inference.image_io import DEFAULT_MAX_PIXELS
-from cnlrn_arch.inference.restore_files import DEFAULT_TILE_PAD, restore_files
+from cnlrn_arch.inference.restore_files import DEFAULT_SUFFIX, DEFAULT_TILE_PAD, restore_files
 from cnlrn_arch.inference.video_io import DEFAULT_CRF
 from cnlrn_arch.utils.speed import AMP_DTYPES, use_tf32
 
@@ -114,7 +114,7 @@ def add_arguments(parser):
         metavar='N',
         help='skip larger images (width x height) without decoding them (default: %(default)s)',
     )
-    parser.add_argument('--suffix', default='_cnlrn', help='appended to each output name (default: %(default)s)')
+    parser.add_argument('--suffix', default=DEFAULT_SUFFIX, help='appended to each output name (default: %(default)s)')
     quality = parser.add_mutually_exclusive_group()
     quality.add_argument(
         '--crf',

@@ -22,6 +22,8 @@ from .upscale import NonFiniteOutput, upscale
 from .video_io import DEFAULT_CRF, check_crf, is_video_name, open_video, output_extension
 
 DEFAULT_TILE_PAD = 16
+# appended to each output's name
+DEFAULT_SUFFIX = '_cnlrn'
 SUGGESTED_TILE = 256
 # LR inputs above this many pixels print a hint to use --tile (full-size activations take gigabytes)
 LARGE_INPUT_PIXELS = 1024 * 1024
@@ -106,7 +108,7 @@ def restore_files(
     precision=None,
     channels_last=False,
     compile_backend=None,
-    suffix='_cnlrn',
+    suffix=DEFAULT_SUFFIX,
     max_pixels=DEFAULT_MAX_PIXELS,
     crf=DEFAULT_CRF,
     lossless=False,

@@ -27,7 +27,7 @@ from ..data_prep import demo_data
 from ..data_prep.demo_clip import make_demo_clip
 from ..inference.image_io import DEFAULT_MAX_PIXELS, UserImage, read_image, write_png
 from ..inference.network import load_network, resolve_device
-from ..inference.restore_files import DEFAULT_TILE_PAD, restore_image
+from ..inference.restore_files import DEFAULT_SUFFIX, DEFAULT_TILE_PAD, restore_image
 from ..inference.restore_video import frame_png, restore_video
 from ..inference.video_io import FEATURE, frame_rgb, is_video_name, open_video, output_extension
 from ..project import SCALE
@@ -37,8 +37,6 @@ from ..utils.speed import AMP_DTYPES, check_autocast
 
 # the autocast dtype of the page's half-precision option by device type: float16 where GPUs compute it fastest
 HALF_PRECISION = {'cuda': 'fp16', 'cpu': 'bf16'}
-# cnlrn infer's default output suffix, so a downloaded result has the name the command gives it
-RESULT_SUFFIX = '_cnlrn'
 # the page restores short clips: a longer one would hold the queue for long (cnlrn infer restores any length)
 DEFAULT_MAX_FRAMES = 300
 
@@ -195,7 +193,7 @@ class Restorer:
 
     def _restore_image(self, upload: str, name: str, job: Job, precision: str | None) -> Result:
         image = read_image(upload, self.max_pixels)
-        restored = job.path(f'{RESULT_SUFFIX}.png')
+        restored = job.path(f'{DEFAULT_SUFFIX}.png')  # named as cnlrn infer names it
         net = job.counted(self.net, image, frames=1)
         restore_image(net, image, name, restored, self.device, job.tile, DEFAULT_TILE_PAD, job.ensemble, precision)
         bicubic_path = job.path('_bicubic.png')
@@ -209,7 +207,7 @@ class Restorer:
                 raise UserError(
                     f'{upload}: {frames} frames, over the limit of {self.max_frames}; cnlrn infer restores any length'
                 )
-            clip = job.path(RESULT_SUFFIX + output_extension(video))
+            clip = job.path(DEFAULT_SUFFIX + output_extension(video))
             av = import_optional('av', FEATURE)
             frame = next(item for item in video.contents() if isinstance(item, av.VideoFrame))
             first = UserImage(frame_rgb(frame)[..., ::-1])  # BGR, as read_image gives a file's samples
