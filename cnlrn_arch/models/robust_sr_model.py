@@ -373,7 +373,8 @@ class RobustSRModel(SRModel):
 
         Raises:
             UserError: naming the state file, when its optimizers hold other parameter groups than this
-                run's (torch would raise a bare ValueError).
+                run's (torch would raise a bare ValueError), or when its schedule ends before
+                ``train:total_iter`` (basicsr would fail there with a TypeError).
         """
         saved = [[len(g['params']) for g in o['param_groups']] for o in resume_state['optimizers']]
         current = [[len(g['params']) for g in o.param_groups] for o in self.optimizers]
@@ -387,6 +388,14 @@ class RobustSRModel(SRModel):
                 f"run's has {groups(current)}; train:optim_g:lr_deblur, train:freeze_deblur or network_g "
                 'differ from the run that saved it'
             )
+        total_iter = self.opt['train']['total_iter']
+        for scheduler in resume_state['schedulers']:
+            if sum(scheduler.get('periods', [total_iter])) < total_iter:
+                raise UserError(
+                    f'{self.opt["path"]["resume_state"]}: cannot resume to train:total_iter {total_iter}: its '
+                    f"scheduler's periods {scheduler['periods']} end at iter {sum(scheduler['periods'])}; to train "
+                    'on, start a new run from its weights (path:pretrain_network_g)'
+                )
         super().resume_training(resume_state)
         if self.scaler.is_enabled() and 'scaler' in resume_state:
             self.scaler.load_state_dict(resume_state['scaler'])

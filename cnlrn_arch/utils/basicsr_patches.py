@@ -50,7 +50,7 @@ import torch.multiprocessing as mp
 from basicsr.archs.discriminator_arch import VGGStyleDiscriminator
 from basicsr.archs.vgg_arch import VGGFeatureExtractor
 from basicsr.data.data_sampler import EnlargedSampler
-from basicsr.utils import check_resume, scandir
+from basicsr.utils import check_resume, make_exp_dirs, scandir
 from torch.utils.data import DataLoader, Dataset
 
 from . import experiment_lock
@@ -141,12 +141,32 @@ def load_resume_state(opt: dict[str, Any]) -> dict[str, Any] | None:
     else:
         return None
     check_resume(opt, resume_state['iter'])
+    _networks_beside_state(opt, resume_state['iter'])
+    if not os.path.isdir(opt['path']['experiments_root']):
+        # a state of another experiment resumed under this name: basicsr makes the folders only for new runs
+        make_exp_dirs(opt)
     opt['resume_position'] = (resume_state['epoch'], resume_state['iter'])
     # our checkpoints keep weights under 'params'; check_resume only fixes 'params_ema'
     for key in opt:
         if key.startswith('network_'):
             opt['path'][f'param_key_{key[len("network_") :]}'] = 'params'
     return resume_state
+
+
+def _networks_beside_state(opt: dict[str, Any], resume_iter: int) -> None:
+    """Resume the networks from the experiment that wrote ``path:resume_state``.
+
+    basicsr's check_resume looks for them in this experiment's ``models``
+    folder, which holds nothing when a state is resumed under another name.
+    """
+    models = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(opt['path']['resume_state']))), 'models')
+    for key in opt:
+        if not key.startswith('network_'):
+            continue
+        name = f'net_{key[len("network_") :]}_{resume_iter}.pth'
+        set_by_check_resume = opt['path'].get(f'pretrain_{key}') == os.path.join(opt['path']['models'], name)
+        if set_by_check_resume and os.path.isfile(os.path.join(models, name)):
+            opt['path'][f'pretrain_{key}'] = os.path.join(models, name)
 
 
 def init_dist(launcher: str, backend: str = 'nccl', **kwargs: Any) -> None:

@@ -101,6 +101,32 @@ def _check_resume_state(opt, path):
         )
 
 
+def _check_scheduler(train, path):
+    """Lists of a restart scheduler that basicsr pairs up, and periods that reach ``total_iter``.
+
+    basicsr asserts the first; past the last period CosineAnnealingRestartLR has
+    no learning rate and fails with a TypeError at that iteration.
+    """
+    scheduler = train.get('scheduler') or {}
+    pairs = {'CosineAnnealingRestartLR': 'periods', 'MultiStepRestartLR': 'restarts'}
+    listed = pairs.get(scheduler.get('type'))
+    if listed is None:
+        return
+    if listed == 'periods':
+        _require(scheduler, 'periods', None, 'train:scheduler:', path)
+    values, weights = scheduler.get(listed, [0]), scheduler.get('restart_weights', [1])
+    if len(values) != len(weights):
+        raise UserError(
+            f'{path}: train:scheduler:{listed} and train:scheduler:restart_weights must be as long, '
+            f'got {len(values)} and {len(weights)}'
+        )
+    if listed == 'periods' and sum(values) < train['total_iter']:
+        raise UserError(
+            f'{path}: train:scheduler:periods end at iter {sum(values)}, before train:total_iter '
+            f'{train["total_iter"]}: the learning rate past them is undefined'
+        )
+
+
 def check_options(path, is_train, overrides=(), auto_resume=False):
     """Validate option file ``path`` with basicsr's ``--force_yml`` ``overrides`` applied; return those options.
 
@@ -134,6 +160,7 @@ def check_options(path, is_train, overrides=(), auto_resume=False):
         for key in ('print_freq', 'save_checkpoint_freq'):
             _require(logger, key, None, 'logger:', path)
         _require(train, 'total_iter', None, 'train:', path)
+        _check_scheduler(train, path)
         _check_deterministic_patch(opt, networks['network_g'], path)
         if not auto_resume:
             _check_resume_state(opt, path)

@@ -156,6 +156,49 @@ def test_resume_with_another_optimizer_layout(tmp_path, data, run_basicsr, monke
     )
 
 
+def test_resume_past_the_end_of_the_saved_schedule(tmp_path, data, run_basicsr, monkeypatch, capsys):
+    """The saved scheduler keeps its periods: resuming it to a later total_iter would fail there with a TypeError."""
+    monkeypatch.chdir(tmp_path)
+    assert run_basicsr('train', '-opt', tiny_training(tmp_path, data, name='one')) == 0, capsys.readouterr()
+    state = tmp_path / 'experiments' / 'one' / 'training_states' / '2.state'
+    capsys.readouterr()
+    opt = tiny_training(
+        tmp_path,
+        data,
+        name='one',
+        path=dict(pretrain_network_deblur=None, resume_state=str(state)),
+        train=dict(total_iter=4, optim_g=dict(lr_deblur=None), scheduler=dict(periods=[4])),
+    )
+    assert run_basicsr('train', '-opt', opt) == 2
+    assert_one_line_error(
+        capsys.readouterr().err,
+        f"{state}: cannot resume to train:total_iter 4: its scheduler's periods [2] end at iter 2",
+        'path:pretrain_network_g',
+    )
+
+
+def test_resume_under_another_name_continues_in_a_new_experiment(tmp_path, data, run_basicsr, monkeypatch, capsys):
+    """A state of experiment 'one' resumed as 'two': 'two' gets its folders, the first's are left as they were."""
+    monkeypatch.chdir(tmp_path)
+    four = dict(total_iter=4, optim_g=dict(lr_deblur=None), scheduler=dict(periods=[4]))
+    assert run_basicsr('train', '-opt', tiny_training(tmp_path, data, name='one', train=four)) == 0, capsys.readouterr()
+    state = tmp_path / 'experiments' / 'one' / 'training_states' / '2.state'
+    before = sorted(os.listdir(tmp_path / 'experiments' / 'one' / 'models'))
+    opt = tiny_training(
+        tmp_path,
+        data,
+        name='two',
+        path=dict(pretrain_network_deblur=None, resume_state=str(state)),
+        train=four,
+        logger=dict(print_freq=1, save_checkpoint_freq=2, use_tb_logger=True),
+    )
+    assert run_basicsr('train', '-opt', opt) == 0, capsys.readouterr()
+    two = tmp_path / 'experiments' / 'two'
+    assert (two / 'models' / 'net_g_4.pth').is_file() and (two / 'training_states' / '4.state').is_file()
+    assert (two / 'two.yml').is_file()
+    assert sorted(os.listdir(tmp_path / 'experiments' / 'one' / 'models')) == before
+
+
 # -- the output folder -----------------------------------------------------------------------------
 
 

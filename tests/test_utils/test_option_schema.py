@@ -69,6 +69,20 @@ def scheduler(**values):
         (scheduler(milestones=[1.5]), 'train:scheduler:milestones must be a list of integers >= 1, got [1.5]'),
         (scheduler(restarts=[None]), 'train:scheduler:restarts must be a list of integers >= 0, got [None]'),
         (scheduler(gamma=0), 'train:scheduler:gamma must be a number > 0, got 0'),
+        (
+            scheduler(periods=[10, 20, 30, 40]),
+            'train:scheduler:periods end at iter 100, before train:total_iter 1000000: the learning rate past them '
+            'is undefined',
+        ),
+        (
+            scheduler(periods=[500000, 500000], restart_weights=[1]),
+            'train:scheduler:periods and train:scheduler:restart_weights must be as long, got 2 and 1',
+        ),
+        (
+            scheduler(type='MultiStepRestartLR', milestones=[100], restarts=[0, 50], restart_weights=[1]),
+            'train:scheduler:restarts and train:scheduler:restart_weights must be as long, got 2 and 1',
+        ),
+        (scheduler(periods=None), 'missing required option train:scheduler:periods'),
         (train(grad_opt=dict(loss_weight=-0.1)), 'train:grad_opt:loss_weight must be a number >= 0, got -0.1'),
         (dict(logger=dict(print_freq=0)), 'logger:print_freq must be an integer >= 1, got 0'),
         (
