@@ -56,6 +56,8 @@ def run_pipeline(phase, argv, prog):
     basicsr_patches.set_dist_timeout(opt)
     root = os.getcwd()
     _make_output_folder(os.path.join(root, 'experiments' if is_train else 'results'))
+    if is_train and opt['logger'].get('use_tb_logger') and 'debug' not in opt['name']:
+        _make_output_folder(os.path.join(root, 'tb_logger'))  # basicsr's train_pipeline logs there
     # the same basename: basicsr copies -opt into the experiment folder, which so records the options run;
     # kept until the pipeline ends, as basicsr copies it after parsing
     with tempfile.TemporaryDirectory(prefix='cnlrn-options-') as folder:
@@ -89,6 +91,8 @@ def _passed_on(args):
 
 def _make_output_folder(folder):
     """Create ``folder`` (basicsr's experiments/ or results/), or say in one line why it cannot be written."""
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise UserError(f'{folder} is a file, not a folder: move it away or run from another folder')
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as err:

@@ -226,6 +226,18 @@ def test_read_only_working_directory(tmp_path, data, run_basicsr, monkeypatch, c
     )
 
 
+def test_tb_logger_that_cannot_be_a_folder(tmp_path, data, run_basicsr, monkeypatch, capsys):
+    """tb_logger is a file here, so no event folder can be made in it (read-only alike, even for root)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / 'tb_logger').write_text('')
+    opt = tiny_training(tmp_path, data, logger=dict(print_freq=1, save_checkpoint_freq=2, use_tb_logger=True))
+    assert run_basicsr('train', '-opt', opt) == 2
+    assert_one_line_error(
+        capsys.readouterr().err, f'{tmp_path}/tb_logger is a file, not a folder: move it away or run from another'
+    )
+    assert not (tmp_path / 'experiments' / 'tiny').exists()
+
+
 # -- deterministic runs need an LR patch the network does not pad ----------------------------------
 
 
