@@ -40,6 +40,7 @@ from typing import Any
 import basicsr
 import basicsr.losses.basic_loss
 import basicsr.models.sr_model
+import basicsr.test
 import basicsr.train
 import basicsr.utils.options
 import cv2
@@ -86,11 +87,13 @@ def _newest_complete_state(opt: dict[str, Any]) -> tuple[str | None, dict[str, A
     return None, None
 
 
-def lock_experiment(opt: dict[str, Any]) -> None:
-    """Lock the experiment for this training (rank 0 locks: the other ranks belong to the same run).
+def lock_experiment(opt: dict[str, Any], root: str = 'experiments_root', doing: str = 'trained') -> None:
+    """Lock the experiment for this run (rank 0 locks: the other ranks belong to the same run).
 
     Args:
-        opt (dict[str, Any]): the parsed options: ``rank``, ``dist`` and ``path:experiments_root`` are read.
+        opt (dict[str, Any]): the parsed options: ``rank``, ``dist`` and ``path:<root>`` are read.
+        root (str): the key of the folder to lock under ``path``: 'experiments_root' or 'results_root'.
+        doing (str): what this run does there, for the refusal: 'trained' or 'tested'.
 
     Raises:
         ExperimentLocked: on every rank, when another run trains the experiment.
@@ -98,7 +101,7 @@ def lock_experiment(opt: dict[str, Any]) -> None:
     refusal = None
     if opt['rank'] == 0:
         try:
-            experiment_lock.acquire(opt['path']['experiments_root'])
+            experiment_lock.acquire(opt['path'][root], doing)
         except experiment_lock.ExperimentLocked as err:
             refusal = str(err)
     if opt['dist']:
@@ -151,6 +154,19 @@ def load_resume_state(opt: dict[str, Any]) -> dict[str, Any] | None:
         if key.startswith('network_'):
             opt['path'][f'param_key_{key[len("network_") :]}'] = 'params'
     return resume_state
+
+
+def make_result_dirs(opt: dict[str, Any]) -> None:
+    """basicsr test's make_exp_dirs, once ``results/<name>`` is locked for this run.
+
+    basicsr archives an existing results folder, so a second test of the same
+    name would move the first's images away while it writes them.
+
+    Raises:
+        ExperimentLocked: another run tests the experiment; nothing has been moved.
+    """
+    lock_experiment(opt, 'results_root', 'tested')
+    _replaced[make_result_dirs](opt)
 
 
 def _networks_beside_state(opt: dict[str, Any], resume_iter: int) -> None:
@@ -340,6 +356,7 @@ PATCHES: list[tuple[ModuleType | type, str, Callable]] = [
     (basicsr.train, 'load_resume_state', load_resume_state),
     (basicsr.train, 'EnlargedSampler', ResumableSampler),
     (basicsr.train, 'create_train_val_dataloader', create_train_val_dataloader),
+    (basicsr.test, 'make_exp_dirs', make_result_dirs),
     # SRModel's validation (basicsr test, and validation while training) writes its result images through it
     (basicsr.models.sr_model, 'imwrite', imwrite),
     # options.py imported init_dist by name; parse_options calls it from there

@@ -1,4 +1,4 @@
-"""One training run per experiment, held by a lock the kernel drops when the run's process dies.
+"""One run per experiment, held by a lock the kernel drops when the run's process dies.
 
 Two ``basicsr train`` runs with one ``name`` share ``experiments/<name>``: BasicSR
 archives the first run's folder under the second's feet, the first keeps saving
@@ -6,7 +6,7 @@ by path into the second's folder and the runs replace each other's checkpoints.
 So a run takes an exclusive ``flock`` on ``experiments/.<name>.lock`` (beside the
 folder: archiving does not move it) before BasicSR creates or archives anything,
 and a second run is refused while the first lives; a killed run leaves no stale
-lock (see :mod:`.process_lock`).
+lock (see :mod:`.process_lock`). ``basicsr test`` locks ``results/<name>`` alike.
 """
 
 import os
@@ -21,11 +21,12 @@ class ExperimentLocked(UserError):
     """Another process trains the experiment; the message names it and what to do."""
 
 
-def acquire(experiments_root: str) -> None:
+def acquire(experiments_root: str, doing: str = 'trained') -> None:
     """Lock the experiment for this process until :func:`release` or its end.
 
     Args:
         experiments_root (str): the experiment's folder (it need not exist yet).
+        doing (str): what the holder does with it, for the refusal: 'trained' or 'tested'.
 
     Raises:
         ExperimentLocked: another process holds the lock, or this one through another descriptor (a run that
@@ -38,7 +39,7 @@ def acquire(experiments_root: str) -> None:
         _held.append(hold(path))
     except LockHeld as held:
         raise ExperimentLocked(
-            f'experiment {name!r} is being trained by {held.holder} (lock {path}): wait for that run to end or '
+            f'experiment {name!r} is being {doing} by {held.holder} (lock {path}): wait for that run to end or '
             'stop it, or set another name in the option file'
         ) from None
 

@@ -15,7 +15,9 @@ from datetime import timedelta
 from types import SimpleNamespace
 
 import basicsr
+import basicsr.test
 import basicsr.train
+import basicsr.utils.misc
 import basicsr.utils.options
 import numpy as np
 import pytest
@@ -188,6 +190,23 @@ def test_a_run_of_a_locked_experiment_is_refused_before_it_touches_the_folder(re
     assert basicsr.train.load_resume_state(opt) is None  # once the other run is gone
     with pytest.raises(BlockingIOError), hold_lock(tmp_path / 'experiments/.tiny.lock', ''):  # held by this run now
         pass
+
+
+def test_a_test_of_a_locked_results_folder_is_refused_before_it_is_archived(tmp_path, monkeypatch):
+    """basicsr test archives results/<name> when it exists: a second test of the name would move the first's away."""
+    monkeypatch.setattr(basicsr.utils.misc, 'get_time_str', lambda: 'then')  # the archive's name, if it happened
+    results = tmp_path / 'results' / 'tiny'
+    opt = dict(rank=0, dist=False, is_train=False, path=dict(results_root=str(results), visualization=str(results)))
+    results.mkdir(parents=True)
+    basicsr_patches.apply()
+    with hold_lock(tmp_path / 'results/.tiny.lock', '4242 node7\n'):
+        with pytest.raises(ExperimentLocked, match="experiment 'tiny' is being tested by process 4242 on node7 "):
+            basicsr.test.make_exp_dirs(opt)
+        assert sorted(os.listdir(tmp_path / 'results')) == ['.tiny.lock', 'tiny']
+
+    basicsr.test.make_exp_dirs(opt)  # once the other run is gone: basicsr archives the old folder as usual
+    assert sorted(os.listdir(tmp_path / 'results')) == ['.tiny.lock', 'tiny', 'tiny_archived_then']
+    experiment_lock.release()
 
 
 @pytest.mark.parametrize('refusal', [None, 'experiment is being trained by ...'])
