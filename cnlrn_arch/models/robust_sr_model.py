@@ -102,6 +102,7 @@ class RobustSRModel(SRModel):
         self.compiled_nets = {}  # module -> its torch.compile wrapper, made at first use
         self.nonfinite_in_a_row = 0
         self.last_saved_iter = None  # iteration of this run's newest checkpoint saved with its training state
+        self.validated = set()  # (iteration, data set name) of each validation of this run
         super().__init__(opt)
         check_autocast(self.device.type, self.val_amp, 'val:amp')
 
@@ -388,7 +389,7 @@ class RobustSRModel(SRModel):
                 f"run's has {groups(current)}; train:optim_g:lr_deblur, train:freeze_deblur or network_g "
                 'differ from the run that saved it'
             )
-        total_iter = self.opt['train']['total_iter']
+        total_iter = self.opt['train'].get('total_iter', 0)
         for scheduler in resume_state['schedulers']:
             if sum(scheduler.get('periods', [total_iter])) < total_iter:
                 raise UserError(
@@ -430,10 +431,19 @@ class RobustSRModel(SRModel):
             tb_logger (Any): TensorBoard's SummaryWriter or None.
             save_img (bool): whether to save the restored images.
         """
+        logger = get_root_logger()
+        total_iter = self.opt['train'].get('total_iter') if self.is_train else None
+        if total_iter is not None and current_iter > total_iter:
+            # basicsr validates once more after its loop, with the count that loop ended at: total_iter + 1 or 2
+            current_iter = total_iter
+        done = (current_iter, dataloader.dataset.opt['name'])
+        if done in self.validated:
+            logger.info(f'Validation of {done[1]} at iter {current_iter} done already: the weights are the same.')
+            return
         start = time.perf_counter()
         super().validation(dataloader, current_iter, tb_logger, save_img)
+        self.validated.add(done)
         seconds = time.perf_counter() - start
-        logger = get_root_logger()
         logger.info(f'Validation at iter {current_iter} took {seconds:.0f} s.')
         timeout = dist_timeout_minutes(self.opt)
         if self.opt['dist'] and seconds > 30 * timeout:

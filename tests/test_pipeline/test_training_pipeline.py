@@ -105,6 +105,9 @@ def test_pretrain_then_joint_then_test(workdir):
     pretrain['network_g'] = TINY_PREDEBLUR
     out = run('basicsr', 'train', '-opt', derive_options('options/pretrain.yml', root / 'pre.yml', pretrain), cwd=root)
     assert 'Validation Val300' in out and '# psnr:' in out
+    # basicsr's validation after its loop (at its count, 5 or 6) would repeat the one at 4 on the same weights
+    assert out.count('Validation at iter 4 took') == 1 and 'Validation of Val300 at iter 4 done already' in out
+    assert 'Validation at iter 5' not in out and 'Validation at iter 6' not in out
     pre_ckpt = root / 'experiments/CNLRN_pretrain_deblur_REDS/models/net_g_latest.pth'
     assert pre_ckpt.is_file()
 
