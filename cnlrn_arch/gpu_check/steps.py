@@ -23,7 +23,7 @@ import torch
 from basicsr.metrics import calculate_psnr
 
 from ..benchmark.speed.report import floor_ratio, size_label
-from ..project import DEMO_CHECKPOINT, DEMO_JOINT, option_path
+from ..project import DEMO_CHECKPOINT
 from ..utils.option_file import deep_update
 from .modes import TINY_CNLRN, TINY_PREDEBLUR
 from .options import DATASET_ROOTS, derive_option_file, training_changes
@@ -290,8 +290,6 @@ def _infer_argv(ctx: StepContext, variant: str, flags: list[str]) -> list[str]:
         ctx.path('infer', variant),
         '--weights',
         DEMO_CHECKPOINT,
-        '--opt',
-        option_path(DEMO_JOINT),
         '--device',
         ctx.mode.device,
         *flags,

@@ -7,7 +7,7 @@ from basicsr.utils import tensor2img
 
 from ...evaluation import read_val, score, val_inputs
 from ...inference.network import load_network
-from ...project import DEMO_CHECKPOINT, DEMO_JOINT, DEMO_VAL, option_path
+from ...project import DEMO_CHECKPOINT, DEMO_VAL
 from ...utils.speed import autocast
 
 
@@ -21,7 +21,7 @@ def bf16_psnr_change(val_dir=DEMO_VAL, weights=DEMO_CHECKPOINT):
     """{'fp32': (psnr, ssim), 'bf16': (psnr, ssim), 'images': n}, or None without demo data."""
     if not (osp.isdir(val_dir) and osp.isfile(weights)):
         return None
-    net = load_network(weights, option_path(DEMO_JOINT))
+    net = load_network(weights)  # the configuration stored in the checkpoint
     _, sharp, blurry, _ = read_val(val_dir)
     inputs = val_inputs(blurry)
     return {
