@@ -30,6 +30,14 @@ def basicsr_logger():
 
 
 @pytest.fixture
+def basicsr_log(caplog, monkeypatch, basicsr_logger):
+    """caplog receiving basicsr's INFO records: get_root_logger stops them propagating to caplog's handler."""
+    monkeypatch.setattr(basicsr_logger, 'propagate', True)
+    with caplog.at_level('INFO', logger='basicsr'):
+        yield caplog
+
+
+@pytest.fixture
 def run_basicsr(monkeypatch, basicsr_logger):
     """``basicsr ARGS...`` in this process; returns its exit status.
 

@@ -333,28 +333,26 @@ def val_loader(name='val'):
     return SimpleNamespace(dataset=SimpleNamespace(opt={'name': name}))
 
 
-def test_validation_says_how_long_it_took_and_warns_near_the_distributed_timeout(caplog, monkeypatch):
+def test_validation_says_how_long_it_took_and_warns_near_the_distributed_timeout(basicsr_log, monkeypatch):
     model = build_model(make_opt())
     for name in ('nondist_validation', 'dist_validation'):  # rank 0 validating, the others waiting: timed alike
         monkeypatch.setattr(model, name, lambda *args: None)
-    with caplog.at_level('INFO', logger='basicsr'):
-        model.validation(val_loader(), 4, None)
-        assert 'Validation at iter 4 took 0 s.' in caplog.text and 'timeout_minutes' not in caplog.text
-        model.opt.update(dist=True, dist_params={'timeout_minutes': 1e-9})  # any duration is over half of it
-        model.validation(val_loader(), 8, None)
-    assert 'over half of dist_params:timeout_minutes (1e-09), for which the other ranks wait' in caplog.text
+    model.validation(val_loader(), 4, None)
+    assert 'Validation at iter 4 took 0 s.' in basicsr_log.text and 'timeout_minutes' not in basicsr_log.text
+    model.opt.update(dist=True, dist_params={'timeout_minutes': 1e-9})  # any duration is over half of it
+    model.validation(val_loader(), 8, None)
+    assert 'over half of dist_params:timeout_minutes (1e-09), for which the other ranks wait' in basicsr_log.text
 
 
-def test_validation_after_the_training_loop_is_numbered_total_iter_and_not_repeated(caplog, monkeypatch):
+def test_validation_after_the_training_loop_is_numbered_total_iter_and_not_repeated(basicsr_log, monkeypatch):
     """basicsr's train_pipeline validates after its loop with the count the loop ended at, past total_iter."""
     model = build_model(make_opt(train=dict(total_iter=10)))
     validated = []
     monkeypatch.setattr(model, 'nondist_validation', lambda loader, it, *args: validated.append((loader, it)))
     first, second = val_loader('first'), val_loader('second')
-    with caplog.at_level('INFO', logger='basicsr'):
-        model.validation(first, 8, None)  # in the loop, val_freq 8
-        model.validation(first, 12, None)  # after it: the weights of iter 10
-        model.validation(second, 12, None)
-        model.validation(first, 10, None)  # the same weights again (val_freq 5 would validate 10 in the loop)
+    model.validation(first, 8, None)  # in the loop, val_freq 8
+    model.validation(first, 12, None)  # after it: the weights of iter 10
+    model.validation(second, 12, None)
+    model.validation(first, 10, None)  # the same weights again (val_freq 5 would validate 10 in the loop)
     assert validated == [(first, 8), (first, 10), (second, 10)]
-    assert 'Validation of first at iter 10 done already: the weights are the same.' in caplog.text
+    assert 'Validation of first at iter 10 done already: the weights are the same.' in basicsr_log.text
