@@ -14,14 +14,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from basicsr.utils import FileClient, imfrombytes, img2tensor, scandir
+from basicsr.utils import FileClient, imfrombytes, img2tensor
 from basicsr.utils.matlab_functions import imresize
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 from torchvision.transforms.functional import normalize
 
 from ..utils.errors import UserError
-from ..utils.image_formats import IMG_EXTENSIONS
+from ..utils.image_formats import image_files
 
 
 @DATASET_REGISTRY.register()
@@ -133,7 +133,7 @@ class PairedBlurSRDataset(data.Dataset):
         for client, root in self.roots.items():
             files[client] = {
                 osp.splitext(rel)[0]: osp.join(root, rel)
-                for rel in scandir(root, suffix=IMG_EXTENSIONS, recursive=True)
+                for rel in image_files(root)
             }
             if not files[client]:
                 raise UserError(f'no images found in {root}')

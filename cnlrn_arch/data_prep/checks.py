@@ -6,11 +6,10 @@ Errors are one line naming the first few culprits and how many there are.
 import os
 from collections import Counter, namedtuple
 
-from basicsr.utils import scandir
 from PIL import Image
 
 from ..utils.errors import UserError
-from ..utils.image_formats import IMG_EXTENSIONS
+from ..utils.image_formats import image_files
 from .files import pool_map, require_dir
 
 SHOWN = 3  # culprits named in one error line
@@ -28,7 +27,7 @@ def listing(culprits, total):
 
 def image_names(root):
     """Sorted relative paths of the images under ``root``, checked to be one file a frame."""
-    names = sorted(scandir(require_dir(root), suffix=IMG_EXTENSIONS, recursive=True))
+    names = sorted(image_files(require_dir(root)))
     frames = {}
     for name in names:
         other = frames.setdefault(os.path.splitext(name)[0], name)

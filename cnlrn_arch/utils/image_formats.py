@@ -1,12 +1,32 @@
 """Image file types and small conversions shared by the data tools and inference."""
 
+import os
+
 import numpy as np
 from basicsr.utils.matlab_functions import imresize
 
-# lower and upper case, as scandir's suffix match is case-sensitive
+# lower and upper case, as suffix matches are case-sensitive
 IMG_EXTENSIONS = tuple(
     e for ext in ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp') for e in (ext, ext.upper())
 )
+
+
+def image_files(root):
+    """Relative paths of the image files under ``root``, at any depth, hidden files and folders left out.
+
+    basicsr's scandir descends into every hidden entry it meets, so a ``.DS_Store``
+    file in a data folder stops it with NotADirectoryError.
+    """
+    found = []
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = [d for d in subfolders if not d.startswith('.')]
+        rel = os.path.relpath(folder, root)
+        found += [
+            name if rel == '.' else os.path.join(rel, name)
+            for name in files
+            if not name.startswith('.') and name.endswith(IMG_EXTENSIONS)
+        ]
+    return found
 
 
 def bicubic_resize_uint8(img, scale):

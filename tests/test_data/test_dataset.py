@@ -338,3 +338,14 @@ def test_bad_options(reds, extra, fragment):
     with pytest.raises(UserError) as info:
         make(reds, 'train', **extra)
     assert_names(info, fragment)
+
+
+def test_hidden_files_and_folders_in_image_folders_are_left_out(reds, tmp_path):
+    """A .DS_Store file stopped basicsr's scandir with NotADirectoryError; a hidden folder's images are not frames."""
+    for folder in ('hr', 'lq', 'gt_lr'):
+        shutil.copytree(reds / folder, tmp_path / folder)
+        (tmp_path / folder / '.DS_Store').write_bytes(b'\0\0\0\1Bud1')
+        write_image(tmp_path / folder / '.thumbnails' / '000' / 'x.png', np.zeros((4, 4, 3), np.uint8))
+    dataset = make(tmp_path)
+    assert len(dataset) == len(KEYS)
+    assert dataset[0]['gt_path'] == str(tmp_path / 'hr' / '000' / '00000000.png')
