@@ -131,10 +131,7 @@ class PairedBlurSRDataset(data.Dataset):
         """Sorted HR keys (relative paths without extension) and each client's file paths."""
         files = {}
         for client, root in self.roots.items():
-            files[client] = {
-                osp.splitext(rel)[0]: osp.join(root, rel)
-                for rel in image_files(root)
-            }
+            files[client] = {osp.splitext(rel)[0]: osp.join(root, rel) for rel in image_files(root)}
             if not files[client]:
                 raise UserError(f'no images found in {root}')
         if meta_info_file is None:
