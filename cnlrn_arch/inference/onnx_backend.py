@@ -39,6 +39,7 @@ class OnnxNetwork(nn.Module):
         ort = import_optional('onnxruntime', '.onnx networks (--backend onnxruntime)')
         if not os.path.isfile(path):
             raise UserError(f'ONNX file not found: {path}')
+        self.onnx_path = os.fspath(path)  # what the network is, where a fingerprint of it is needed
         providers = ['CPUExecutionProvider']
         if torch.device(device).type == 'cuda':
             if 'CUDAExecutionProvider' in ort.get_available_providers():

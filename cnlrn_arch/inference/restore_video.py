@@ -9,7 +9,11 @@ frame's timestamp; the audio packets are copied unchanged (see :mod:`.video_io`)
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import re
+import sys
 from functools import partial
 
 import cv2
@@ -18,6 +22,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from ..utils.atomic import atomic_write
 from ..utils.errors import UserError
 from ..utils.optional import import_optional
 from ..utils.self_ensemble import self_ensemble as ensemble_of
@@ -42,6 +47,54 @@ def frames_per_batch(device: torch.device, height: int, width: int, tile: int | 
 def frame_png(frames_out: str | os.PathLike, index: int) -> str:
     """The PNG of restored frame ``index`` (from 0, in presentation order) under ``frames_out``."""
     return os.path.join(frames_out, f'{index:08d}.png')
+
+
+FRAMES_STAMP = '.restored_with.json'  # in a --frames-out folder: what its frames were restored from and with
+_FRAME_NAME = re.compile(r'\d{8}\.png')
+
+
+def frames_stamp(net: nn.Module, path: str | os.PathLike, upscaling: dict) -> dict:
+    """What decides the restored frames: the input file, the network's weights and the upscaling settings."""
+    digest = hashlib.sha256()
+    onnx_file = getattr(net, 'onnx_path', None)
+    if onnx_file:
+        with open(onnx_file, 'rb') as f:
+            digest.update(f.read())
+    for tensor in net.state_dict().values():
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    stat = os.stat(path)
+    return {
+        'input': os.path.abspath(path),
+        'input_bytes': stat.st_size,
+        'input_mtime_ns': stat.st_mtime_ns,
+        'weights_sha256': digest.hexdigest(),
+        **{k: str(v) if k == 'device' else v for k, v in upscaling.items()},
+    }
+
+
+def keep_matching_frames(frames_out: str | os.PathLike, stamp: dict) -> None:
+    """Keep the frames in ``frames_out`` when an earlier run made them as ``stamp`` says; else delete them.
+
+    Frames of another input, weights or settings would otherwise be taken as
+    already restored. Only the frame PNGs (:func:`frame_png`) are deleted.
+    """
+    stamp_path = os.path.join(frames_out, FRAMES_STAMP)
+    try:
+        with open(stamp_path, encoding='utf-8') as f:
+            earlier = json.load(f)
+    except (OSError, ValueError):
+        earlier = None
+    if earlier != stamp:
+        stale = sorted(n for n in os.listdir(frames_out) if _FRAME_NAME.fullmatch(n))
+        if stale:
+            print(
+                f'{frames_out}: {len(stale)} frames there were restored from another input or with other weights or '
+                'settings: restoring every frame again',
+                file=sys.stderr,
+            )
+        for name in stale:
+            os.remove(os.path.join(frames_out, name))
+        atomic_write(stamp_path, json.dumps(stamp, indent=1).encode())
 
 
 def _written_frame(png_path: str, height: int, width: int) -> np.ndarray | None:
@@ -90,8 +143,9 @@ def restore_video(
         crf (int): H.264 constant rate factor, 0 (best) to 51.
         lossless (bool): encode the restored RGB samples exactly (libx264rgb; ``crf`` unused).
         frames_out (str | os.PathLike | None): folder for the restored frames as PNGs
-            (:func:`frame_png`); frames already there, from an interrupted run with the
-            same weights, are read instead of being restored again.
+            (:func:`frame_png`); frames already there, from an interrupted run of the same
+            input, weights and settings, are read instead of being restored again; those
+            of another (:data:`FRAMES_STAMP` tells) are deleted.
         progress (bool): show a progress bar of frames with an ETA.
         batch (int | None): whole frames per network call; None: :func:`frames_per_batch`.
             Running out of memory on a batch goes on one frame at a time.
@@ -110,6 +164,8 @@ def restore_video(
         except OSError as err:
             raise UserError(f'cannot create folder {frames_out}: {err.strerror}') from None
     upscaling = dict(device=device, tile=tile, tile_pad=tile_pad, self_ensemble=self_ensemble, precision=precision)
+    if frames_out is not None:
+        keep_matching_frames(frames_out, frames_stamp(net, path, upscaling))
     with (
         open_video(path, max_pixels) as video,
         video_output(out_path) as out,

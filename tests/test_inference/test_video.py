@@ -11,7 +11,7 @@ import yaml
 
 from cnlrn_arch.archs.cnlrn_arch import CNLRN
 from cnlrn_arch.data_prep.demo_clip import make_demo_clip
-from cnlrn_arch.inference.restore_video import frame_png, restore_video
+from cnlrn_arch.inference.restore_video import FRAMES_STAMP, frame_png, restore_video
 from cnlrn_arch.utils.errors import UserError
 from tests.helpers import TINY_CNLRN, TINY_CNLRN_ARGS, assert_one_line_error, decoded_frames, infer
 
@@ -187,7 +187,7 @@ def test_interrupted_run_leaves_no_video_and_resumes_from_the_frames_written(mod
     with pytest.raises(KeyboardInterrupt):
         restore_video(interrupted, clip, out, cpu, lossless=True, frames_out=frames_out, progress=False)
     assert sorted(os.listdir(tmp_path)) == ['frames']  # no video, not even a temporary one
-    assert sorted(os.listdir(frames_out)) == [f'{i:08d}.png' for i in range(5)]
+    assert sorted(os.listdir(frames_out)) == [FRAMES_STAMP] + [f'{i:08d}.png' for i in range(5)]
 
     resumed = InterruptAfter(model['net'])
     assert restore_video(resumed, clip, out, cpu, lossless=True, frames_out=frames_out, progress=False) == FRAMES
@@ -195,6 +195,25 @@ def test_interrupted_run_leaves_no_video_and_resumes_from_the_frames_written(mod
     restore_video(model['net'], clip, tmp_path / 'whole.mp4', cpu, lossless=True, progress=False)
     for resumed_frame, whole_frame in zip(decoded_frames(out)[0], decoded_frames(tmp_path / 'whole.mp4')[0]):
         np.testing.assert_array_equal(resumed_frame, whole_frame)
+
+
+def test_frames_of_other_weights_or_settings_are_restored_again(model, clip, tmp_path, capsys):
+    """A --frames-out folder of a run with other weights (or another input, or settings) holds no reusable frame."""
+    frames_out, cpu = tmp_path / 'frames', torch.device('cpu')
+    restore_video(Nearest(), clip, tmp_path / 'nearest.mp4', cpu, lossless=True, frames_out=frames_out, progress=False)
+    assert capsys.readouterr().err == ''
+    counted = InterruptAfter(model['net'])
+    restore_video(counted, clip, tmp_path / 'net.mp4', cpu, lossless=True, frames_out=frames_out, progress=False)
+    assert counted.calls == FRAMES
+    assert f'{frames_out}: {FRAMES} frames there were restored from another input or with other weights' in (
+        capsys.readouterr().err
+    )
+    restore_video(model['net'], clip, tmp_path / 'whole.mp4', cpu, lossless=True, progress=False)
+    for from_folder, whole in zip(decoded_frames(tmp_path / 'net.mp4')[0], decoded_frames(tmp_path / 'whole.mp4')[0]):
+        np.testing.assert_array_equal(from_folder, whole)
+    tiled = InterruptAfter(model['net'])
+    restore_video(tiled, clip, tmp_path / 't.mp4', cpu, tile=8, lossless=True, frames_out=frames_out, progress=False)
+    assert tiled.calls > 0  # another setting: not taken from the folder either
 
 
 def test_crf_out_of_range_and_crf_with_lossless_are_refused(model, clip, tmp_path, capsys):
