@@ -36,8 +36,9 @@ KILL_AFTER_STATE = 4
 PLANTED_SCALE = 1024.0
 # 8-bit levels that GPU and CPU outputs of ``basicsr test`` may differ by (float32 rounding at quantization edges)
 GPU_CPU_LEVELS = 2
-# least PSNR (dB) of a ``cnlrn infer`` variant against the plain float32 output
-MIN_PSNR = {'bf16': 40, 'fp16': 40, 'tile': 45, 'channels_last': 45, 'compile': 45}
+# least PSNR (dB) of a ``cnlrn infer`` variant against the plain float32 output; a tile's non-local attention sees
+# only the padded tile, so tiling is not exact by design (the demo checkpoint: 43.2 dB at tile 16, pad 8, on 32x32)
+MIN_PSNR = {'bf16': 40, 'fp16': 40, 'tile': 40, 'channels_last': 45, 'compile': 45}
 VAL_METRICS = re.compile(r'# (psnr|ssim): ([\d.]+)')
 
 

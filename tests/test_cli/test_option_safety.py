@@ -134,8 +134,29 @@ def test_network_checkpoint_as_resume_state(tmp_path, data, run_basicsr, capsys)
     )
 
 
-def test_resume_with_another_optimizer_layout(tmp_path, data, run_basicsr, monkeypatch, capsys):
-    """The state of a run with one learning rate, resumed with lr_deblur: two parameter groups."""
+@pytest.mark.parametrize(
+    'lr_deblur, message',
+    [
+        (
+            1e-4,  # one learning rate saved, two parameter groups now
+            [
+                'cannot resume: its optimizer has 1 parameter group(s) of ',
+                "this run's has 2 parameter group(s) of ",
+                'train:optim_g:lr_deblur, train:freeze_deblur or network_g differ',
+            ],
+        ),
+        (
+            None,  # the saved scheduler keeps its periods: past them basicsr fails with a TypeError
+            [
+                "cannot resume to train:total_iter 4: its scheduler's periods [2] end at iter 2",
+                'start a new run from its weights (path:pretrain_network_g)',
+            ],
+        ),
+    ],
+    ids=['optimizer layout', 'past the saved schedule'],
+)
+def test_resume_that_cannot_go_on_is_one_line(lr_deblur, message, tmp_path, data, run_basicsr, monkeypatch, capsys):
+    """The state of a 2-iteration run (one learning rate, periods [2]) resumed to 4 iterations, periods [4]."""
     monkeypatch.chdir(tmp_path)
     assert run_basicsr('train', '-opt', tiny_training(tmp_path, data, name='one')) == 0, capsys.readouterr()
     state = tmp_path / 'experiments' / 'one' / 'training_states' / '2.state'
@@ -145,36 +166,10 @@ def test_resume_with_another_optimizer_layout(tmp_path, data, run_basicsr, monke
         data,
         name='one',
         path=dict(pretrain_network_deblur=None, resume_state=str(state)),
-        train=dict(total_iter=4, optim_g=dict(lr_deblur=1e-4), scheduler=dict(periods=[4])),
+        train=dict(total_iter=4, optim_g=dict(lr_deblur=lr_deblur), scheduler=dict(periods=[4])),
     )
     assert run_basicsr('train', '-opt', opt) == 2
-    assert_one_line_error(
-        capsys.readouterr().err,
-        f'{state}: cannot resume: its optimizer has 1 parameter group(s) of ',
-        "this run's has 2 parameter group(s) of ",
-        'train:optim_g:lr_deblur, train:freeze_deblur or network_g differ',
-    )
-
-
-def test_resume_past_the_end_of_the_saved_schedule(tmp_path, data, run_basicsr, monkeypatch, capsys):
-    """The saved scheduler keeps its periods: resuming it to a later total_iter would fail there with a TypeError."""
-    monkeypatch.chdir(tmp_path)
-    assert run_basicsr('train', '-opt', tiny_training(tmp_path, data, name='one')) == 0, capsys.readouterr()
-    state = tmp_path / 'experiments' / 'one' / 'training_states' / '2.state'
-    capsys.readouterr()
-    opt = tiny_training(
-        tmp_path,
-        data,
-        name='one',
-        path=dict(pretrain_network_deblur=None, resume_state=str(state)),
-        train=dict(total_iter=4, optim_g=dict(lr_deblur=None), scheduler=dict(periods=[4])),
-    )
-    assert run_basicsr('train', '-opt', opt) == 2
-    assert_one_line_error(
-        capsys.readouterr().err,
-        f"{state}: cannot resume to train:total_iter 4: its scheduler's periods [2] end at iter 2",
-        'path:pretrain_network_g',
-    )
+    assert_one_line_error(capsys.readouterr().err, f'{state}: {message[0]}', *message[1:])
 
 
 def test_resume_under_another_name_continues_in_a_new_experiment(tmp_path, data, run_basicsr, monkeypatch, capsys):
