@@ -27,6 +27,7 @@ from ..utils.errors import UserError
 from ..utils.optional import import_optional
 from ..utils.self_ensemble import self_ensemble as ensemble_of
 from ..utils.speed import AMP_DTYPES, autocast
+from ..utils.weights import hash_tensors
 from .image_io import DEFAULT_MAX_PIXELS, UserImage, write_png
 from .restore_files import is_out_of_memory, upscale_into
 from .video_io import DEFAULT_CRF, FEATURE, VideoWriter, check_crf, frame_rgb, open_video, video_output
@@ -60,8 +61,7 @@ def frames_stamp(net: nn.Module, path: str | os.PathLike, upscaling: dict) -> di
     if onnx_file:
         with open(onnx_file, 'rb') as f:
             digest.update(f.read())
-    for tensor in net.state_dict().values():
-        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    hash_tensors(digest, net.state_dict())
     stat = os.stat(path)
     return {
         'input': os.path.abspath(path),

@@ -29,7 +29,7 @@ from ..utils.dist_timeout import dist_timeout_minutes
 from ..utils.errors import UserError
 from ..utils.self_ensemble import self_ensemble
 from ..utils.speed import autocast, check_autocast, compiled, parse_speed, to_memory_format, use_tf32
-from ..utils.weights import load_into, plain_data, read_state_dict
+from ..utils.weights import hash_tensors, load_into, plain_data, read_state_dict
 from .tensorboard_images import DEFAULT_TB_IMAGES, ValidationImages
 
 # consecutive non-finite updates tolerated before training stops
@@ -407,9 +407,7 @@ class RobustSRModel(SRModel):
         Args:
             current_iter (int): the iteration, for the log line and the error.
         """
-        digest = hashlib.sha256()
-        for tensor in self.get_bare_model(self.net_g).state_dict().values():
-            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        digest = hash_tensors(hashlib.sha256(), self.get_bare_model(self.net_g).state_dict())
         local = torch.tensor(list(digest.digest()[:8]), dtype=torch.int64, device=self.device)
         gathered = [torch.empty_like(local) for _ in range(dist.get_world_size())]
         dist.all_gather(gathered, local)

@@ -242,3 +242,14 @@ def load_into(
         raise UserError(f'{path}: weights do not fit {type(net).__name__}: {mismatch}')
     net.load_state_dict(state_dict, strict=strict)
     return mismatch
+
+
+def hash_tensors(digest: Any, state: Mapping[str, torch.Tensor]) -> Any:
+    """Feed the bytes of every tensor of the state dict ``state``, in order, to the hashlib object ``digest``.
+
+    Returns:
+        Any: ``digest``, updated.
+    """
+    for tensor in state.values():
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest
