@@ -5,7 +5,7 @@ import shlex
 import sys
 
 from cnlrn_arch.benchmark.speed import run as speed
-from cnlrn_arch.benchmark.speed.flops import MATMUL_SIZE
+from cnlrn_arch.benchmark.speed.gemm_peak import MATMUL_SIZE
 from cnlrn_arch.utils.errors import UserError
 
 from .arguments import description, height_width, int_at_least
@@ -54,7 +54,7 @@ def add_arguments(parser):
         '--matmul-size',
         type=int_at_least(64),
         default=MATMUL_SIZE,
-        help='side of the square matmul that measures the peak (default: %(default)s)',
+        help='side of the square matmul among the GEMMs that measure the peak (default: %(default)s)',
     )
     parser.add_argument(
         '--onnxruntime',

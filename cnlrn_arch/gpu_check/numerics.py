@@ -21,7 +21,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ..archs.cnlrn_arch import CNLRN
 from ..archs.nonlocal_attention import ATTN_IMPLS, PatchMultiHeadAttention
-from ..benchmark.speed.run import bf16_native
+from ..benchmark.speed.gemm_peak import bf16_native
 from ..data_prep.tiny_reds import make_tiny_reds
 from ..project import REPO
 from ..utils.errors import first_line

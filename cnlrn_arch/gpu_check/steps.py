@@ -341,7 +341,9 @@ def bench(ctx: StepContext) -> None:
     ctx.run(argv)
     with open(os.path.join(out, f'results_{ctx.mode.device}.json'), encoding='utf-8') as f:
         run = json.load(f)
-    ctx.figures.update({'matmul peaks (GFLOP/s)': {p: round(g) for p, g in run['peak_gflops'].items()}})
+    ctx.figures['GEMM peaks (GFLOP/s)'] = {
+        p: f'{round(row["gflops"])} ({row["library"]}, {row["shape"]})' for p, row in run['peak_set_by'].items()
+    }
     ctx.figures['bf16 native'] = run['bf16_native']
     for case in run['cases']:
         name = f'{case["kind"]} {case["impl"]} {case["precision"]} {size_label(case["size"])}'
@@ -351,7 +353,11 @@ def bench(ctx: StepContext) -> None:
             continue
         ratio = floor_ratio(case, run)
         ctx.figures[name] = {'median (s)': round(case['median_s'], 4), 'x floor': round(ratio, 2)}
-        ctx.expect(ratio >= 1, f'{name}: {ratio:.2f}x its FLOP floor: faster than the floor, so the floor is wrong')
+        ctx.timing(
+            ratio >= 1,
+            f'{name}: {ratio:.2f}x its FLOP floor: faster than the floor, so the floor is wrong',
+            ctx.mode.device,
+        )
 
 
 def train_speed(ctx: StepContext) -> None:

@@ -8,7 +8,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from cnlrn_arch.archs.cnlrn_arch import CNLRN
-from cnlrn_arch.benchmark.speed.flops import count_flops
+from cnlrn_arch.benchmark.speed.flops import count_flops, cross_check, training_flops
 from cnlrn_cli.main import main
 from tests.helpers import TINY_CNLRN_ARGS, exit_status, run_command
 
@@ -26,6 +26,22 @@ def test_attention_formula_matches_explicit_matmuls():
     counts = counter.get_flop_counts()['Global']
     assert counts[torch.ops.aten.bmm] == flops['attention'] > 0
     assert counter.get_total_flops() == flops['total']
+
+
+def test_the_cross_check_puts_the_formula_beside_the_counter():
+    check = cross_check(TINY, (16, 24))
+    assert check['FlopCounterMode: bmm'] == pytest.approx(check['this count: attention (formula)'])
+    assert check['FlopCounterMode: total'] == pytest.approx(check['this count: total'])
+
+
+def test_a_training_step_counts_forward_and_backward():
+    """Backward costs twice the forward, but for the input gradient of the first layer, which training skips."""
+    with torch.device('meta'):
+        net = CNLRN(**TINY)
+    step = training_flops(net, (2, 3, 16, 24))
+    forward = count_flops(TINY, (16, 24), batch=2)['total']
+    first_conv = 2 * 2 * 16 * 24 * 3 * TINY['n_feats'] * 25  # 5x5 from RGB: its input gradient is not computed
+    assert step == 3 * forward - first_conv
 
 
 def test_released_configuration_flops():
@@ -60,8 +76,13 @@ def test_bench_writes_results(tmp_path):
     inference = [c for c in cases if c['kind'] == 'inference']
     assert all(c['output_shape'] == [1, 3, 32, 48] for c in inference)
     assert sum('profile' in c for c in cases) == 1 and 'mkldnn_convolution' in cases[0]['profile']
+    assert {row['library'] for row in run['gemm_peaks']} == {'torch', 'torch oneDNN', 'onnxruntime', 'numpy'}
+    assert run['peak_set_by']['fp32']['gflops'] == max(
+        r['gflops'] for r in run['gemm_peaks'] if r['precision'] == 'fp32'
+    )
     report = (out / 'RESULTS.md').read_text()
     assert '| 8x12 | 32x48 | sdpa | fp32 | 2 |' in report and 'x floor' in report
+    assert 'set by' in report and 'FlopCounterMode: bmm' in report
     assert (out / 'speed.png').stat().st_size > 0
 
 

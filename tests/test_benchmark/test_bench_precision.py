@@ -8,7 +8,7 @@ import torch
 from torch.autograd.profiler_util import FunctionEventAvg
 
 from cnlrn_arch.benchmark.speed import case as case_module
-from cnlrn_arch.benchmark.speed import flops, run
+from cnlrn_arch.benchmark.speed import gemm_peak, run
 from cnlrn_arch.benchmark.speed.report import floor_of
 from cnlrn_cli.main import main
 from tests.helpers import TINY_CNLRN_ARGS, assert_one_line_error, exit_status
@@ -49,7 +49,7 @@ def test_the_floor_is_the_flops_at_the_peak_of_the_case_precision():
     'precision, tf32, dtype',
     [('fp32', False, torch.float32), ('tf32', True, torch.float32), ('bf16', False, torch.bfloat16)],
 )
-def test_the_matmul_peak_is_measured_in_the_precision_asked(monkeypatch, restore_flags, precision, tf32, dtype):
+def test_the_gemm_peak_is_measured_in_the_precision_asked(monkeypatch, restore_flags, precision, tf32, dtype):
     seen = []
     real_matmul = torch.matmul
 
@@ -59,13 +59,40 @@ def test_the_matmul_peak_is_measured_in_the_precision_asked(monkeypatch, restore
 
     monkeypatch.setattr(torch, 'matmul', matmul)
     # what is measured is the precision, not the peak: short warm-up and bursts
-    monkeypatch.setattr(flops, 'WARMUP_S', 0.01)
-    monkeypatch.setattr(flops, 'BURST_S', 0.01)
+    monkeypatch.setattr(gemm_peak, 'WARMUP_S', 0.01)
+    monkeypatch.setattr(gemm_peak, 'BURST_S', 0.01)
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = not tf32
-    assert flops.matmul_peak(precision, 'cpu', 64, repeats=3) > 0
-    # warmed up (at least two products), then several bursts
-    assert len(seen) >= 5 and set(seen) == {(tf32, tf32, dtype)}
+    rows = gemm_peak.measure_peaks([precision], 'cpu', {'square': (64, 64, 64)})
+    # float32 is always measured beside: a lower precision's case may compute in it
+    assert {r['precision'] for r in rows} == {'fp32', precision}
+    assert all(r['gflops'] > 0 for r in rows)
+    ours = [s for s in seen if s[2] == dtype and s[:2] == (tf32, tf32)]
+    # warmed up (at least two products), then several bursts, with the precision's flags set
+    assert len(ours) >= 5
     assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (not tf32, not tf32)
+
+
+def test_every_library_here_is_measured_and_the_best_sets_the_peak(monkeypatch):
+    monkeypatch.setattr(gemm_peak, 'WARMUP_S', 0.01)
+    monkeypatch.setattr(gemm_peak, 'BURST_S', 0.01)
+    shapes = gemm_peak.gemm_shapes(TINY_CNLRN_ARGS, (16, 16), square=64)
+    # the network's own GEMMs: tokens of 4x4 patches, head dimension 4 channels x 16 pixels
+    assert shapes['attention Q K^T'] == (16, 64, 16) and shapes['attention P V'] == (16, 16, 64)
+    rows = gemm_peak.measure_peaks(['fp32'], 'cpu', shapes)
+    assert {r['library'] for r in rows} == set(gemm_peak.LIBRARIES)  # onnxruntime is installed by the tests' extras
+    assert {r['shape'] for r in rows} == set(shapes)
+    best = max(rows, key=lambda r: r['gflops'])
+    assert gemm_peak.peak_of(rows, 'fp32') == best and gemm_peak.peaks(rows, ['fp32']) == {'fp32': best['gflops']}
+
+
+def test_a_lower_precision_is_never_held_below_the_float32_peak():
+    rows = [
+        dict(library='torch', shape='square', mnk=[8, 8, 8], precision='fp32', gflops=200.0),
+        dict(library='torch', shape='square', mnk=[8, 8, 8], precision='bf16', gflops=20.0),  # emulated bf16
+        dict(library='numpy', shape='square', mnk=[8, 8, 8], precision='fp32', gflops=250.0),
+    ]
+    assert gemm_peak.peaks(rows, ['fp32', 'bf16']) == {'fp32': 250.0, 'bf16': 250.0}
+    assert gemm_peak.peak_of(rows, 'bf16')['library'] == 'numpy'
 
 
 @pytest.mark.parametrize('capability, native', [((7, 5), False), ((8, 0), True), ((9, 0), True)])
@@ -73,7 +100,7 @@ def test_bf16_counts_as_native_from_compute_capability_8(monkeypatch, capability
     # is_bf16_supported() also says yes where bf16 is emulated: it must not decide
     monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda including_emulation=True: True)
     monkeypatch.setattr(torch.cuda, 'get_device_capability', lambda device=None: capability)
-    assert run.bf16_native('cuda') is native
+    assert gemm_peak.bf16_native('cuda') is native
 
 
 def test_the_profile_sorts_by_device_time_on_cuda():

@@ -13,7 +13,7 @@ import pytest
 
 from cnlrn_arch.gpu_check import run as gpu_check_run
 from cnlrn_arch.gpu_check.modes import dry_mode
-from cnlrn_arch.gpu_check.runner import FAIL, NOT_RUN, PASS, SKIPPED, Check, Step, StepFailed, run_steps
+from cnlrn_arch.gpu_check.runner import FAIL, NOT_RUN, PASS, SKIPPED, Check, Checks, Step, StepFailed, run_steps
 from cnlrn_cli.main import main
 from tests.helpers import exit_status
 
@@ -168,3 +168,14 @@ def test_ctrl_c_kills_the_commands_of_the_steps_still_running(tmp_path):
     assert time.monotonic() - start < 15
     sleeping = next(ctx for ctx in check.contexts if ctx.step.name == 'sleeps')
     assert sleeping.commands[0]['exit_code'] == -signal.SIGKILL
+
+
+def test_a_time_faster_than_its_floor_fails_on_a_gpu_and_is_a_finding_on_the_cpu():
+    """A CPU shares its cores with other work, so a timing never decides a CPU run's outcome (issue 23)."""
+    on_gpu, on_cpu = Checks(), Checks()
+    message = 'joint fp32: faster than its FLOP floor, so the floor is wrong'
+    assert not on_gpu.timing(False, message, 'cuda') and on_gpu.failures == [message]
+    assert not on_cpu.timing(False, message, 'cpu') and on_cpu.failures == []
+    assert on_cpu.figures['timing findings'] == [message]
+    held = Checks()
+    assert held.timing(True, message, 'cpu') and held.figures == {} and held.failures == []

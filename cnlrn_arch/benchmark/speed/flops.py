@@ -1,18 +1,15 @@
-"""FLOPs of a CNLRN forward pass and the matmul peak that turns them into a floor.
+"""FLOPs of a CNLRN forward pass and of a training step; with the GEMM peak (:mod:`.gemm_peak`), a floor.
 
 Convolutions and linear layers are counted by ``torch.utils.flop_counter``
 on the meta device (instant at any size). Attention is added by formula,
 4 * N^2 * d per head (Q K^T and the weighted sum of V), because the counter
 does not see inside CPU fused attention kernels. Elementwise work (softmax,
 activations, residual sums) is not counted: the floor is the time the
-matrix products alone would take at the machine's matmul peak, measured in
+matrix products alone would take at the machine's GEMM peak, measured in
 the precision of the case (a TF32 case against a TF32 product).
 """
 
 from __future__ import annotations
-
-import math
-import time
 
 import torch
 from torch import nn
@@ -20,14 +17,6 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ...archs.cnlrn_arch import CNLRN
 from ...archs.nonlocal_attention import PatchMultiHeadAttention
-from ...utils.speed import AMP_DTYPES, tf32_set_to
-
-MATMUL_SIZE = 4096
-# a training step's FLOPs per forward's: the backward costs about twice the forward
-TRAINING_FLOPS_PER_FORWARD = 3
-# matmul peak: seconds of products before timing, and the least seconds one timed burst lasts
-WARMUP_S = 0.2
-BURST_S = 0.05
 
 
 def attention_flops(module, height, width, batch):
@@ -78,46 +67,51 @@ def network_flops(net: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int
     return {'conv': conv, 'attention': sum(attention), 'total': conv + sum(attention)}
 
 
-def floor_seconds(flops, peak_gflops):
-    """The time ``flops`` take at the matmul peak: what a case is measured against."""
-    return flops / (peak_gflops * 1e9)
+def training_flops(net: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """FLOPs of one training step of ``net``: forward and backward, as ``FlopCounterMode`` counts them on meta.
 
-
-def matmul_peak(precision: str = 'fp32', device: str = 'cpu', size: int = MATMUL_SIZE, repeats: int = 5) -> float:
-    """Best GFLOP/s of a square matrix product in ``precision``, as a stand-in for the hardware's peak.
-
-    The product is first repeated for WARMUP_S (clocks ramp up, kernels are
-    chosen), then timed ``repeats`` times in bursts of products lasting at
-    least BURST_S each, so that launch overhead and the timer do not count;
-    the best burst is taken.
+    The input takes no gradient, as in training, so the first layer's input
+    gradient is not counted; on the meta device attention runs as explicit
+    batched products, which the counter sees (forward 4 N^2 d, backward twice that).
+    The optimizer's elementwise update is not counted.
 
     Args:
-        precision (str): 'fp32' (IEEE float32), 'tf32' (float32 with TF32 matmuls, where CUDA has
-            them), 'bf16' or 'fp16': the precision of the cases measured against it.
-        device (str): 'cpu' or 'cuda'.
-        size (int): side of the square matrices.
-        repeats (int): bursts timed.
-
-    Returns:
-        float: GFLOP/s of the best burst.
+        net (nn.Module): a network on the meta device.
+        input_shape (tuple[int, ...]): (batch, channels, height, width) of its input.
     """
-    dtype = AMP_DTYPES.get(precision, torch.float32)
-    a = torch.randn(size, size, device=device).to(dtype)
-    b = torch.randn(size, size, device=device).to(dtype)
+    x = torch.empty(*input_shape, device='meta')
+    with FlopCounterMode(display=False) as counter:
+        net(x).sum().backward()
+    return sum(counter.get_flop_counts()['Global'].values())
 
-    def seconds(products):
-        start = time.perf_counter()
-        for _ in range(products):
-            torch.matmul(a, b)
-        if device != 'cpu':
-            torch.cuda.synchronize()
-        return time.perf_counter() - start
 
-    with tf32_set_to(precision == 'tf32'):
-        warmed, products = 0.0, 0
-        while warmed < WARMUP_S or products < 2:
-            warmed += seconds(1)
-            products += 1
-        burst = max(1, math.ceil(BURST_S / (warmed / products)))
-        best = min(seconds(burst) for _ in range(repeats)) / burst
-    return 2 * size**3 / best / 1e9
+def cross_check(config: dict, lr_size: tuple[int, int]) -> dict[str, float]:
+    """TFLOPs of one inference forward by this module's count beside ``FlopCounterMode``'s count of every operator.
+
+    The counter runs the explicit score-matrix attention, whose products it
+    sees as ``bmm``; this module counts the same products by formula. Neither
+    counts softmax, activations or sums, and both count a padded convolution
+    over every output pixel, zeros included (what the kernels compute).
+
+    Args:
+        config (dict): CNLRN arguments overriding the released configuration.
+        lr_size (tuple[int, int]): LR (height, width).
+    """
+    ours = count_flops(config, lr_size)
+    with torch.device('meta'):
+        net = CNLRN(**config, attn_impl='naive')
+    with FlopCounterMode(display=False) as counter:
+        net(torch.empty(1, 3, *lr_size, device='meta', requires_grad=True))
+    counted = {str(op).removeprefix('aten.'): n / 1e12 for op, n in counter.get_flop_counts()['Global'].items()}
+    return {
+        'this count: conv + linear': ours['conv'] / 1e12,
+        'this count: attention (formula)': ours['attention'] / 1e12,
+        'this count: total': ours['total'] / 1e12,
+        **{f'FlopCounterMode: {op}': n for op, n in sorted(counted.items())},
+        'FlopCounterMode: total': sum(counted.values()),
+    }
+
+
+def floor_seconds(flops, peak_gflops):
+    """The time ``flops`` take at the GEMM peak: what a case is measured against."""
+    return flops / (peak_gflops * 1e9)

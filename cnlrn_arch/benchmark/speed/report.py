@@ -29,6 +29,15 @@ def floor_ratio(row, run):
     return row['median_s'] / floor_of(row, run)
 
 
+def below_floor(run):
+    """Names of the measured cases faster than their floor: each one is a bug in the floor, not a fast case."""
+    return [
+        f'{row["kind"]} {row["impl"]} {row["precision"]} {size_label(row["size"])}'
+        for row in run['cases']
+        if 'error' not in row and floor_ratio(row, run) < 1
+    ]
+
+
 def case_table(columns, rows, cells, not_run_cells):
     """A Markdown table of cases: ``cells(row)`` per measured row, ``not_run_cells(row)`` where a case was not run."""
     return markdown_table(columns, [not_run_cells(row) if 'error' in row else cells(row) for row in rows])
@@ -92,11 +101,12 @@ def training_table(run):
             f'{row["batch"]} x {size_label(row["size"])}',
             f'{row["median_s"]:.2f}',
             f'{1 / row["median_s"]:.2f}',
+            f'{floor_ratio(row, run):.2f}',
             f'{row["activation_bytes"] / GB:.3f}',
         ]
 
     def not_run_cells(row):
-        return [row['impl'], row['precision'], '', f'not run: {row["error"]}', '', '']
+        return [row['impl'], row['precision'], '', f'not run: {row["error"]}', '', '', '']
 
     columns = [
         'attention',
@@ -104,23 +114,75 @@ def training_table(run):
         'batch x LR patch',
         'median step (s)',
         'iterations/s',
+        'x floor',
         'peak memory above weights and Adam (GB)',
     ]
     return case_table(columns, [r for r in run['cases'] if r['kind'] == 'training'], cells, not_run_cells)
 
 
+def peak_section(run):
+    """The GEMM peak table: every library, shape and precision measured, and which set each precision's peak."""
+    rows = [
+        [
+            row['library'],
+            f'{row["shape"]} ({"x".join(map(str, row["mnk"]))})',
+            row['precision'],
+            f'{row["gflops"]:.0f}',
+        ]
+        for row in run['gemm_peaks']
+    ]
+    set_by = '; '.join(
+        f'{p}: {row["gflops"]:.0f} GFLOP/s, set by {row["library"]} ({row["shape"]}, {row["precision"]})'
+        for p, row in run['peak_set_by'].items()
+    )
+    return [
+        "### GEMM peaks: every library here, the network's shapes (M x K x N)",
+        '',
+        f'The floor of a case is its FLOPs at the best rate of its own precision or of float32: {set_by}.',
+        '',
+        *markdown_table(['library', 'GEMM', 'precision', 'GFLOP/s'], rows),
+    ]
+
+
+def cross_check_section(run):
+    """This module's FLOP count beside FlopCounterMode's, per LR size."""
+    checks = run['flop_cross_check']
+    names = list(next(iter(checks.values())))
+    rows = [[name] + [f'{checks[label][name]:.3f}' for label in checks] for name in names]
+    return [
+        '### FLOP count cross-check (TFLOPs of one forward)',
+        '',
+        'FlopCounterMode runs the explicit score-matrix attention on the meta device, whose products it counts as '
+        '`bmm`; this count adds attention by formula (4 N^2 d per head). Neither counts softmax, activations or '
+        'sums; both count a padded convolution over every output pixel (zeros included: the kernels compute '
+        "them). The small `mm` is the attention's 1x1 embeddings, counted here under conv + linear.",
+        '',
+        *markdown_table(['count', *checks], rows),
+    ]
+
+
 def device_section(run):
-    peaks = ', '.join(f'{p}: {g:.0f} GFLOP/s' for p, g in run['peak_gflops'].items())
+    cpu = '' if run['device_short'] == 'cuda' else f', CPU capability {run["cpu_capability"]}'
+    flags = f', CPU flags: {run["cpu_flags"]}' if run.get('cpu_flags') else ''
     lines = [
         f'## {run["device"]}',
         '',
         f'Command: `{run["command"]}`',
         '',
         f'torch {run["torch"]}, {run["threads"]} threads, up to {run["runs"]} runs per case (median; the first '
-        f'run is included and doubles as warm-up), matmul peak ({run["matmul_size"]}^2): {peaks}. '
-        'The floor of a case is its FLOPs at the peak of its own precision (tf32: float32 with TF32 allowed). '
-        f'bf16 in hardware: {"yes" if run["bf16_native"] else "no, so no bf16 speed cases"}'
-        f'{"" if run["device_short"] == "cuda" else ", CPU capability " + run["cpu_capability"]}.',
+        'run is included and doubles as warm-up). '
+        f'bf16 in hardware: {"yes" if run["bf16_native"] else "no, so no bf16 speed cases"}{cpu}{flags}.',
+        '',
+    ]
+    faster = below_floor(run)
+    if faster:
+        lines += [
+            f'**WARNING: {len(faster)} case(s) measured faster than their FLOP floor, so the floor is wrong '
+            f'(a FLOP count too high or a peak too low): {", ".join(faster)}.**',
+            '',
+        ]
+    lines += [
+        *peak_section(run),
         '',
         '| LR input | conv + linear TFLOPs | attention TFLOPs | total TFLOPs |',
         '|---|---|---|---|',
@@ -129,8 +191,9 @@ def device_section(run):
         lines.append(
             f'| {label} | {flops["conv"] / 1e12:.2f} | {flops["attention"] / 1e12:.2f} | {flops["total"] / 1e12:.2f} |'
         )
+    lines += ['', *cross_check_section(run), '']
     config = f'CNLRN{run["config"]}' if run['config'] else 'the released CNLRN configuration'
-    lines += ['', f'### Inference (one forward, batch 1, {config})', ''] + inference_table(run)
+    lines += [f'### Inference (one forward, batch 1, {config})', ''] + inference_table(run)
     profiled = next((r for r in run['cases'] if r.get('profile')), None)
     if profiled:
         lines += [

@@ -5,7 +5,8 @@ attention and with the explicit score-matrix attention of the authors'
 release side by side; one training step (forward, L1, backward, Adam) for
 both; bf16 autocast where the hardware computes in bf16, and with --tf32
 (CUDA) float32 with TF32 convolutions and matmuls. Each case is measured
-against the matmul peak of its own precision, and float32 cases run in IEEE
+against the GEMM peak of its own precision (the best library and shape, see
+:mod:`.gemm_peak`), and float32 cases run in IEEE
 float32 (TF32 off), as ``speed: {tf32: false}`` trains. On CPU the PSNR
 change of bf16 is measured on the demo validation images in any case (the
 rounding is the same where it is emulated, only far slower). Every case runs in a fresh process so that
@@ -22,10 +23,12 @@ from os import path as osp
 import torch
 from tqdm import tqdm
 
+from ...archs.cnlrn_arch import CNLRN
 from ...utils.errors import UserError
-from ...utils.machine import cpu_name
+from ...utils.machine import cpu_flags, cpu_name
 from .bf16_quality import bf16_psnr_change
-from .flops import MATMUL_SIZE, TRAINING_FLOPS_PER_FORWARD, count_flops, floor_seconds, matmul_peak
+from .flops import count_flops, cross_check, floor_seconds, training_flops
+from .gemm_peak import MATMUL_SIZE, bf16_native, gemm_shapes, measure_peaks, peak_of, peaks
 from .report import size_label, write_report
 
 DEFAULT_SIZES = ((90, 160), (180, 320), (360, 640))
@@ -39,17 +42,6 @@ NAIVE_COPIES = 3
 IMPLS = ('sdpa', 'naive')
 # the order of the matmul peaks in the results
 PRECISIONS = ('fp32', 'tf32', 'bf16')
-
-
-def bf16_native(device):
-    """Whether ``device`` computes bf16 in hardware (on CPU: oneDNN's check for AVX512-BF16 or AMX).
-
-    On CUDA, compute capability 8.0 (Ampere) or later: ``torch.cuda.is_bf16_supported()``
-    also counts the emulation of older GPUs, far slower than their float32.
-    """
-    if device == 'cuda':
-        return torch.cuda.get_device_capability() >= (8, 0)
-    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
 def naive_too_big(config, size, device):
@@ -147,7 +139,7 @@ def run_speed_benchmark(
         training (bool): whether to run the training-step cases.
         device (str): 'cpu' or 'cuda'.
         threads (int | None): torch threads, None to let torch choose.
-        matmul_size (int): side of the square matmul that measures the peak.
+        matmul_size (int): side of the square matmul among the GEMMs that measure the peak.
         tf32 (bool): also time float32 with TF32 convolutions and matmuls (CUDA only).
     """
     if device == 'cuda' and not torch.cuda.is_available():
@@ -157,15 +149,21 @@ def run_speed_benchmark(
     if threads:
         torch.set_num_threads(threads)
     cases = plan(config, sizes, runs, train_size, train_batch, training, device, threads, tf32)
-    print(f'matmul peak ({matmul_size}^2) ...', flush=True)
-    peaks = {precision: matmul_peak(precision, device, matmul_size) for precision in peak_precisions(cases)}
+    precisions = peak_precisions(cases)
+    print("GEMM peaks: every library, the network's shapes ...", flush=True)
+    peak_rows = measure_peaks(precisions, device, gemm_shapes(config, main_size(sizes), matmul_size))
+    case_peaks = peaks(peak_rows, precisions)
     size_flops = {size_label(s): count_flops(config, s) for s in sizes}
     # every training case has the same step
-    train_flops = TRAINING_FLOPS_PER_FORWARD * count_flops(config, train_size, train_batch)['total'] if training else 0
+    if training:
+        with torch.device('meta'):
+            train_flops = training_flops(CNLRN(**config), (train_batch, 3, *train_size))
+    else:
+        train_flops = 0
     results = []
     for case in tqdm(cases, desc='cases', unit='case'):
         flops = train_flops if case['kind'] == 'training' else size_flops[size_label(case['size'])]['total']
-        case['runs'] = max(1, min(runs, int(CASE_BUDGET_S // floor_seconds(flops, peaks[case['precision']]))))
+        case['runs'] = max(1, min(runs, int(CASE_BUDGET_S // floor_seconds(flops, case_peaks[case['precision']]))))
         result = case if 'error' in case else run_case(case)
         results.append(dict(result, flops=flops))
         tqdm.write(summary(result))
@@ -178,10 +176,14 @@ def run_speed_benchmark(
         'threads': threads or torch.get_num_threads(),
         'runs': runs,
         'matmul_size': matmul_size,
-        'peak_gflops': peaks,
+        'peak_gflops': case_peaks,
+        'peak_set_by': {p: peak_of(peak_rows, p) for p in precisions},
+        'gemm_peaks': peak_rows,
+        'flop_cross_check': {size_label(s): cross_check(config, s) for s in sizes},
         'config': config,
         'bf16_native': bf16_native(device),
         'cpu_capability': torch.backends.cpu.get_cpu_capability(),
+        'cpu_flags': cpu_flags(),
         'flops': size_flops,
         'cases': results,
     }
