@@ -1,9 +1,12 @@
 """``cnlrn infer``: super-resolve blurry low-resolution images x4 with trained weights."""
 
+import sys
+
 from cnlrn_arch.inference.image_io import DEFAULT_MAX_PIXELS
+from cnlrn_arch.inference.network import resolve_device
 from cnlrn_arch.inference.restore_files import DEFAULT_SUFFIX, DEFAULT_TILE_PAD, restore_files
 from cnlrn_arch.inference.video_io import DEFAULT_CRF
-from cnlrn_arch.utils.speed import AMP_DTYPES, use_tf32
+from cnlrn_arch.utils.speed import AMP_DTYPES, slow_precision_note, use_tf32
 
 from .arguments import add_device_argument, add_opt_argument, int_at_least
 
@@ -141,6 +144,10 @@ def add_arguments(parser):
 
 def run(args):
     use_tf32(args.tf32)
+    if args.backend == 'torch':
+        note = slow_precision_note(args.precision, resolve_device(args.device).type)
+        if note:
+            print(f'note: --{args.precision}: {note}', file=sys.stderr)
     skipped = restore_files(
         args.input,
         args.output,

@@ -21,12 +21,11 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ..archs.cnlrn_arch import CNLRN
 from ..archs.nonlocal_attention import ATTN_IMPLS, PatchMultiHeadAttention
-from ..benchmark.speed.gemm_peak import bf16_native
 from ..data_prep.tiny_reds import make_tiny_reds
 from ..project import REPO
 from ..utils.errors import first_line
 from ..utils.image_formats import bicubic_resize_uint8
-from ..utils.speed import AMP_DTYPES, Speed, autocast, to_memory_format, use_tf32
+from ..utils.speed import AMP_DTYPES, Speed, autocast, bf16_native, to_memory_format, use_tf32
 from .findings import Findings, rounded
 
 # the release's outputs for a small configuration, stored with the tests

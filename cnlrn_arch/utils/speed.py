@@ -54,6 +54,29 @@ class Speed:
     tf32: bool = False
 
 
+def bf16_native(device: str) -> bool:
+    """Whether ``device`` computes bf16 in hardware (on CPU: oneDNN's check for AVX512-BF16 or AMX).
+
+    On CUDA, compute capability 8.0 (Ampere) or later: ``torch.cuda.is_bf16_supported()``
+    also counts the emulation of older GPUs, far slower than their float32.
+    """
+    if device == 'cuda':
+        return torch.cuda.get_device_capability() >= (8, 0)
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def slow_precision_note(precision: str | None, device: str) -> str | None:
+    """One line for a ``precision`` that runs slower than float32 on ``device`` ('cpu' or 'cuda'), else None.
+
+    Without AVX512-BF16 or AMX a CPU converts bf16 to float32 for every
+    product: measured on an AVX2 CPU, 30.6 s of CPU time against 14.3 s in
+    float32 for one 256x256 image.
+    """
+    if precision == 'bf16' and device == 'cpu' and not bf16_native('cpu'):
+        return 'bf16 is emulated on this CPU (no AVX512-BF16 or AMX), about 2x slower than float32: leave it off'
+    return None
+
+
 def amp_dtype(value, where):
     """The torch dtype of an amp option (~ or 'fp32', 'bf16', 'fp16'); None for float32."""
     if value is None or value == 'fp32':

@@ -17,6 +17,7 @@ from ..inference.video_io import VIDEO_EXTENSIONS
 from ..utils.errors import UserError
 from ..utils.image_formats import IMG_EXTENSIONS
 from ..utils.optional import import_optional
+from ..utils.speed import slow_precision_note
 from .jobs import DEFAULT_MAX_FRAMES, Restorer, serving_folder, write_examples
 
 DEFAULT_HOST, DEFAULT_PORT = '127.0.0.1', 7860
@@ -57,6 +58,9 @@ def build_page(gr: ModuleType, restorer: Restorer, folder: str, examples: list[s
         return (result.bicubic, result.restored), result.download
 
     half_label = f'Half precision ({restorer.half} on {restorer.device.type})' if restorer.half else 'Half precision'
+    slow = slow_precision_note(restorer.half, restorer.device.type)
+    if slow:
+        half_label += f': {slow}'
     with gr.Blocks(title=TITLE, analytics_enabled=False) as page:
         gr.Markdown(f'# {TITLE}\n{INTRO}')
         with gr.Row():

@@ -10,6 +10,7 @@ from torch.autograd.profiler_util import FunctionEventAvg
 from cnlrn_arch.benchmark.speed import case as case_module
 from cnlrn_arch.benchmark.speed import gemm_peak, run
 from cnlrn_arch.benchmark.speed.report import floor_of
+from cnlrn_arch.utils import speed
 from cnlrn_cli.main import main
 from tests.helpers import TINY_CNLRN_ARGS, assert_one_line_error, exit_status
 
@@ -100,7 +101,7 @@ def test_bf16_counts_as_native_from_compute_capability_8(monkeypatch, capability
     # is_bf16_supported() also says yes where bf16 is emulated: it must not decide
     monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda including_emulation=True: True)
     monkeypatch.setattr(torch.cuda, 'get_device_capability', lambda device=None: capability)
-    assert gemm_peak.bf16_native('cuda') is native
+    assert speed.bf16_native('cuda') is native
 
 
 def test_the_profile_sorts_by_device_time_on_cuda():

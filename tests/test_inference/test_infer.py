@@ -258,3 +258,19 @@ def test_non_finite_weights_are_refused(model, tmp_path, capsys):
     (tmp_path / 'empty.pth').write_bytes(b'')
     assert infer(*argv, '--weights', tmp_path / 'empty.pth') == 2
     assert_one_line_error(capsys.readouterr().err, f'{tmp_path / "empty.pth"}: empty file, not PyTorch weights')
+
+
+@pytest.mark.parametrize('native', [False, True])
+def test_emulated_bf16_on_the_cpu_is_one_line_saying_to_leave_it_off(
+    infer_setup, tmp_path, capsys, monkeypatch, native
+):
+    from cnlrn_arch.utils import speed
+
+    monkeypatch.setattr(speed, 'bf16_native', lambda device: native)
+    args = ['-i', infer_setup / 'x.png', '-o', tmp_path, '--weights', infer_setup / 'w.pth', '--device', 'cpu']
+    assert infer(*args, '--bf16') == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if 'emulated' in line]
+    assert notes == ([] if native else [f'note: --bf16: {speed.slow_precision_note("bf16", "cpu")}'])
+    assert (tmp_path / 'x_cnlrn.png').is_file()
+    # float32 never gets the note
+    assert infer(*args, '--suffix', '_fp32') == 0 and 'emulated' not in capsys.readouterr().err

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from ...utils.speed import AMP_DTYPES, tf32_set_to
+from ...utils.speed import AMP_DTYPES, bf16_native, tf32_set_to
 
 MATMUL_SIZE = 2048
 # seconds of products before timing (clocks ramp up, kernels are chosen), and the least seconds a timed burst lasts
@@ -36,17 +36,6 @@ BURSTS = 3
 # the network's GEMMs at most this many tokens (or pixels) long: the rate is reached well before, the time is not
 MAX_GEMM_ROWS = 4096
 LIBRARIES = ('torch', 'torch oneDNN', 'onnxruntime', 'numpy')
-
-
-def bf16_native(device: str) -> bool:
-    """Whether ``device`` computes bf16 in hardware (on CPU: oneDNN's check for AVX512-BF16 or AMX).
-
-    On CUDA, compute capability 8.0 (Ampere) or later: ``torch.cuda.is_bf16_supported()``
-    also counts the emulation of older GPUs, far slower than their float32.
-    """
-    if device == 'cuda':
-        return torch.cuda.get_device_capability() >= (8, 0)
-    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
 def gemm_shapes(config: dict, lr_size: Sequence[int], square: int = MATMUL_SIZE) -> dict[str, tuple[int, int, int]]:

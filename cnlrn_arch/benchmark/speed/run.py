@@ -26,9 +26,10 @@ from tqdm import tqdm
 from ...archs.cnlrn_arch import CNLRN
 from ...utils.errors import UserError
 from ...utils.machine import cpu_flags, cpu_name
+from ...utils.speed import bf16_native
 from .bf16_quality import bf16_psnr_change
 from .flops import count_flops, cross_check, floor_seconds, training_flops
-from .gemm_peak import MATMUL_SIZE, bf16_native, gemm_shapes, measure_peaks, peak_of, peaks
+from .gemm_peak import MATMUL_SIZE, gemm_shapes, measure_peaks, peak_of, peaks
 from .report import size_label, write_report
 
 DEFAULT_SIZES = ((90, 160), (180, 320), (360, 640))
