@@ -17,7 +17,6 @@ import sys
 import tempfile
 from importlib.metadata import entry_points
 
-from .utils.cpu_allocator import use_fixed_mmap_threshold
 from .utils.errors import UserError, user_message
 
 PLUGIN_GROUP = 'basicsr.plugins'
@@ -105,7 +104,6 @@ def run_entry_point(phase, argv, prog):
     """Run a pipeline; user errors become one line on stderr and exit code 2, Ctrl-C one line and exit code 130."""
     from .utils import experiment_lock
 
-    use_fixed_mmap_threshold()
     try:
         run_pipeline(phase, argv, prog)
     except UserError as err:

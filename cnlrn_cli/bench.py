@@ -10,6 +10,9 @@ from cnlrn_arch.utils.errors import UserError
 
 from .arguments import description, height_width, int_at_least
 
+# the before/after table of issue 23: a small frame and a REDS frame
+ONNXRUNTIME_SIZES = ((90, 160), (180, 320))
+
 
 def add_arguments(parser):
     parser.description = description(speed)
@@ -17,9 +20,8 @@ def add_arguments(parser):
         '--sizes',
         nargs='+',
         type=height_width,
-        default=list(speed.DEFAULT_SIZES),
         metavar='HxW',
-        help='LR input sizes for inference (default: 90x160 180x320 360x640)',
+        help='LR input sizes for inference (default: 90x160 180x320 360x640; with --onnxruntime 90x160 180x320)',
     )
     parser.add_argument(
         '--runs',
@@ -60,7 +62,8 @@ def add_arguments(parser):
         '--onnxruntime',
         action='store_true',
         help='instead of the other cases: time onnxruntime against PyTorch on the CPU, taking turns in one process, '
-        'at 180x320 (or the first of --sizes without it), --runs each; adds its section to RESULTS.md',
+        'at each of --sizes, --runs each, against the floor, and profile both operator by operator at the largest; '
+        'adds its section to RESULTS.md',
     )
     parser.add_argument('--out', default='benchmarks', help='folder for RESULTS.md (default: %(default)s)')
     parser.set_defaults(run=run)
@@ -77,13 +80,14 @@ def run(args):
             raise UserError('--onnxruntime compares on the CPU: leave out --device cuda')
         from cnlrn_arch.benchmark.speed.onnx_compare import compare_onnxruntime  # onnxruntime is optional
 
-        compare_onnxruntime(command, args.out, config, speed.main_size(args.sizes), args.runs, args.threads)
+        sizes = args.sizes or ONNXRUNTIME_SIZES
+        compare_onnxruntime(command, args.out, config, sizes, args.runs, args.threads)
         return
     speed.run_speed_benchmark(
         command,
         args.out,
         config,
-        args.sizes,
+        args.sizes or list(speed.DEFAULT_SIZES),
         args.runs,
         args.train_size,
         args.train_batch,

@@ -55,10 +55,8 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 0
-    from cnlrn_arch.utils.cpu_allocator import use_fixed_mmap_threshold
     from cnlrn_arch.utils.errors import UserError, user_message
 
-    use_fixed_mmap_threshold()
     try:
         return args.run(args) or 0
     except UserError as err:

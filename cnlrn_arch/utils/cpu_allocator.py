@@ -6,7 +6,12 @@ of a few MB to 32 MB (CNLRN's LR stage on a REDS frame) pile up in the heap
 where freed blocks fragment and stay resident, while maps above 32 MB (the
 2x stage) are mapped and unmapped for every tensor. A fixed threshold makes
 every map of 4 MB or more an mmap of its own, returned whole when freed:
-the resident peak then tracks the live tensors.
+the resident peak then tracks the live tensors (measured on a REDS frame,
+180x320 LR, as a library: 0.39 GB of activations instead of 0.60 GB). The
+price is page faults: every such map is zeroed by the kernel when first
+touched, about 7% of the frame's time on 2 cores (42.4 s against 39.3 s).
+Importing ``cnlrn_arch`` applies it, so the commands and scripts that use
+the library alike hold bounded memory.
 
 The setting is left alone when the user chose one through glibc's
 ``MALLOC_MMAP_THRESHOLD_`` environment variable, and on other C libraries.

@@ -2,21 +2,38 @@
 
 import json
 
+import pytest
+
+from cnlrn_arch.benchmark.speed import operator_profile
 from cnlrn_cli.main import main
 from tests.helpers import TINY_CNLRN_ARGS, exit_status
 
 
 def test_onnxruntime_comparison_writes_its_section(tmp_path, capsys):
-    args = ['--config', json.dumps(TINY_CNLRN_ARGS), '--sizes', '10x13', '--runs', '2', '--out', str(tmp_path)]
+    sizes = ['--sizes', '10x13', '8x8']
+    args = ['--config', json.dumps(TINY_CNLRN_ARGS), *sizes, '--runs', '2', '--threads', '1', '--out', str(tmp_path)]
     assert exit_status(main, ['bench', '--onnxruntime', *args]) == 0
     comparison = json.loads((tmp_path / 'onnxruntime.json').read_text())
-    assert comparison['output_shape'] == [1, 3, 40, 52]
-    assert all(len(times) == 2 and min(times) > 0 for times in comparison['times_s'].values())
-    assert comparison['max_abs_difference'] <= 1e-4
+    assert list(comparison['sizes']) == ['10x13', '8x8']
+    measured = comparison['sizes']['10x13']
+    assert measured['output_shape'] == [1, 3, 40, 52]
+    assert all(len(times) == 2 and min(times) > 0 for times in measured['times_s'].values())
+    assert measured['max_abs_difference'] <= 1e-4
+    assert measured['floor_s'] == pytest.approx(measured['flops'] / (comparison['peak']['gflops'] * 1e9))
     report = (tmp_path / 'RESULTS.md').read_text()
-    ratio = comparison['median_s']['onnxruntime'] / comparison['median_s']['torch']
-    assert f'| onnxruntime {comparison["onnxruntime"]} | 2 |' in report and f'| {ratio:.2f} |' in report
-    assert len(comparison['turn_ratios']) == 2 and 'turn by turn' in report
+    ratio = measured['median_s']['torch'] / measured['median_s']['onnxruntime']
+    assert f'| 10x13 | PyTorch {comparison["torch"]} | 2 |' in report and f'| {ratio:.2f} |' in report
+    assert f'| 8x8 | onnxruntime {comparison["onnxruntime"]} | 2 |' in report
+    assert len(measured['turn_ratios']) == 2 and 'turn by turn' in report
+    # the profiles of both runtimes, at the largest size, in the same kinds of work
+    profile = comparison['profile']
+    assert profile['size'] == [10, 13]
+    assert set(profile['torch']['kinds']) == set(profile['onnxruntime']['kinds']) == set(operator_profile.KINDS)
+    assert profile['torch']['kinds']['convolutions'] > 0 and profile['onnxruntime']['kinds']['convolutions'] > 0
+    assert dict(profile['onnxruntime']['top'])['Conv'] > 0 and 'aten::mkldnn_convolution' in dict(
+        profile['torch']['top']
+    )
+    assert '| convolutions |' in report
 
 
 def test_onnxruntime_comparison_is_on_the_cpu(tmp_path, capsys):

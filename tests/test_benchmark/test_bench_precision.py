@@ -79,9 +79,13 @@ def test_every_library_here_is_measured_and_the_best_sets_the_peak(monkeypatch):
     shapes = gemm_peak.gemm_shapes(TINY_CNLRN_ARGS, (16, 16), square=64)
     # the network's own GEMMs: tokens of 4x4 patches, head dimension 4 channels x 16 pixels
     assert shapes['attention Q K^T'] == (16, 64, 16) and shapes['attention P V'] == (16, 16, 64)
-    rows = gemm_peak.measure_peaks(['fp32'], 'cpu', shapes)
-    assert {r['library'] for r in rows} == set(gemm_peak.LIBRARIES)  # onnxruntime is installed by the tests' extras
-    assert {r['shape'] for r in rows} == set(shapes)
+    conv = gemm_peak.conv_geometry(TINY_CNLRN_ARGS, (16, 16))
+    assert conv == (16, 16, 16)
+    rows = gemm_peak.measure_peaks(['fp32'], 'cpu', shapes, conv=conv)
+    # onnxruntime is installed by the tests' extras
+    assert {r['library'] for r in rows} == {*gemm_peak.LIBRARIES, 'torch conv'}
+    assert {r['shape'] for r in rows} == {*shapes, '3x3 convolution 16x16x16'}
+    assert next(r for r in rows if r['library'] == 'torch conv')['mnk'] == [256, 144, 16]
     best = max(rows, key=lambda r: r['gflops'])
     assert gemm_peak.peak_of(rows, 'fp32') == best and gemm_peak.peaks(rows, ['fp32']) == {'fp32': best['gflops']}
 

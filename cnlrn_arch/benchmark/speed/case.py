@@ -28,7 +28,6 @@ import torch
 from torch.autograd.profiler_util import FunctionEventAvg
 
 from ...archs.cnlrn_arch import CNLRN
-from ...utils.cpu_allocator import use_fixed_mmap_threshold
 from ...utils.errors import UserError
 from ...utils.speed import AMP_DTYPES, autocast, use_tf32
 
@@ -155,7 +154,6 @@ def operator_profile(step, device, rows=PROFILE_ROWS):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     case = json.loads(argv[0])
-    use_fixed_mmap_threshold()  # as the cnlrn and basicsr commands do
     try:
         result = run_case(case)
     except torch.OutOfMemoryError as err:

@@ -11,7 +11,11 @@ rate of them all:
 * ``torch``: ``torch.matmul``, torch's default BLAS (MKL on x86; cuBLAS on CUDA);
 * ``torch oneDNN``: ``mkldnn_linear`` on oneDNN tensors (CPU, float32 and bf16);
 * ``onnxruntime``: a one-node MatMul graph on the CPU provider (MLAS), float32, where installed;
-* ``numpy``: numpy's BLAS, float32.
+* ``numpy``: numpy's BLAS, float32;
+* ``torch conv``: a channels-last 3x3 convolution of the network's width
+  (oneDNN on the CPU, cuDNN on CUDA), an implicit GEMM of (pixels, 9 C, C):
+  oneDNN's direct convolutions outrun every library's GEMM on AMD CPUs, and
+  most of CNLRN's work outside attention is such convolutions.
 
 A case in a lower precision (bf16, fp16, TF32) is measured against the best
 of its own precision and of float32, because autocast runs some operators in
@@ -58,6 +62,12 @@ def gemm_shapes(config: dict, lr_size: Sequence[int], square: int = MATMUL_SIZE)
         'attention P V': (tokens, tokens, head_dim),
         '1x1 embedding': (pixels, n_feats, n_feats // len(patch_sizes)),
     }
+
+
+def conv_geometry(config: dict, lr_size: Sequence[int]) -> tuple[int, int, int]:
+    """(height, width, channels) of the 3x3 convolution timed beside the GEMMs: LR rows, 4 MAX_GEMM_ROWS pixels."""
+    height = max(1, min(lr_size[0], MAX_GEMM_ROWS * 4 // max(1, lr_size[1])))
+    return height, lr_size[1], config.get('n_feats', 64)
 
 
 def best_rate(product: Callable[[], object], flops: float, synchronize: Callable[[], None] = lambda: None) -> float:
@@ -132,8 +142,19 @@ def library_product(library: str, a: torch.Tensor, b: torch.Tensor) -> Callable[
     raise ValueError(f'unknown library {library!r}; one of {LIBRARIES}')
 
 
+def conv_product(height: int, width: int, channels: int, dtype: torch.dtype, device: str) -> Callable[[], object]:
+    """A channels-last 3x3 convolution of ``channels`` to ``channels`` on a (height, width) map, as CNLRN runs them."""
+    x = torch.randn(1, channels, height, width, device=device).to(dtype).contiguous(memory_format=torch.channels_last)
+    conv = torch.nn.Conv2d(channels, channels, 3, padding=1, device=device, dtype=dtype)
+    conv = conv.to(memory_format=torch.channels_last).requires_grad_(False)
+    return lambda: conv(x)
+
+
 def measure_peaks(
-    precisions: Sequence[str], device: str, shapes: dict[str, tuple[int, int, int]]
+    precisions: Sequence[str],
+    device: str,
+    shapes: dict[str, tuple[int, int, int]],
+    conv: tuple[int, int, int] | None = None,
 ) -> list[dict[str, object]]:
     """GFLOP/s of every library that runs here, on every shape, in every precision asked (and float32).
 
@@ -141,6 +162,8 @@ def measure_peaks(
         precisions (Sequence[str]): 'fp32', 'tf32' (float32 with TF32 matmuls), 'bf16', 'fp16'.
         device (str): 'cpu' or 'cuda'.
         shapes (dict[str, tuple[int, int, int]]): name -> (M, K, N), see :func:`gemm_shapes`.
+        conv (tuple[int, int, int] | None): (height, width, channels) of a 3x3 convolution timed as well
+            (see :func:`conv_geometry`), or None.
 
     Returns:
         list[dict]: one row per measurement: library, shape, (M, K, N), precision, gflops.
@@ -159,6 +182,13 @@ def measure_peaks(
                         continue
                     gflops = best_rate(product, 2 * m * k * n, synchronize)
                     rows.append(dict(library=library, shape=name, mnk=[m, k, n], precision=precision, gflops=gflops))
+            if conv is not None and (device != 'cpu' or dtype == torch.float32 or bf16_native('cpu')):
+                height, width, channels = conv
+                m, k, n = height * width, 9 * channels, channels
+                with torch.inference_mode():
+                    gflops = best_rate(conv_product(*conv, dtype, device), 2 * m * k * n, synchronize)
+                shape = f'3x3 convolution {height}x{width}x{channels}'
+                rows.append(dict(library='torch conv', shape=shape, mnk=[m, k, n], precision=precision, gflops=gflops))
     return rows
 
 

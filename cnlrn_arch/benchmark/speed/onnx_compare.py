@@ -1,12 +1,15 @@
-"""onnxruntime against PyTorch on the CPU, side by side (``cnlrn bench --onnxruntime``).
+"""onnxruntime against PyTorch on the CPU, side by side, against the floor (``cnlrn bench --onnxruntime``).
 
 One CNLRN with random weights (speed does not depend on their values) is
-exported to ONNX; PyTorch (the default sdpa attention) and onnxruntime (the
-exported graph, where attention is MatMul-Softmax-MatMul with the score
-matrix written out) then run one LR frame in the same process with the same
-threads, taking turns run by run, so that any drift of a shared machine
-touches both alike. Writes ``onnxruntime.json``; :mod:`.report` adds its
-section to RESULTS.md.
+exported to ONNX; PyTorch (the path ``cnlrn infer`` and ``basicsr test`` run)
+and onnxruntime (the exported graph, where attention is MatMul-Softmax-MatMul
+with the score matrix written out) then run LR frames of each size in the
+same process with the same threads, taking turns run by run, so that any
+drift of a shared machine touches both alike. The GEMM peak is measured in
+the same process (:mod:`.gemm_peak`), so each runtime's time stands beside
+the floor; one more forward of each at the largest size is profiled
+operator by operator (:mod:`.operator_profile`). Writes ``onnxruntime.json``;
+:mod:`.report` adds its section to RESULTS.md.
 """
 
 from __future__ import annotations
@@ -23,26 +26,72 @@ import torch
 from tqdm import tqdm
 
 from ...archs.cnlrn_arch import CNLRN
-from ...export.onnx_file import export_onnx
+from ...export.onnx_file import INPUT_NAME, export_onnx
 from ...inference.onnx_backend import OnnxNetwork
-from ...utils.machine import cpu_name
+from ...utils.machine import cpu_flags, cpu_name
 from ...utils.optional import import_optional
+from . import operator_profile
 from .case import timed
-from .report import ONNXRUNTIME_RESULTS, write_report
+from .flops import count_flops, floor_seconds
+from .gemm_peak import conv_geometry, gemm_shapes, measure_peaks, peak_of
+from .report import ONNXRUNTIME_RESULTS, size_label, write_report
+
+
+def time_in_turns(networks: dict, x: torch.Tensor, runs: int) -> tuple[dict[str, list[float]], dict[str, torch.Tensor]]:
+    """Seconds of ``runs`` forwards of each network on ``x``, taking turns; and each one's last output."""
+    times = {name: [] for name in networks}
+    outputs = {}
+    for _ in tqdm(range(runs), desc=f'{size_label(x.shape[-2:])} runs', unit='run'):
+        for name, network in networks.items():
+            with torch.inference_mode():
+                (seconds,), outputs[name] = timed(partial(network, x), 1, torch.device('cpu'))
+            times[name].append(seconds)
+    return times, outputs
+
+
+def profiles(net: torch.nn.Module, onnx_path: str, x: torch.Tensor) -> dict:
+    """Per-operator seconds of one forward of each runtime on ``x`` (after a warm-up), raw and by kind."""
+    import onnxruntime as ort
+
+    with torch.inference_mode():
+        net(x)
+        torch_seconds = operator_profile.torch_operator_seconds(partial(net, x))
+    ort_seconds = operator_profile.onnxruntime_operator_seconds(
+        lambda options: ort.InferenceSession(onnx_path, options, providers=['CPUExecutionProvider']),
+        {INPUT_NAME: x.numpy()},
+    )
+    return {
+        'size': list(x.shape[-2:]),
+        'torch': {
+            'kinds': operator_profile.by_kind(torch_seconds, operator_profile.TORCH_KINDS),
+            'top': operator_profile.top(torch_seconds),
+        },
+        'onnxruntime': {
+            'kinds': operator_profile.by_kind(ort_seconds, operator_profile.ORT_KINDS),
+            'top': operator_profile.top(ort_seconds),
+        },
+    }
 
 
 def compare_onnxruntime(
-    command: str, out: str, config: dict, size: Sequence[int], runs: int = 3, threads: int | None = None
+    command: str,
+    out: str,
+    config: dict,
+    sizes: Sequence[Sequence[int]],
+    runs: int = 3,
+    threads: int | None = None,
+    profile: bool = True,
 ) -> dict:
-    """Time ``runs`` forwards of PyTorch and of onnxruntime, alternating; write ``out``/onnxruntime.json and RESULTS.md.
+    """Time ``runs`` forwards of PyTorch and onnxruntime at each size, in turns; write onnxruntime.json, RESULTS.md.
 
     Args:
         command (str): the command line, recorded in the report.
         out (str): output folder.
         config (dict): CNLRN arguments overriding the released configuration.
-        size (Sequence[int]): LR (height, width) of the frame, batch 1.
-        runs (int): forwards of each; the median is reported, the first run included as warm-up.
+        sizes (Sequence[Sequence[int]]): LR (height, width) of the frames, batch 1.
+        runs (int): forwards of each runtime per size; the median is reported, the first run included as warm-up.
         threads (int | None): threads of both (torch's and onnxruntime's intra-op pools); None: torch's default.
+        profile (bool): also profile one forward of each, operator by operator, at the largest size.
 
     Returns:
         dict: what onnxruntime.json holds.
@@ -52,35 +101,43 @@ def compare_onnxruntime(
         torch.set_num_threads(threads)
     torch.manual_seed(0)
     net = CNLRN(**config).eval()
-    x = torch.rand(1, 3, *size)
-    with tempfile.TemporaryDirectory() as folder:
-        print('exporting to ONNX ...', flush=True)
-        path = osp.join(folder, 'cnlrn.onnx')
-        export_onnx(net, path)
-        onnx_net = OnnxNetwork(path)  # holds the graph in memory: the file may go
-    cpu = torch.device('cpu')
-    times = {'torch': [], 'onnxruntime': []}
-    outputs = {}
-    for _ in tqdm(range(runs), desc='runs', unit='run'):
-        for name, network in (('torch', net), ('onnxruntime', onnx_net)):
-            with torch.inference_mode():
-                (seconds,), outputs[name] = timed(partial(network, x), 1, cpu)
-            times[name].append(seconds)
+    largest = max(sizes, key=lambda s: s[0] * s[1])
+    print('GEMM peak ...', flush=True)
+    peak_rows = measure_peaks(['fp32'], 'cpu', gemm_shapes(config, largest), conv=conv_geometry(config, largest))
+    peak = peak_of(peak_rows, 'fp32')
     result = {
         'command': command,
         'device': f'{cpu_name()} ({os.cpu_count()} cores)',
+        'cpu_flags': cpu_flags(),
         'threads': torch.get_num_threads(),
         'torch': torch.__version__,
         'onnxruntime': ort.__version__,
         'config': config,
-        'size': list(size),
-        'output_shape': list(outputs['torch'].shape),
-        'times_s': times,
-        'median_s': {name: statistics.median(values) for name, values in times.items()},
-        # each turn's two runs share the machine's load of the moment: their ratio is the steadier measure
-        'turn_ratios': [ort_s / torch_s for torch_s, ort_s in zip(times['torch'], times['onnxruntime'])],
-        'max_abs_difference': (outputs['onnxruntime'] - outputs['torch']).abs().max().item(),
+        'peak': peak,
+        'sizes': {},
     }
+    with tempfile.TemporaryDirectory() as folder:
+        print('exporting to ONNX ...', flush=True)
+        path = osp.join(folder, 'cnlrn.onnx')
+        export_onnx(net, path)
+        networks = {'torch': net, 'onnxruntime': OnnxNetwork(path)}
+        for size in sizes:
+            x = torch.rand(1, 3, *size)
+            times, outputs = time_in_turns(networks, x, runs)
+            flops = count_flops(config, size)['total']
+            result['sizes'][size_label(size)] = {
+                'output_shape': list(outputs['torch'].shape),
+                'flops': flops,
+                'floor_s': floor_seconds(flops, peak['gflops']),
+                'times_s': times,
+                'median_s': {name: statistics.median(values) for name, values in times.items()},
+                # each turn's two runs share the machine's load of the moment: their ratio is the steadier measure
+                'turn_ratios': [o / t for t, o in zip(times['torch'], times['onnxruntime'])],
+                'max_abs_difference': (outputs['onnxruntime'] - outputs['torch']).abs().max().item(),
+            }
+        if profile:
+            print(f'profiling one forward of each at {size_label(largest)} ...', flush=True)
+            result['profile'] = profiles(net, path, torch.rand(1, 3, *largest))
     os.makedirs(out, exist_ok=True)
     with open(osp.join(out, ONNXRUNTIME_RESULTS), 'w') as f:
         json.dump(result, f, indent=1)

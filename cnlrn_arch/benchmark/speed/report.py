@@ -5,6 +5,7 @@ adds its section beside the CPU's instead of replacing it.
 """
 
 import glob
+import itertools
 import json
 import statistics
 from os import path as osp
@@ -223,41 +224,80 @@ def device_section(run):
 
 
 def onnxruntime_section(comparison):
-    """onnxruntime against PyTorch on one frame, from ``cnlrn bench --onnxruntime``."""
-    medians, ratios = comparison['median_s'], comparison['turn_ratios']
+    """PyTorch and onnxruntime at each size against the floor, and their operator profiles, from ``--onnxruntime``."""
     config = f'CNLRN{comparison["config"]}' if comparison['config'] else 'the released CNLRN configuration'
-    times = comparison['times_s']
-    rows = [
-        [
-            f'{runtime} {comparison[runtime]}',
-            str(len(times[runtime])),
-            f'{medians[runtime]:.2f}',
-            f'{min(times[runtime]):.2f}',
-            ', '.join(f'{t:.2f}' for t in times[runtime]),
-            f'{medians[runtime] / medians["torch"]:.2f}',
-            f'{min(times[runtime]) / min(times["torch"]):.2f}',
-        ]
-        for runtime in ('torch', 'onnxruntime')
+    peak = comparison['peak']
+    runtimes = {'torch': f'PyTorch {comparison["torch"]}', 'onnxruntime': f'onnxruntime {comparison["onnxruntime"]}'}
+    rows, ratio_lines = [], []
+    for label, measured in comparison['sizes'].items():
+        times, medians = measured['times_s'], measured['median_s']
+        for runtime, name in runtimes.items():
+            rows.append(
+                [
+                    label,
+                    name,
+                    str(len(times[runtime])),
+                    f'{medians[runtime]:.2f}',
+                    f'{min(times[runtime]):.2f}',
+                    f'{measured["floor_s"]:.2f}',
+                    f'{medians[runtime] / measured["floor_s"]:.2f}',
+                    f'{medians[runtime] / medians["onnxruntime"]:.2f}',
+                ]
+            )
+        ratios = measured['turn_ratios']
+        ratio_lines.append(
+            f'- {label}: {", ".join(f"{r:.2f}" for r in ratios)} (median {statistics.median(ratios):.2f}); '
+            f'largest difference between the outputs {measured["max_abs_difference"]:.1e}'
+        )
+    columns = [
+        'LR input',
+        'runtime',
+        'runs',
+        'median (s)',
+        'fastest (s)',
+        'floor (s)',
+        'x floor',
+        'median vs onnxruntime',
     ]
-    columns = ['runtime', 'runs', 'median (s)', 'fastest (s)', 'times (s)', 'median vs PyTorch', 'fastest vs PyTorch']
-    return [
-        f'## onnxruntime against PyTorch: {comparison["device"]}',
+    lines = [
+        f'## onnxruntime against PyTorch, against the floor: {comparison["device"]}',
         '',
         f'Command: `{comparison["command"]}`',
         '',
-        f'One forward of {config} (random weights) on a {size_label(comparison["size"])} LR frame '
-        f'(output {"x".join(map(str, comparison["output_shape"][-2:]))}), batch 1, float32, '
-        f'{comparison["threads"]} threads for both, in one process, taking turns run by run (the first run of '
-        'each is included and doubles as warm-up). PyTorch runs the default sdpa attention; onnxruntime runs the '
-        'graph of `cnlrn export --onnx` (default opset), whose attention writes out the score matrix. '
-        f'Largest difference between the outputs: {comparison["max_abs_difference"]:.1e}.',
+        f'One forward of {config} (random weights) per run, batch 1, float32, {comparison["threads"]} threads for '
+        'both, in one process, taking turns run by run (the first run of each is included and doubles as warm-up), '
+        'with the fixed mmap threshold that importing cnlrn_arch sets. PyTorch runs the path `cnlrn infer` and '
+        '`basicsr test` run; onnxruntime runs the graph of `cnlrn export --onnx` (default opset), whose attention '
+        f'writes out the score matrix. CPU flags: {comparison["cpu_flags"] or "unknown"}. The floor is the FLOPs at '
+        f'{peak["gflops"]:.0f} GFLOP/s, the best rate measured in this process ({peak["library"]}, {peak["shape"]}).',
         '',
         *markdown_table(columns, rows),
         '',
-        f'onnxruntime time / PyTorch time, turn by turn: {", ".join(f"{r:.2f}" for r in ratios)} '
-        f'(median {statistics.median(ratios):.2f}); where other work shares the machine the times spread, '
-        'and the two runs of a turn share its load of the moment.',
+        "onnxruntime time / PyTorch time, turn by turn (a turn's two runs share the machine's load of the moment):",
+        '',
+        *ratio_lines,
     ]
+    profile = comparison.get('profile')
+    if profile:
+        torch_kinds, ort_kinds = profile['torch']['kinds'], profile['onnxruntime']['kinds']
+        kind_rows = [[kind, f'{torch_kinds[kind]:.2f}', f'{ort_kinds[kind]:.2f}'] for kind in torch_kinds]
+        kind_rows.append(['total', f'{sum(torch_kinds.values()):.2f}', f'{sum(ort_kinds.values()):.2f}'])
+        top_rows = [
+            [t[0] if t else '', f'{t[1]:.2f}' if t else '', o[0] if o else '', f'{o[1]:.2f}' if o else '']
+            for t, o in itertools.zip_longest(profile['torch']['top'], profile['onnxruntime']['top'])
+        ]
+        lines += [
+            '',
+            f'### Where the time goes at {size_label(profile["size"])}: one profiled forward of each, seconds',
+            '',
+            'PyTorch: torch.profiler, own CPU time of each operator (its fused attention kernel holds the attention '
+            'products and softmax); onnxruntime: its own profiler, the kernel time of each node.',
+            '',
+            *markdown_table(['kind of work', 'PyTorch', 'onnxruntime'], kind_rows),
+            '',
+            *markdown_table(['PyTorch operator', 's', 'onnxruntime operator', 's'], top_rows),
+        ]
+    return lines
 
 
 def speed_chart(runs, path):
