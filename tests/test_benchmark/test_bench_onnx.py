@@ -33,7 +33,8 @@ def test_onnxruntime_comparison_writes_its_section(tmp_path, capsys):
     assert dict(profile['onnxruntime']['top'])['Conv'] > 0 and 'aten::mkldnn_convolution' in dict(
         profile['torch']['top']
     )
-    assert '| convolutions |' in report
+    assert set(profile['flops']) == set(operator_profile.KINDS[:2]) and min(profile['flops'].values()) > 0
+    assert '| convolutions |' in report and 'onnxruntime GFLOP/s' in report
 
 
 def test_onnxruntime_comparison_is_on_the_cpu(tmp_path, capsys):

@@ -32,7 +32,7 @@ from ...utils.machine import cpu_flags, cpu_name
 from ...utils.optional import import_optional
 from . import operator_profile
 from .case import timed
-from .flops import count_flops, floor_seconds
+from .flops import count_flops, cross_check, floor_seconds
 from .gemm_peak import conv_geometry, gemm_shapes, measure_peaks, peak_of
 from .report import ONNXRUNTIME_RESULTS, size_label, write_report
 
@@ -49,7 +49,7 @@ def time_in_turns(networks: dict, x: torch.Tensor, runs: int) -> tuple[dict[str,
     return times, outputs
 
 
-def profiles(net: torch.nn.Module, onnx_path: str, x: torch.Tensor) -> dict:
+def profiles(net: torch.nn.Module, config: dict, onnx_path: str, x: torch.Tensor) -> dict:
     """Per-operator seconds of one forward of each runtime on ``x`` (after a warm-up), raw and by kind."""
     import onnxruntime as ort
 
@@ -60,8 +60,15 @@ def profiles(net: torch.nn.Module, onnx_path: str, x: torch.Tensor) -> dict:
         lambda options: ort.InferenceSession(onnx_path, options, providers=['CPUExecutionProvider']),
         {INPUT_NAME: x.numpy()},
     )
+    counted = cross_check(config, tuple(x.shape[-2:]))
+    convolution = counted['FlopCounterMode: convolution'] * 1e12
     return {
         'size': list(x.shape[-2:]),
+        # the work of the first two kinds, for their rates: convolutions, and every other product
+        'flops': {
+            operator_profile.KINDS[0]: convolution,
+            operator_profile.KINDS[1]: counted['this count: total'] * 1e12 - convolution,
+        },
         'torch': {
             'kinds': operator_profile.by_kind(torch_seconds, operator_profile.TORCH_KINDS),
             'top': operator_profile.top(torch_seconds),
@@ -137,7 +144,7 @@ def compare_onnxruntime(
             }
         if profile:
             print(f'profiling one forward of each at {size_label(largest)} ...', flush=True)
-            result['profile'] = profiles(net, path, torch.rand(1, 3, *largest))
+            result['profile'] = profiles(net, config, path, torch.rand(1, 3, *largest))
     os.makedirs(out, exist_ok=True)
     with open(osp.join(out, ONNXRUNTIME_RESULTS), 'w') as f:
         json.dump(result, f, indent=1)

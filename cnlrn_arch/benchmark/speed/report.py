@@ -280,8 +280,24 @@ def onnxruntime_section(comparison):
     profile = comparison.get('profile')
     if profile:
         torch_kinds, ort_kinds = profile['torch']['kinds'], profile['onnxruntime']['kinds']
-        kind_rows = [[kind, f'{torch_kinds[kind]:.2f}', f'{ort_kinds[kind]:.2f}'] for kind in torch_kinds]
-        kind_rows.append(['total', f'{sum(torch_kinds.values()):.2f}', f'{sum(ort_kinds.values()):.2f}'])
+        work = profile['flops']
+
+        def rate(kinds, kind):
+            return f'{work[kind] / kinds[kind] / 1e9:.0f}' if kind in work and kinds[kind] > 0 else ''
+
+        kind_rows = [
+            [
+                kind,
+                f'{torch_kinds[kind]:.2f}',
+                f'{ort_kinds[kind]:.2f}',
+                f'{torch_kinds[kind] - ort_kinds[kind]:+.2f}',
+                rate(torch_kinds, kind),
+                rate(ort_kinds, kind),
+            ]
+            for kind in torch_kinds
+        ]
+        total_torch, total_ort = sum(torch_kinds.values()), sum(ort_kinds.values())
+        kind_rows.append(['total', f'{total_torch:.2f}', f'{total_ort:.2f}', f'{total_torch - total_ort:+.2f}', '', ''])
         top_rows = [
             [t[0] if t else '', f'{t[1]:.2f}' if t else '', o[0] if o else '', f'{o[1]:.2f}' if o else '']
             for t, o in itertools.zip_longest(profile['torch']['top'], profile['onnxruntime']['top'])
@@ -293,7 +309,14 @@ def onnxruntime_section(comparison):
             'PyTorch: torch.profiler, own CPU time of each operator (its fused attention kernel holds the attention '
             'products and softmax); onnxruntime: its own profiler, the kernel time of each node.',
             '',
-            *markdown_table(['kind of work', 'PyTorch', 'onnxruntime'], kind_rows),
+            *markdown_table(
+                ['kind of work', 'PyTorch (s)', 'onnxruntime (s)', 'PyTorch - onnxruntime (s)']
+                + ['PyTorch GFLOP/s', 'onnxruntime GFLOP/s'],
+                kind_rows,
+            ),
+            '',
+            f"The peak both are held to: {peak['gflops']:.0f} GFLOP/s. Convolution FLOPs are FlopCounterMode's; "
+            "the products are the attention's (by formula) and the 1x1 embeddings'.",
             '',
             *markdown_table(['PyTorch operator', 's', 'onnxruntime operator', 's'], top_rows),
         ]
