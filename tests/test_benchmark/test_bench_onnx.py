@@ -22,7 +22,10 @@ def test_onnxruntime_comparison_writes_its_section(tmp_path, capsys):
     assert measured['floor_s'] == pytest.approx(measured['flops'] / (comparison['peak']['gflops'] * 1e9))
     report = (tmp_path / 'RESULTS.md').read_text()
     ratio = measured['median_s']['torch'] / measured['median_s']['onnxruntime']
-    assert f'| 10x13 | PyTorch {comparison["torch"]} | 2 |' in report and f'| {ratio:.2f} |' in report
+    assert set(measured['times_s']) == {'torch', 'torch_spinning', 'onnxruntime'}
+    assert f'| 10x13 | PyTorch {comparison["torch"]}, passive OpenMP threads (default) | 2 |' in report
+    assert f'| 10x13 | PyTorch {comparison["torch"]}, spinning OpenMP threads (before) | 2 |' in report
+    assert f'| {ratio:.2f} |' in report
     assert f'| 8x8 | onnxruntime {comparison["onnxruntime"]} | 2 |' in report
     assert len(measured['turn_ratios']) == 2 and 'turn by turn' in report
     # the profiles of both runtimes, at the largest size, in the same kinds of work

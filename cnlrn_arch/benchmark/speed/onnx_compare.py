@@ -1,11 +1,13 @@
 """onnxruntime against PyTorch on the CPU, side by side, against the floor (``cnlrn bench --onnxruntime``).
 
 One CNLRN with random weights (speed does not depend on their values) is
-exported to ONNX; PyTorch (the path ``cnlrn infer`` and ``basicsr test`` run)
-and onnxruntime (the exported graph, where attention is MatMul-Softmax-MatMul
-with the score matrix written out) then run LR frames of each size in the
-same process with the same threads, taking turns run by run, so that any
-drift of a shared machine touches both alike. The GEMM peak is measured in
+exported to ONNX; PyTorch (the path ``cnlrn infer`` and ``basicsr test`` run,
+its OpenMP threads waiting passively), PyTorch as before (libgomp's spinning
+threads, in a worker process: see :mod:`.spinning_worker`) and onnxruntime
+(the exported graph, where attention is MatMul-Softmax-MatMul with the score
+matrix written out) then run LR frames of each size with the same threads,
+taking turns run by run, so that any drift of a shared machine touches all
+alike. The GEMM peak is measured in
 the same process (:mod:`.gemm_peak`), so each runtime's time stands beside
 the floor; one more forward of each at the largest size is profiled
 operator by operator (:mod:`.operator_profile`). Writes ``onnxruntime.json``;
@@ -17,6 +19,8 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 from collections.abc import Sequence
 from functools import partial
@@ -34,18 +38,49 @@ from . import operator_profile
 from .case import timed
 from .flops import count_flops, cross_check, floor_seconds
 from .gemm_peak import conv_geometry, gemm_shapes, measure_peaks, peak_of
-from .report import ONNXRUNTIME_RESULTS, size_label, write_report
+from .report import ONNXRUNTIME_RESULTS, SPINNING, size_label, write_report
+from .spinning_worker import SPINNING_ENV
 
 
-def time_in_turns(networks: dict, x: torch.Tensor, runs: int) -> tuple[dict[str, list[float]], dict[str, torch.Tensor]]:
-    """Seconds of ``runs`` forwards of each network on ``x``, taking turns; and each one's last output."""
-    times = {name: [] for name in networks}
+class SpinningTorch:
+    """The same network in :mod:`.spinning_worker`'s process, with libgomp's spinning threads; called with a size.
+
+    Args:
+        config (dict): CNLRN arguments (the weights come from the same seed as this process's network).
+        threads (int): torch threads.
+    """
+
+    def __init__(self, config: dict, threads: int):
+        command = [sys.executable, '-m', 'cnlrn_arch.benchmark.speed.spinning_worker', json.dumps(config), str(threads)]
+        env = dict(os.environ, **SPINNING_ENV)
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+
+    def seconds(self, size: Sequence[int]) -> float:
+        """Seconds of one forward at LR ``size``, timed inside the worker."""
+        self.process.stdin.write(f'{size[0]} {size[1]}\n')
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError('the spinning-threads worker stopped')
+        return float(line)
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait()
+
+
+def time_in_turns(
+    networks: dict, spinning: SpinningTorch, x: torch.Tensor, runs: int
+) -> tuple[dict[str, list[float]], dict[str, torch.Tensor]]:
+    """Seconds of ``runs`` forwards of each network and of ``spinning`` on ``x``, taking turns; each one's output."""
+    times = {name: [] for name in (*networks, SPINNING)}
     outputs = {}
     for _ in tqdm(range(runs), desc=f'{size_label(x.shape[-2:])} runs', unit='run'):
         for name, network in networks.items():
             with torch.inference_mode():
                 (seconds,), outputs[name] = timed(partial(network, x), 1, torch.device('cpu'))
             times[name].append(seconds)
+        times[SPINNING].append(spinning.seconds(x.shape[-2:]))
     return times, outputs
 
 
@@ -128,9 +163,10 @@ def compare_onnxruntime(
         path = osp.join(folder, 'cnlrn.onnx')
         export_onnx(net, path)
         networks = {'torch': net, 'onnxruntime': OnnxNetwork(path)}
+        spinning = SpinningTorch(config, torch.get_num_threads())
         for size in sizes:
             x = torch.rand(1, 3, *size)
-            times, outputs = time_in_turns(networks, x, runs)
+            times, outputs = time_in_turns(networks, spinning, x, runs)
             flops = count_flops(config, size)['total']
             result['sizes'][size_label(size)] = {
                 'output_shape': list(outputs['torch'].shape),
@@ -142,6 +178,7 @@ def compare_onnxruntime(
                 'turn_ratios': [o / t for t, o in zip(times['torch'], times['onnxruntime'])],
                 'max_abs_difference': (outputs['onnxruntime'] - outputs['torch']).abs().max().item(),
             }
+        spinning.close()
         if profile:
             print(f'profiling one forward of each at {size_label(largest)} ...', flush=True)
             result['profile'] = profiles(net, config, path, torch.rand(1, 3, *largest))

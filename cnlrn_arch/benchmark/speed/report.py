@@ -16,6 +16,8 @@ from .flops import floor_seconds
 GB = 1e9
 # written by cnlrn bench --onnxruntime (onnx_compare.py), beside the results_<device>.json of the other cases
 ONNXRUNTIME_RESULTS = 'onnxruntime.json'
+# the times of PyTorch with libgomp's spinning threads, as it ran before issue 23, in that file
+SPINNING = 'torch_spinning'
 
 
 def size_label(size):
@@ -227,7 +229,11 @@ def onnxruntime_section(comparison):
     """PyTorch and onnxruntime at each size against the floor, and their operator profiles, from ``--onnxruntime``."""
     config = f'CNLRN{comparison["config"]}' if comparison['config'] else 'the released CNLRN configuration'
     peak = comparison['peak']
-    runtimes = {'torch': f'PyTorch {comparison["torch"]}', 'onnxruntime': f'onnxruntime {comparison["onnxruntime"]}'}
+    runtimes = {
+        SPINNING: f'PyTorch {comparison["torch"]}, spinning OpenMP threads (before)',
+        'torch': f'PyTorch {comparison["torch"]}, passive OpenMP threads (default)',
+        'onnxruntime': f'onnxruntime {comparison["onnxruntime"]}',
+    }
     rows, ratio_lines = [], []
     for label, measured in comparison['sizes'].items():
         times, medians = measured['times_s'], measured['median_s']
@@ -265,15 +271,16 @@ def onnxruntime_section(comparison):
         f'Command: `{comparison["command"]}`',
         '',
         f'One forward of {config} (random weights) per run, batch 1, float32, {comparison["threads"]} threads for '
-        'both, in one process, taking turns run by run (the first run of each is included and doubles as warm-up), '
+        'all, taking turns run by run (the first run of each is included and doubles as warm-up), '
         'with the fixed mmap threshold that importing cnlrn_arch sets. PyTorch runs the path `cnlrn infer` and '
-        '`basicsr test` run; onnxruntime runs the graph of `cnlrn export --onnx` (default opset), whose attention '
-        f'writes out the score matrix. CPU flags: {comparison["cpu_flags"] or "unknown"}. The floor is the FLOPs at '
-        f'{peak["gflops"]:.0f} GFLOP/s, the best rate measured in this process ({peak["library"]}, {peak["shape"]}).',
+        "`basicsr test` run, before (libgomp's default spinning threads, in a worker process: the OpenMP policy is "
+        'read once per process) and now (passive threads); onnxruntime runs the graph of `cnlrn export --onnx` '
+        f'(default opset), whose attention writes out the score matrix. CPU flags: '
+        f'{comparison["cpu_flags"] or "unknown"}. The floor is the FLOPs at {peak["gflops"]:.0f} GFLOP/s, the best rate measured in this process ({peak["library"]}, {peak["shape"]}).',
         '',
         *markdown_table(columns, rows),
         '',
-        "onnxruntime time / PyTorch time, turn by turn (a turn's two runs share the machine's load of the moment):",
+        "onnxruntime time / PyTorch time (default), turn by turn (a turn's runs share the load of the moment):",
         '',
         *ratio_lines,
     ]
