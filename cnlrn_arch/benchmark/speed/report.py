@@ -276,7 +276,8 @@ def onnxruntime_section(comparison):
         "`basicsr test` run, before (libgomp's default spinning threads, in a worker process: the OpenMP policy is "
         'read once per process) and now (passive threads); onnxruntime runs the graph of `cnlrn export --onnx` '
         f'(default opset), whose attention writes out the score matrix. CPU flags: '
-        f'{comparison["cpu_flags"] or "unknown"}. The floor is the FLOPs at {peak["gflops"]:.0f} GFLOP/s, the best rate measured in this process ({peak["library"]}, {peak["shape"]}).',
+        f'{comparison["cpu_flags"] or "unknown"}. The floor is the FLOPs at {peak["gflops"]:.0f} GFLOP/s, the '
+        f'best rate measured in this process ({peak["library"]}, {peak["shape"]}).',
         '',
         *markdown_table(columns, rows),
         '',
