@@ -23,7 +23,7 @@ from basicsr.data.data_sampler import EnlargedSampler
 from basicsr.models import build_model
 
 from ..benchmark.speed.flops import floor_seconds, training_flops
-from ..benchmark.speed.gemm_peak import conv_geometry, gemm_shapes, measure_peaks, peak_of
+from ..benchmark.speed.gemm_peak import measure_network_peaks, peak_of
 from ..data_prep.tiny_reds import make_tiny_reds
 from ..project import SCALE
 from ..utils.option_file import deep_update
@@ -125,8 +125,7 @@ def train_speed(args: dict[str, Any], found: Findings) -> None:
     torch.backends.cudnn.benchmark = True  # as basicsr train sets it
     side = max(args['lr'].values())
     config = args['configs']['joint']
-    shapes = gemm_shapes(config, (side, side), args['matmul_size'])
-    rows = measure_peaks(args['precisions'], device.type, shapes, conv=conv_geometry(config, (side, side)))
+    rows = measure_network_peaks(args['precisions'], device.type, config, (side, side), args['matmul_size'])
     best = {p: peak_of(rows, p) for p in args['precisions']}
     peaks = {p: row['gflops'] for p, row in best.items()}
     found.figures['GEMM peak (GFLOP/s)'] = {

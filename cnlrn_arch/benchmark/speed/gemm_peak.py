@@ -192,6 +192,22 @@ def measure_peaks(
     return rows
 
 
+def measure_network_peaks(
+    precisions: Sequence[str], device: str, config: dict, lr_size: Sequence[int], square: int = MATMUL_SIZE
+) -> list[dict[str, object]]:
+    """:func:`measure_peaks` on the square GEMM, the network's own GEMMs and its 3x3 convolution at ``lr_size``.
+
+    Args:
+        precisions (Sequence[str]): see :func:`measure_peaks`.
+        device (str): 'cpu' or 'cuda'.
+        config (dict): CNLRN arguments overriding the released configuration.
+        lr_size (Sequence[int]): LR (height, width) whose shapes are taken.
+        square (int): side of the square product.
+    """
+    shapes = gemm_shapes(config, lr_size, square)
+    return measure_peaks(precisions, device, shapes, conv=conv_geometry(config, lr_size))
+
+
 def peak_of(rows: Sequence[dict], precision: str) -> dict:
     """The row that sets the peak of a ``precision`` case: the fastest in that precision or in float32."""
     return max((r for r in rows if r['precision'] in (precision, 'fp32')), key=lambda r: r['gflops'])

@@ -29,7 +29,7 @@ from ...utils.machine import cpu_flags, cpu_name
 from ...utils.speed import bf16_native
 from .bf16_quality import bf16_psnr_change
 from .flops import count_flops, cross_check, floor_seconds, training_flops
-from .gemm_peak import MATMUL_SIZE, conv_geometry, gemm_shapes, measure_peaks, peak_of, peaks
+from .gemm_peak import MATMUL_SIZE, measure_network_peaks, peak_of, peaks
 from .report import size_label, write_report
 
 DEFAULT_SIZES = ((90, 160), (180, 320), (360, 640))
@@ -152,10 +152,7 @@ def run_speed_benchmark(
     cases = plan(config, sizes, runs, train_size, train_batch, training, device, threads, tf32)
     precisions = peak_precisions(cases)
     print("GEMM peaks: every library, the network's shapes ...", flush=True)
-    main = main_size(sizes)
-    peak_rows = measure_peaks(
-        precisions, device, gemm_shapes(config, main, matmul_size), conv=conv_geometry(config, main)
-    )
+    peak_rows = measure_network_peaks(precisions, device, config, main_size(sizes), matmul_size)
     case_peaks = peaks(peak_rows, precisions)
     size_flops = {size_label(s): count_flops(config, s) for s in sizes}
     # every training case has the same step
