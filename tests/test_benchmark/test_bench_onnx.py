@@ -9,10 +9,14 @@ from cnlrn_cli.main import main
 from tests.helpers import TINY_CNLRN_ARGS, exit_status
 
 
-def test_onnxruntime_comparison_writes_its_section(tmp_path, capsys):
+def test_onnxruntime_comparison_writes_its_section(tmp_path, capsys, monkeypatch):
     sizes = ['--sizes', '10x13', '8x8']
     args = ['--config', json.dumps(TINY_CNLRN_ARGS), *sizes, '--runs', '2', '--threads', '1', '--out', str(tmp_path)]
+    workdir = tmp_path / 'workdir'
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
     assert exit_status(main, ['bench', '--onnxruntime', *args]) == 0
+    assert not list(workdir.iterdir())  # onnxruntime's profile trace went to a folder of the bench's own
     comparison = json.loads((tmp_path / 'onnxruntime.json').read_text())
     assert list(comparison['sizes']) == ['10x13', '8x8']
     measured = comparison['sizes']['10x13']

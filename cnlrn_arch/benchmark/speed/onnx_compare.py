@@ -37,7 +37,7 @@ from ...utils.optional import import_optional
 from . import operator_profile
 from .case import timed
 from .flops import count_flops, cross_check, floor_seconds
-from .gemm_peak import conv_geometry, gemm_shapes, measure_peaks, peak_of
+from .gemm_peak import measure_network_peaks, peak_of
 from .report import ONNXRUNTIME_RESULTS, SPINNING, size_label, write_report
 from .spinning_worker import SPINNING_ENV
 
@@ -64,8 +64,14 @@ class SpinningTorch:
             raise RuntimeError('the spinning-threads worker stopped')
         return float(line)
 
-    def close(self) -> None:
+    def __enter__(self) -> SpinningTorch:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        """End the worker: on closed input it leaves its loop; killed if an error left it mid-forward."""
         self.process.stdin.close()
+        if any(exc_info):
+            self.process.kill()
         self.process.wait()
 
 
@@ -122,7 +128,6 @@ def compare_onnxruntime(
     sizes: Sequence[Sequence[int]],
     runs: int = 3,
     threads: int | None = None,
-    profile: bool = True,
 ) -> dict:
     """Time ``runs`` forwards of PyTorch and onnxruntime at each size, in turns; write onnxruntime.json, RESULTS.md.
 
@@ -132,8 +137,7 @@ def compare_onnxruntime(
         config (dict): CNLRN arguments overriding the released configuration.
         sizes (Sequence[Sequence[int]]): LR (height, width) of the frames, batch 1.
         runs (int): forwards of each runtime per size; the median is reported, the first run included as warm-up.
-        threads (int | None): threads of both (torch's and onnxruntime's intra-op pools); None: torch's default.
-        profile (bool): also profile one forward of each, operator by operator, at the largest size.
+        threads (int | None): threads of all (torch's and onnxruntime's intra-op pools); None: torch's default.
 
     Returns:
         dict: what onnxruntime.json holds.
@@ -145,8 +149,7 @@ def compare_onnxruntime(
     net = CNLRN(**config).eval()
     largest = max(sizes, key=lambda s: s[0] * s[1])
     print('GEMM peak ...', flush=True)
-    peak_rows = measure_peaks(['fp32'], 'cpu', gemm_shapes(config, largest), conv=conv_geometry(config, largest))
-    peak = peak_of(peak_rows, 'fp32')
+    peak = peak_of(measure_network_peaks(['fp32'], 'cpu', config, largest), 'fp32')
     result = {
         'command': command,
         'device': f'{cpu_name()} ({os.cpu_count()} cores)',
@@ -163,25 +166,23 @@ def compare_onnxruntime(
         path = osp.join(folder, 'cnlrn.onnx')
         export_onnx(net, path)
         networks = {'torch': net, 'onnxruntime': OnnxNetwork(path)}
-        spinning = SpinningTorch(config, torch.get_num_threads())
-        for size in sizes:
-            x = torch.rand(1, 3, *size)
-            times, outputs = time_in_turns(networks, spinning, x, runs)
-            flops = count_flops(config, size)['total']
-            result['sizes'][size_label(size)] = {
-                'output_shape': list(outputs['torch'].shape),
-                'flops': flops,
-                'floor_s': floor_seconds(flops, peak['gflops']),
-                'times_s': times,
-                'median_s': {name: statistics.median(values) for name, values in times.items()},
-                # each turn's two runs share the machine's load of the moment: their ratio is the steadier measure
-                'turn_ratios': [o / t for t, o in zip(times['torch'], times['onnxruntime'])],
-                'max_abs_difference': (outputs['onnxruntime'] - outputs['torch']).abs().max().item(),
-            }
-        spinning.close()
-        if profile:
-            print(f'profiling one forward of each at {size_label(largest)} ...', flush=True)
-            result['profile'] = profiles(net, config, path, torch.rand(1, 3, *largest))
+        with SpinningTorch(config, torch.get_num_threads()) as spinning:
+            for size in sizes:
+                x = torch.rand(1, 3, *size)
+                times, outputs = time_in_turns(networks, spinning, x, runs)
+                flops = count_flops(config, size)['total']
+                result['sizes'][size_label(size)] = {
+                    'output_shape': list(outputs['torch'].shape),
+                    'flops': flops,
+                    'floor_s': floor_seconds(flops, peak['gflops']),
+                    'times_s': times,
+                    'median_s': {name: statistics.median(values) for name, values in times.items()},
+                    # a turn's runs share the machine's load of the moment: their ratio is the steadier measure
+                    'turn_ratios': [o / t for t, o in zip(times['torch'], times['onnxruntime'])],
+                    'max_abs_difference': (outputs['onnxruntime'] - outputs['torch']).abs().max().item(),
+                }
+        print(f'profiling one forward of each at {size_label(largest)} ...', flush=True)
+        result['profile'] = profiles(net, config, path, torch.rand(1, 3, *largest))
     os.makedirs(out, exist_ok=True)
     with open(osp.join(out, ONNXRUNTIME_RESULTS), 'w') as f:
         json.dump(result, f, indent=1)

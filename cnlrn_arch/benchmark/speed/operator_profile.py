@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import tempfile
 from collections.abc import Callable
 
 import torch
@@ -78,13 +79,14 @@ def onnxruntime_operator_seconds(session_for: Callable[[object], object], feed: 
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     options.enable_profiling = True
-    session = session_for(options)
-    for _ in range(2):
-        session.run(None, feed)
-    path = session.end_profiling()
-    with open(path, encoding='utf-8') as f:
-        events = json.load(f)
-    os.remove(path)
+    # onnxruntime writes its trace beside the prefix: a folder of our own, not the user's working directory
+    with tempfile.TemporaryDirectory() as folder:
+        options.profile_file_prefix = os.path.join(folder, 'onnxruntime_profile')
+        session = session_for(options)
+        for _ in range(2):
+            session.run(None, feed)
+        with open(session.end_profiling(), encoding='utf-8') as f:
+            events = json.load(f)
     last_run = max(event['ts'] for event in events if event.get('name') == 'model_run')
     seconds = collections.Counter()
     for event in events:
