@@ -35,9 +35,11 @@ test: venv browser
 test-fast: venv
 	$(PY) -m pytest -q -m 'not slow' tests
 
+# ruff, and import-linter's layer contract of pyproject.toml (see docs/architecture.md)
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: venv
 	$(VENV)/bin/ruff check --fix .

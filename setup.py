@@ -17,7 +17,9 @@ setup(
     description='CNLRN (cascaded non-local residual network for super-resolving blurry images) as a BasicSR plugin',
     long_description=long_description,
     long_description_content_type='text/markdown',
-    packages=find_packages(include=['cnlrn_arch', 'cnlrn_arch.*', 'cnlrn_cli', 'cnlrn_cli.*']),
+    packages=find_packages(
+        include=['cnlrn_arch', 'cnlrn_arch.*', 'cnlrn_tools', 'cnlrn_tools.*', 'cnlrn_cli', 'cnlrn_cli.*']
+    ),
     python_requires='>=3.9',
     install_requires=[
         'torch',
@@ -39,7 +41,7 @@ setup(
         'safetensors': ['safetensors'],  # .safetensors weights
         'onnx': ['onnx', 'onnxruntime'],  # cnlrn export --onnx, cnlrn infer --backend onnxruntime
         'web': ['gradio', 'av'],  # cnlrn serve
-        'test': ['pytest', 'ruff', 'selenium'],
+        'test': ['pytest', 'ruff', 'selenium', 'import-linter'],
     },
     entry_points={
         'console_scripts': [

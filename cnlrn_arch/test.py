@@ -2,7 +2,7 @@
 
 import sys
 
-from cnlrn_arch.runner import run_entry_point
+from cnlrn_arch.training.pipeline import run_entry_point
 
 if __name__ == '__main__':
     run_entry_point('test', sys.argv[1:], 'python -m cnlrn_arch.test')

@@ -1,7 +1,7 @@
 """The ``basicsr`` command: ``basicsr train|test -opt X.yml [...]``, BasicSR's own pipelines with plugins loaded.
 
 The pipeline's own arguments (``--launcher``, ``--auto_resume``, ``--debug``,
-``--force_yml``) pass through to BasicSR; see :mod:`cnlrn_arch.runner`.
+``--force_yml``) pass through to BasicSR; see :mod:`cnlrn_arch.training.pipeline`.
 """
 
 import argparse
@@ -21,7 +21,7 @@ def main(argv=None):
         parser.print_help()
         sys.exit(0 if argv else 2)
     phase = parser.parse_args(argv[:1]).phase
-    from cnlrn_arch.runner import run_entry_point
+    from cnlrn_arch.training.pipeline import run_entry_point
 
     run_entry_point(phase, argv[1:], f'basicsr {phase}')
 

@@ -4,11 +4,10 @@ import json
 import shlex
 import sys
 
-from cnlrn_arch.benchmark.speed import run as speed
-from cnlrn_arch.benchmark.speed.gemm_peak import MATMUL_SIZE
-from cnlrn_arch.utils.errors import UserError
-
-from .arguments import description, height_width, int_at_least
+from cnlrn_arch.base.errors import UserError
+from cnlrn_cli.arguments import description, height_width, int_at_least
+from cnlrn_tools.hardware.gemm_peak import MATMUL_SIZE
+from cnlrn_tools.speed import speed_bench as speed
 
 # the before/after table of issue 23: a small frame and a REDS frame
 ONNXRUNTIME_SIZES = ((90, 160), (180, 320))
@@ -78,7 +77,7 @@ def run(args):
     if args.onnxruntime:
         if args.device != 'cpu':
             raise UserError('--onnxruntime compares on the CPU: leave out --device cuda')
-        from cnlrn_arch.benchmark.speed.onnx_compare import compare_onnxruntime  # onnxruntime is optional
+        from cnlrn_tools.speed.onnx_compare import compare_onnxruntime  # onnxruntime is optional
 
         sizes = args.sizes or ONNXRUNTIME_SIZES
         compare_onnxruntime(command, args.out, config, sizes, args.runs, args.threads)

@@ -5,12 +5,11 @@ import math
 import shlex
 import sys
 
-from cnlrn_arch.benchmark.quality import run as quality
-from cnlrn_arch.benchmark.quality.train import Budget
-from cnlrn_arch.benchmark.quality.variants import BY_NAME
-from cnlrn_arch.project import DEMO_DATA
-
-from .arguments import add_device_argument, description, int_at_least
+from cnlrn_arch.base.project import DEMO_DATA
+from cnlrn_cli.arguments import add_device_argument, description, int_at_least
+from cnlrn_tools.quality import quality_bench as quality
+from cnlrn_tools.quality.train_variant import Budget
+from cnlrn_tools.quality.variants import BY_NAME
 
 
 def positive_float(text):

@@ -3,9 +3,8 @@
 from os import path as osp
 
 from cnlrn_arch import demo
-from cnlrn_arch.project import DEMO_CHECKPOINT
-
-from .arguments import description
+from cnlrn_arch.base.project import DEMO_CHECKPOINT
+from cnlrn_cli.arguments import description
 
 
 def add_arguments(parser):

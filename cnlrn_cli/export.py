@@ -2,11 +2,10 @@
 
 import json
 
-from cnlrn_arch.export.weights_file import export_weights
-from cnlrn_arch.inference.network import build_loaded
-from cnlrn_arch.utils.errors import UserError
-
-from .arguments import add_opt_argument, int_at_least
+from cnlrn_arch.base.errors import UserError
+from cnlrn_arch.weights.conversion import export_weights
+from cnlrn_arch.weights.loading import build_loaded
+from cnlrn_cli.arguments import add_opt_argument, int_at_least
 
 DESCRIPTION = """\
 Without --opt the network is the one whose options (network_g) the weights file
@@ -41,7 +40,7 @@ def add_arguments(parser):
         '--opset',
         type=int_at_least(1),
         metavar='N',
-        help="ONNX opset of --onnx (default: the exporter's DEFAULT_OPSET, in cnlrn_arch/export/onnx_file.py)",
+        help="ONNX opset of --onnx (default: the exporter's DEFAULT_OPSET, in cnlrn_arch/weights/onnx_file.py)",
     )
     parser.set_defaults(run=run)
 
@@ -50,7 +49,7 @@ def run(args):
     if args.opset is not None and not args.onnx:
         raise UserError('--opset applies to --onnx only')
     if args.onnx:
-        from cnlrn_arch.export import onnx_file  # onnx is optional
+        from cnlrn_arch.weights import onnx_file  # onnx is optional
 
         net, network_opt = build_loaded(args.weights, args.opt)
         opset = onnx_file.DEFAULT_OPSET if args.opset is None else args.opset

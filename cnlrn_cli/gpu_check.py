@@ -2,9 +2,8 @@
 
 import shlex
 
-from cnlrn_arch.gpu_check import run as gpu_check
-
-from .arguments import description, int_at_least
+from cnlrn_cli.arguments import description, int_at_least
+from cnlrn_tools.gpu_check import gpu_check
 
 
 def add_arguments(parser):

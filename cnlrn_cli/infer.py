@@ -6,9 +6,8 @@ from cnlrn_arch.inference.image_io import DEFAULT_MAX_PIXELS
 from cnlrn_arch.inference.network import resolve_device
 from cnlrn_arch.inference.restore_files import DEFAULT_SUFFIX, DEFAULT_TILE_PAD, restore_files
 from cnlrn_arch.inference.video_io import DEFAULT_CRF
-from cnlrn_arch.utils.speed import AMP_DTYPES, slow_precision_note, use_tf32
-
-from .arguments import add_device_argument, add_opt_argument, int_at_least
+from cnlrn_arch.runtime.speed import AMP_DTYPES, slow_precision_note, use_tf32
+from cnlrn_cli.arguments import add_device_argument, add_opt_argument, int_at_least
 
 DESCRIPTION = f"""\
 Inputs are image files, folders (their images, not recursive) or glob

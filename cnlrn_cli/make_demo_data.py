@@ -1,9 +1,8 @@
 """``cnlrn make-demo-data``."""
 
+from cnlrn_arch.base.project import DEMO_DATA
 from cnlrn_arch.data_prep import demo_data
-from cnlrn_arch.project import DEMO_DATA
-
-from .arguments import description, positive_int
+from cnlrn_cli.arguments import description, positive_int
 
 
 def add_arguments(parser):

@@ -3,8 +3,7 @@
 from os import path as osp
 
 from cnlrn_arch.data_prep import dvd
-
-from .arguments import data_prep_command
+from cnlrn_cli.arguments import data_prep_command
 
 add_arguments = data_prep_command(
     dvd, dvd.prepare_dvd, osp.join('datasets', 'DVD'), 'folder holding the extracted quantitative_datasets'

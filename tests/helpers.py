@@ -15,7 +15,7 @@ from basicsr.utils.matlab_functions import imresize
 
 # tiny REDS-shaped data (LMDBs for training, folders for validation) is made by the library, for gpu-check too
 from cnlrn_arch.data_prep.tiny_reds import make_tiny_reds  # noqa: F401
-from cnlrn_arch.utils.option_file import deep_update
+from cnlrn_arch.options.option_file import deep_update
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_DIR = os.path.dirname(TESTS_DIR)

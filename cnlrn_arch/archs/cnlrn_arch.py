@@ -14,10 +14,10 @@ import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
-from .arch_util import check_positive, pad_to_multiple
-from .deblur_arch import DEBLUR_MULTIPLE, DeblurNet
-from .nlrn_arch import NonLocalResidualNet
-from .nonlocal_attention import ATTN_IMPLS
+from cnlrn_arch.archs.arch_util import check_positive, pad_to_multiple
+from cnlrn_arch.archs.deblur_arch import DEBLUR_MULTIPLE, DeblurNet
+from cnlrn_arch.archs.nlrn_arch import NonLocalResidualNet
+from cnlrn_arch.archs.nonlocal_attention import ATTN_IMPLS
 
 UPSAMPLINGS = ('progressive', 'post')
 

@@ -13,7 +13,7 @@ import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
-from .arch_util import add_residual, check_positive, pad_to_multiple
+from cnlrn_arch.archs.arch_util import add_residual, check_positive, pad_to_multiple
 
 KERNEL_SIZE = 5
 # the encoder halves the resolution twice, so input sides must divide by 4

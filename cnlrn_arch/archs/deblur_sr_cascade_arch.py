@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from .deblur_arch import CNLRNPreDeblur
+from cnlrn_arch.archs.deblur_arch import CNLRNPreDeblur
 
 
 @ARCH_REGISTRY.register()

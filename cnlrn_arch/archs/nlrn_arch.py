@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .arch_util import add_residual, records_graph, run_in_strips
-from .nonlocal_attention import NonLocalBlock
+from cnlrn_arch.archs.arch_util import add_residual, records_graph, run_in_strips
+from cnlrn_arch.archs.nonlocal_attention import NonLocalBlock
 
 # Input rows beyond a strip that local layers read: conv-ReLU-conv of an RCAB (2);
 # the last x2 upsampler's conv (1) and the tail's two convs at 2x the rows (1).

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .arch_util import add_residual, exporting, run_in_strips
+from cnlrn_arch.archs.arch_util import add_residual, exporting, run_in_strips
 
 ATTN_IMPLS = ('sdpa', 'naive')
 # input rows beyond a strip that the feed-forward reads: dilated 3x3 (2) + 3x3 (1)

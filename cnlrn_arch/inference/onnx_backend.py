@@ -13,14 +13,14 @@ import warnings
 import torch
 from torch import nn
 
-from ..archs.arch_util import pad_to_multiple
-from ..export.onnx_file import INPUT_NAME, SIZE_MULTIPLE_KEY
-from ..utils.errors import UserError, first_line
-from ..utils.optional import import_optional
+from cnlrn_arch.archs.arch_util import pad_to_multiple
+from cnlrn_arch.base.errors import UserError, first_line
+from cnlrn_arch.base.optional import import_optional
+from cnlrn_arch.weights.onnx_file import INPUT_NAME, SIZE_MULTIPLE_KEY
 
 
 class OnnxNetwork(nn.Module):
-    """An ONNX file from :func:`~cnlrn_arch.export.onnx_file.export_onnx`, run by an onnxruntime session.
+    """An ONNX file from :func:`~cnlrn_arch.weights.onnx_file.export_onnx`, run by an onnxruntime session.
 
     On a CUDA ``device`` it runs on onnxruntime's CUDA provider where the
     installed onnxruntime has one (``onnxruntime-gpu``), otherwise on the CPU

@@ -9,22 +9,20 @@ overwrite an input, is reported and skipped; the others are still restored.
 
 import os
 import sys
-from functools import partial
 
-import torch
 from tqdm import tqdm
 
-from ..utils.errors import UserError
-from ..utils.speed import AMP_DTYPES, Speed, check_autocast, compile_args, compiled, to_memory_format
-from .image_io import DEFAULT_MAX_PIXELS, find_images, read_image, write_png
-from .network import load_network, resolve_device
-from .upscale import NonFiniteOutput, upscale
-from .video_io import DEFAULT_CRF, check_crf, is_video_name, open_video, output_extension
+from cnlrn_arch.base.errors import UserError
+from cnlrn_arch.inference.image_io import DEFAULT_MAX_PIXELS, find_images, read_image
+from cnlrn_arch.inference.network import load_network, resolve_device
+from cnlrn_arch.inference.restore_video import restore_video
+from cnlrn_arch.inference.upscale import SUGGESTED_TILE, restore_image
+from cnlrn_arch.inference.video_io import DEFAULT_CRF, check_crf, is_video_name, open_video, output_extension
+from cnlrn_arch.runtime.speed import AMP_DTYPES, Speed, check_autocast, compile_args, compiled, to_memory_format
 
 DEFAULT_TILE_PAD = 16
 # appended to each output's name
 DEFAULT_SUFFIX = '_cnlrn'
-SUGGESTED_TILE = 256
 # LR inputs above this many pixels print a hint to use --tile (full-size activations take gigabytes)
 LARGE_INPUT_PIXELS = 1024 * 1024
 
@@ -48,52 +46,6 @@ def _check_output(path, out_path, input_ids, written_ids):
         )
     if owner in written_ids:
         raise UserError(f'{path}: its output {out_path} was already written from {written_ids[owner]}')
-
-
-def restore_image(net, image, path, out_path, device, tile=None, tile_pad=0, self_ensemble=False, precision=None):
-    """Write ``image`` (read from ``path``) upscaled to the PNG ``out_path``, as ``cnlrn infer`` does.
-
-    Running out of memory, and a non-finite output, become a :class:`UserError` naming ``path``
-    (suggesting tiles, or float32); nothing is then written.
-    """
-    upscale_into(partial(write_png, out_path), net, image, path, device, tile, tile_pad, self_ensemble, precision)
-
-
-def is_out_of_memory(err: RuntimeError) -> bool:
-    """Whether ``err`` says that the GPU's or the CPU allocator's memory ran out."""
-    return isinstance(err, torch.OutOfMemoryError) or "can't allocate memory" in str(err)
-
-
-def upscale_into(sink, net, image, path, device, tile=None, tile_pad=0, self_ensemble=False, precision=None):
-    """``sink`` of the output bands of ``image`` (read from ``path``) upscaled, as ``cnlrn infer`` makes them.
-
-    Args:
-        sink (Callable[[Iterator[np.ndarray]], T]): consumes the bands (see :func:`~.upscale.upscale`).
-        net, image, device, tile, tile_pad, self_ensemble: as :func:`~.upscale.upscale` takes them.
-        path (str): where ``image`` came from, for messages.
-        precision (str | None): None (float32) or a key of AMP_DTYPES to autocast to.
-
-    Returns:
-        T: what ``sink`` returned.
-
-    Raises:
-        UserError: naming ``path`` for running out of memory (suggesting tiles) or a non-finite
-            output (suggesting float32).
-    """
-    try:
-        return sink(upscale(net, image, device, tile, tile_pad, self_ensemble, AMP_DTYPES.get(precision)))
-    except NonFiniteOutput as err:
-        hint = f' (computed in {precision}: retry without --{precision})' if precision else ''
-        raise UserError(f'{path}: {err}{hint}') from None
-    except RuntimeError as err:
-        if not is_out_of_memory(err):
-            raise
-    # outside the except block: the traceback's frames, which hold the tensors, are released by now
-    if device.type == 'cuda':
-        torch.cuda.empty_cache()
-    height, width = image.pixels.shape[:2]
-    advice = f'a smaller --tile than {tile}' if tile else f'--tile {SUGGESTED_TILE}'
-    raise UserError(f'{path}: out of memory on {width}x{height} pixels; retry with {advice}')
 
 
 def restore_files(
@@ -169,8 +121,6 @@ def restore_files(
             stem = os.path.splitext(os.path.basename(path))[0] + suffix
             try:
                 if is_video_name(path):
-                    from .restore_video import restore_video  # restore_video builds on this module
-
                     with open_video(path, max_pixels) as video:
                         out_path = os.path.join(output, stem + output_extension(video))
                     _check_output(path, out_path, input_ids, written_ids)

@@ -10,14 +10,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..utils.errors import UserError
-from ..utils.self_ensemble import self_ensemble
-from ..utils.speed import autocast
-from .image_io import UserImage
-from .tiling import tiled_bands, whole_bands
+from cnlrn_arch.base.errors import UserError
+from cnlrn_arch.inference.image_io import UserImage, write_png
+from cnlrn_arch.inference.tiling import tiled_bands, whole_bands
+from cnlrn_arch.runtime.self_ensemble import self_ensemble
+from cnlrn_arch.runtime.speed import AMP_DTYPES, autocast
 
 # LR rows of context around a band of alpha rows: bicubic reads 2 on either side
 ALPHA_CONTEXT = 2
+
+SUGGESTED_TILE = 256
 
 
 class NonFiniteOutput(UserError):
@@ -99,3 +101,49 @@ def _alpha_rows(image: UserImage, top: int, bottom: int, out_width: int) -> np.n
         image.alpha(slice(start, stop)), (out_width, (stop - start) * scale), interpolation=cv2.INTER_CUBIC
     )
     return alpha[top - start * scale : bottom - start * scale]
+
+
+def restore_image(net, image, path, out_path, device, tile=None, tile_pad=0, self_ensemble=False, precision=None):
+    """Write ``image`` (read from ``path``) upscaled to the PNG ``out_path``, as ``cnlrn infer`` does.
+
+    Running out of memory, and a non-finite output, become a :class:`UserError` naming ``path``
+    (suggesting tiles, or float32); nothing is then written.
+    """
+    upscale_into(partial(write_png, out_path), net, image, path, device, tile, tile_pad, self_ensemble, precision)
+
+
+def is_out_of_memory(err: RuntimeError) -> bool:
+    """Whether ``err`` says that the GPU's or the CPU allocator's memory ran out."""
+    return isinstance(err, torch.OutOfMemoryError) or "can't allocate memory" in str(err)
+
+
+def upscale_into(sink, net, image, path, device, tile=None, tile_pad=0, self_ensemble=False, precision=None):
+    """``sink`` of the output bands of ``image`` (read from ``path``) upscaled, as ``cnlrn infer`` makes them.
+
+    Args:
+        sink (Callable[[Iterator[np.ndarray]], T]): consumes the bands (see :func:`~.upscale.upscale`).
+        net, image, device, tile, tile_pad, self_ensemble: as :func:`~.upscale.upscale` takes them.
+        path (str): where ``image`` came from, for messages.
+        precision (str | None): None (float32) or a key of AMP_DTYPES to autocast to.
+
+    Returns:
+        T: what ``sink`` returned.
+
+    Raises:
+        UserError: naming ``path`` for running out of memory (suggesting tiles) or a non-finite
+            output (suggesting float32).
+    """
+    try:
+        return sink(upscale(net, image, device, tile, tile_pad, self_ensemble, AMP_DTYPES.get(precision)))
+    except NonFiniteOutput as err:
+        hint = f' (computed in {precision}: retry without --{precision})' if precision else ''
+        raise UserError(f'{path}: {err}{hint}') from None
+    except RuntimeError as err:
+        if not is_out_of_memory(err):
+            raise
+    # outside the except block: the traceback's frames, which hold the tensors, are released by now
+    if device.type == 'cuda':
+        torch.cuda.empty_cache()
+    height, width = image.pixels.shape[:2]
+    advice = f'a smaller --tile than {tile}' if tile else f'--tile {SUGGESTED_TILE}'
+    raise UserError(f'{path}: out of memory on {width}x{height} pixels; retry with {advice}')

@@ -4,7 +4,7 @@ It survives non-finite updates, writes checkpoints atomically (a failed write
 stops training with one line, the last complete checkpoint intact), resumes fp16
 runs exactly, runs DistributedDataParallel on CPU too, checks that ranks hold
 the same weights, and offers the speed options (``train: {amp}``, ``val:
-{amp}``, ``speed: {channels_last, compile}``, see :mod:`cnlrn_arch.utils.speed`),
+{amp}``, ``speed: {channels_last, compile}``, see :mod:`cnlrn_arch.runtime.speed`),
 determinism and x8 self-ensemble testing.
 """
 
@@ -24,13 +24,13 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from torch import nn
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 
-from ..utils.atomic import atomic_torch_save, write_failure
-from ..utils.dist_timeout import dist_timeout_minutes
-from ..utils.errors import UserError
-from ..utils.self_ensemble import self_ensemble
-from ..utils.speed import autocast, check_autocast, compiled, parse_speed, to_memory_format, use_tf32
-from ..utils.weights import hash_tensors, load_into, plain_data, read_state_dict
-from .tensorboard_images import DEFAULT_TB_IMAGES, ValidationImages
+from cnlrn_arch.base.atomic import atomic_torch_save, write_failure
+from cnlrn_arch.base.errors import UserError
+from cnlrn_arch.models.tensorboard_images import DEFAULT_TB_IMAGES, ValidationImages
+from cnlrn_arch.runtime.dist_timeout import dist_timeout_minutes
+from cnlrn_arch.runtime.self_ensemble import self_ensemble
+from cnlrn_arch.runtime.speed import autocast, check_autocast, compiled, parse_speed, to_memory_format, use_tf32
+from cnlrn_arch.weights.files import hash_tensors, load_into, plain_data, read_state_dict
 
 # consecutive non-finite updates tolerated before training stops
 NONFINITE_PATIENCE = 10

@@ -1,7 +1,7 @@
 """What the ``cnlrn serve`` page runs, without Gradio: one upload restored as ``cnlrn infer`` restores a file.
 
 Each job reads an image with ``cnlrn infer``'s reader and pixel limit and
-writes its result with :func:`~cnlrn_arch.inference.restore_files.restore_image`,
+writes its result with :func:`~cnlrn_arch.inference.upscale.restore_image`,
 a clip with :func:`~cnlrn_arch.inference.restore_video.restore_video`, so the
 page and the command give the same file; beside it, the image (a clip's first
 frame) upscaled by bicubic for comparison. Everything is written in a
@@ -23,17 +23,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data_prep import demo_data
-from ..data_prep.demo_clip import make_demo_clip
-from ..inference.image_io import DEFAULT_MAX_PIXELS, UserImage, read_image, write_png
-from ..inference.network import load_network, resolve_device
-from ..inference.restore_files import DEFAULT_SUFFIX, DEFAULT_TILE_PAD, restore_image
-from ..inference.restore_video import frame_png, restore_video
-from ..inference.video_io import FEATURE, frame_rgb, is_video_name, open_video, output_extension
-from ..project import SCALE
-from ..utils.errors import UserError, user_message
-from ..utils.optional import import_optional
-from ..utils.speed import AMP_DTYPES, check_autocast
+from cnlrn_arch.base.errors import UserError, user_message
+from cnlrn_arch.base.optional import import_optional
+from cnlrn_arch.base.project import SCALE
+from cnlrn_arch.data_prep import demo_data
+from cnlrn_arch.data_prep.demo_clip import make_demo_clip
+from cnlrn_arch.inference.image_io import DEFAULT_MAX_PIXELS, UserImage, read_image, write_png
+from cnlrn_arch.inference.network import load_network, resolve_device
+from cnlrn_arch.inference.restore_files import DEFAULT_SUFFIX, DEFAULT_TILE_PAD
+from cnlrn_arch.inference.restore_video import frame_png, restore_video
+from cnlrn_arch.inference.upscale import restore_image
+from cnlrn_arch.inference.video_io import FEATURE, frame_rgb, is_video_name, open_video, output_extension
+from cnlrn_arch.runtime.speed import AMP_DTYPES, check_autocast
 
 # the autocast dtype of the page's half-precision option by device type: float16 where GPUs compute it fastest
 HALF_PRECISION = {'cuda': 'fp16', 'cpu': 'bf16'}

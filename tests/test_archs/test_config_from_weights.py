@@ -10,7 +10,7 @@ import yaml
 from basicsr.utils.registry import ARCH_REGISTRY
 
 import cnlrn_arch  # noqa: F401  registers the networks
-from cnlrn_arch.archs.config_from_weights import describe_weights, network_options_from_weights
+from cnlrn_arch.weights.config_from_weights import describe_weights, network_options_from_weights
 from tests.helpers import DATA_DIR, REPO_DIR, TINY_CNLRN_ARGS, TINY_PREDEBLUR_ARGS
 
 # constructor arguments that leave no trace in the weights (see config_from_weights' docstring)

@@ -8,8 +8,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from cnlrn_arch.archs.cnlrn_arch import CNLRN
-from cnlrn_arch.benchmark.speed.flops import count_flops, cross_check, training_flops
 from cnlrn_cli.main import main
+from cnlrn_tools.hardware.flops import count_flops, cross_check, training_flops
 from tests.helpers import TINY_CNLRN_ARGS, exit_status, run_command
 
 TINY = dict(TINY_CNLRN_ARGS, nonlocal_psize=[2, 4, 2, 4])

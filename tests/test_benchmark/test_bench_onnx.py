@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from cnlrn_arch.benchmark.speed import operator_profile
 from cnlrn_cli.main import main
+from cnlrn_tools.speed import operator_profile
 from tests.helpers import TINY_CNLRN_ARGS, exit_status
 
 

@@ -7,11 +7,12 @@ import pytest
 import torch
 from torch.autograd.profiler_util import FunctionEventAvg
 
-from cnlrn_arch.benchmark.speed import case as case_module
-from cnlrn_arch.benchmark.speed import gemm_peak, run
-from cnlrn_arch.benchmark.speed.report import floor_of
-from cnlrn_arch.utils import speed
+from cnlrn_arch.runtime import speed
 from cnlrn_cli.main import main
+from cnlrn_tools.hardware import gemm_peak
+from cnlrn_tools.speed import case as case_module
+from cnlrn_tools.speed import speed_bench as run
+from cnlrn_tools.speed.speed_report import floor_of
 from tests.helpers import TINY_CNLRN_ARGS, assert_one_line_error, exit_status
 
 

@@ -11,13 +11,18 @@ import numpy as np
 import pytest
 import torch
 
-from cnlrn_arch.benchmark.quality import report, train
-from cnlrn_arch.benchmark.quality import run as quality_run
-from cnlrn_arch.benchmark.quality.recipes import BASICSR_OPTIONS, lr_at, schedule_text, training_recipe
-from cnlrn_arch.benchmark.quality.run import held_out_images, make_setup, spread_pick
-from cnlrn_arch.benchmark.quality.stats import combined_se, exact, ordering_sentences, resolved, summary
-from cnlrn_arch.benchmark.quality.train import Budget, Setup, training_batches
-from cnlrn_arch.benchmark.quality.variants import (
+from cnlrn_arch.base.errors import UserError
+from cnlrn_arch.base.image_formats import bicubic_resize_uint8
+from cnlrn_arch.data_prep.tiny_reds import smooth_image
+from cnlrn_cli.main import main
+from cnlrn_tools.quality import quality_bench as quality_run
+from cnlrn_tools.quality import quality_report as report
+from cnlrn_tools.quality import train_variant as train
+from cnlrn_tools.quality.quality_bench import held_out_images, make_setup, spread_pick
+from cnlrn_tools.quality.recipes import BASICSR_OPTIONS, lr_at, schedule_text, training_recipe
+from cnlrn_tools.quality.stats import combined_se, exact, ordering_sentences, resolved, summary
+from cnlrn_tools.quality.train_variant import Budget, Setup, training_batches
+from cnlrn_tools.quality.variants import (
     BY_NAME,
     VARIANTS,
     count_parameters,
@@ -26,10 +31,6 @@ from cnlrn_arch.benchmark.quality.variants import (
     scaled_network,
     stage_count,
 )
-from cnlrn_arch.data_prep.tiny_reds import smooth_image
-from cnlrn_arch.utils.errors import UserError
-from cnlrn_arch.utils.image_formats import bicubic_resize_uint8
-from cnlrn_cli.main import main
 from tests.helpers import make_tiny_reds, run_command, write_image
 
 # -- statistics ---------------------------------------------------------------------------------------

@@ -11,9 +11,9 @@ import safetensors
 import torch
 from basicsr.models import build_model
 
-import cnlrn_arch.export
+import cnlrn_arch.weights
 from cnlrn_arch.archs.cnlrn_arch import CNLRN
-from cnlrn_arch.project import DEMO_CHECKPOINT
+from cnlrn_arch.base.project import DEMO_CHECKPOINT
 from cnlrn_cli.main import main
 from tests.helpers import REPO_DIR, TINY_CNLRN, TINY_CNLRN_ARGS, assert_one_line_error, make_opt
 
@@ -101,8 +101,8 @@ def test_onnx_goes_to_the_exporter(tmp_path, monkeypatch):
     """--onnx hands the loaded network in eval mode, the file and the opset to onnx_file.export_onnx."""
     calls = []
     onnx_file = types.SimpleNamespace(DEFAULT_OPSET=17, export_onnx=lambda *args: calls.append(args))
-    monkeypatch.setitem(sys.modules, 'cnlrn_arch.export.onnx_file', onnx_file)
-    monkeypatch.setattr(cnlrn_arch.export, 'onnx_file', onnx_file, raising=False)
+    monkeypatch.setitem(sys.modules, 'cnlrn_arch.weights.onnx_file', onnx_file)
+    monkeypatch.setattr(cnlrn_arch.weights, 'onnx_file', onnx_file, raising=False)
     torch.save({'params': CNLRN(**TINY_CNLRN_ARGS).state_dict()}, tmp_path / 'w.pth')
     assert export(tmp_path / 'w.pth', '--onnx', tmp_path / 'a.onnx') == 0
     assert export(tmp_path / 'w.pth', '--onnx', tmp_path / 'b.onnx', '--opset', 18) == 0

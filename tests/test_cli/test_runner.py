@@ -80,8 +80,8 @@ BASE = 'name: x\nmodel_type: CNLRNModel\npath: {}\ndatasets: {}\n'
     ],
 )
 def test_option_check_names_the_problem(tmp_path, body, message):
-    from cnlrn_arch.utils.errors import UserError
-    from cnlrn_arch.utils.option_check import check_options
+    from cnlrn_arch.base.errors import UserError
+    from cnlrn_arch.options.check import check_options
 
     opt = tmp_path / 'o.yml'
     opt.write_text(BASE + body)
@@ -92,8 +92,8 @@ def test_option_check_names_the_problem(tmp_path, body, message):
 def test_gpu_requested_without_cuda(tmp_path, monkeypatch):
     import torch
 
-    from cnlrn_arch.utils.errors import UserError
-    from cnlrn_arch.utils.option_check import check_options
+    from cnlrn_arch.base.errors import UserError
+    from cnlrn_arch.options.check import check_options
 
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
     opt = tmp_path / 'o.yml'
@@ -114,8 +114,8 @@ def test_shipped_option_files_pass_the_checks(path, tmp_path, monkeypatch):
     import yaml
     from basicsr.utils.options import ordered_yaml
 
-    from cnlrn_arch.utils.option_check import check_options
-    from cnlrn_arch.utils.option_file import write_option_file
+    from cnlrn_arch.options.check import check_options
+    from cnlrn_arch.options.option_file import write_option_file
 
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)  # the REDS files ask for a GPU
     with open(path, encoding='utf-8') as f:

@@ -4,7 +4,7 @@ import basicsr.train
 import torch
 from torch.utils.data import DataLoader
 
-from cnlrn_arch.utils import basicsr_patches
+from cnlrn_arch.training import basicsr_overrides as basicsr_patches
 from tests.test_data.test_dataset import make, reds  # noqa: F401  (the module fixture)
 
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from cnlrn_arch.gpu_check.steps import MIN_PSNR
+from cnlrn_tools.gpu_check.steps import MIN_PSNR
 from tests.helpers import run_command
 
 pytestmark = pytest.mark.slow

@@ -11,10 +11,10 @@ import time
 
 import pytest
 
-from cnlrn_arch.gpu_check import run as gpu_check_run
-from cnlrn_arch.gpu_check.modes import dry_mode
-from cnlrn_arch.gpu_check.runner import FAIL, NOT_RUN, PASS, SKIPPED, Check, Checks, Step, StepFailed, run_steps
 from cnlrn_cli.main import main
+from cnlrn_tools.gpu_check import gpu_check as gpu_check_run
+from cnlrn_tools.gpu_check.modes import dry_mode
+from cnlrn_tools.gpu_check.step_runner import FAIL, NOT_RUN, PASS, SKIPPED, Check, Checks, Step, StepFailed, run_steps
 from tests.helpers import exit_status
 
 

@@ -159,7 +159,7 @@ def test_out_of_memory_suggests_tiles(model, tmp_path, capsys, monkeypatch):
     def exhausted(*args, **kwargs):
         raise torch.OutOfMemoryError('CUDA out of memory. Tried to allocate 20.00 GiB')
 
-    monkeypatch.setattr('cnlrn_arch.inference.restore_files.upscale', exhausted)
+    monkeypatch.setattr('cnlrn_arch.inference.upscale.upscale', exhausted)
     cv2.imwrite(str(tmp_path / 'x.png'), noise((8, 8, 3)))
     argv = [
         'infer',
@@ -264,7 +264,7 @@ def test_non_finite_weights_are_refused(model, tmp_path, capsys):
 def test_emulated_bf16_on_the_cpu_is_one_line_saying_to_leave_it_off(
     infer_setup, tmp_path, capsys, monkeypatch, native
 ):
-    from cnlrn_arch.utils import speed
+    from cnlrn_arch.runtime import speed
 
     monkeypatch.setattr(speed, 'bf16_native', lambda device: native)
     args = ['-i', infer_setup / 'x.png', '-o', tmp_path, '--weights', infer_setup / 'w.pth', '--device', 'cpu']

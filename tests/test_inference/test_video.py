@@ -10,9 +10,9 @@ import torch
 import yaml
 
 from cnlrn_arch.archs.cnlrn_arch import CNLRN
+from cnlrn_arch.base.errors import UserError
 from cnlrn_arch.data_prep.demo_clip import make_demo_clip
 from cnlrn_arch.inference.restore_video import FRAMES_STAMP, frame_png, restore_video
-from cnlrn_arch.utils.errors import UserError
 from tests.helpers import TINY_CNLRN, TINY_CNLRN_ARGS, assert_one_line_error, decoded_frames, infer
 
 FRAMES = 12
@@ -251,7 +251,7 @@ def test_display_rotation_is_kept(tmp_path):
 
 
 def test_onnxruntime_backend_restores_videos_as_torch_does(model, clip, tmp_path):
-    from cnlrn_arch.export.onnx_file import export_onnx
+    from cnlrn_arch.weights.onnx_file import export_onnx
 
     export_onnx(model['net'], tmp_path / 'w.onnx')
     common = ['-i', clip, '--lossless', '--device', 'cpu']

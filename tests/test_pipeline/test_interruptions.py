@@ -18,7 +18,7 @@ from basicsr.models import build_model
 from basicsr.models.sr_model import SRModel
 
 from cnlrn_arch.archs.cnlrn_arch import CNLRN
-from cnlrn_arch.inference import restore_files
+from cnlrn_arch.inference import upscale
 from cnlrn_arch.models.cnlrn_model import CNLRNModel
 from cnlrn_cli.main import main as cnlrn_main
 from tests.helpers import (
@@ -190,7 +190,7 @@ def test_ctrl_c_during_cnlrn_infer_says_how_many_images_were_written(tmp_path, m
     (out / 'c_cnlrn.png').write_bytes(b'from an earlier run: not reached')
     torch.save({'params': CNLRN(**TINY_CNLRN_ARGS).state_dict()}, tmp_path / 'net.pth')
     (tmp_path / 'tiny.yml').write_text(yaml.safe_dump({'network_g': TINY_CNLRN}))
-    write_png = restore_files.write_png
+    write_png = upscale.write_png
     calls = []
 
     def ctrl_c_at_the_third(path, image):
@@ -199,7 +199,7 @@ def test_ctrl_c_during_cnlrn_infer_says_how_many_images_were_written(tmp_path, m
             raise KeyboardInterrupt
         write_png(path, image)
 
-    monkeypatch.setattr(restore_files, 'write_png', ctrl_c_at_the_third)
+    monkeypatch.setattr(upscale, 'write_png', ctrl_c_at_the_third)
     status = cnlrn_main(
         [
             'infer',

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from cnlrn_arch.archs.deblur_arch import CNLRNPreDeblur
-from cnlrn_arch.utils import experiment_lock
+from cnlrn_arch.training import experiment_lock
 from tests.helpers import (
     ENV,
     TINY_CNLRN,

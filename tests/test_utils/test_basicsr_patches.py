@@ -1,4 +1,4 @@
-"""cnlrn_arch.utils.basicsr_patches in-process: each override once apply() swapped it in, and the checks before.
+"""cnlrn_arch.training.basicsr_overrides in-process: each override once apply() swapped it in, and the checks before.
 
 Every test starts from basicsr's own attributes and the patched names are called through basicsr's modules, so
 they only pass with the override in place. tests/test_pipeline/test_training_pipeline.py runs the same overrides
@@ -26,10 +26,11 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from basicsr.data.data_sampler import EnlargedSampler
 
-from cnlrn_arch.utils import basicsr_patches, experiment_lock
-from cnlrn_arch.utils.basicsr_patches import PATCHES, ResumableSampler
-from cnlrn_arch.utils.errors import UserError
-from cnlrn_arch.utils.experiment_lock import ExperimentLocked
+from cnlrn_arch.base.errors import UserError
+from cnlrn_arch.training import basicsr_overrides as basicsr_patches
+from cnlrn_arch.training import experiment_lock
+from cnlrn_arch.training.basicsr_overrides import PATCHES, ResumableSampler
+from cnlrn_arch.training.experiment_lock import ExperimentLocked
 
 PATCHED = [f'{module.__name__}.{name}' for module, name, _ in PATCHES]
 

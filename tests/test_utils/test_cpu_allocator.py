@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from cnlrn_arch.utils import cpu_allocator
+from cnlrn_arch.runtime import cpu_allocator
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != 'glibc', reason='mallopt is glibc-only')
@@ -38,7 +38,7 @@ def test_importing_the_library_fixes_the_threshold_as_the_commands_do():
         '    return LibC(lib) if name == ctypes.util.find_library("c") else lib\n'
         'ctypes.CDLL = cdll\n'
         'import cnlrn_arch\n'
-        'from cnlrn_arch.utils.cpu_allocator import M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES\n'
+        'from cnlrn_arch.runtime.cpu_allocator import M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES\n'
         'assert calls == [(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)], calls\n'
     )
     env = {k: v for k, v in os.environ.items() if k != 'MALLOC_MMAP_THRESHOLD_'}

@@ -1,4 +1,4 @@
-"""cnlrn_arch.utils.experiment_lock with forked children as the other runs: one holder at a time, none once dead.
+"""cnlrn_arch.training.experiment_lock with forked children as the other runs: one holder at a time, none once dead.
 
 tests/test_pipeline/test_training_pipeline.py refuses a second real ``basicsr train`` while a first one runs.
 """
@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from cnlrn_arch.utils import experiment_lock
-from cnlrn_arch.utils.experiment_lock import ExperimentLocked
+from cnlrn_arch.training import experiment_lock
+from cnlrn_arch.training.experiment_lock import ExperimentLocked
 
 
 @pytest.fixture(autouse=True)

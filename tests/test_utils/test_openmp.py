@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from cnlrn_arch.utils import openmp
+from cnlrn_arch.runtime import openmp
 
 
 def libgomp_spin_count(code, **env):

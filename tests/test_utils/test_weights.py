@@ -10,8 +10,8 @@ from basicsr.models import build_model
 from basicsr.models.base_model import BaseModel
 
 from cnlrn_arch.archs.cnlrn_arch import CNLRN
-from cnlrn_arch.utils.errors import UserError
-from cnlrn_arch.utils.weights import (
+from cnlrn_arch.base.errors import UserError
+from cnlrn_arch.weights.files import (
     load_into,
     plain_data,
     read_state_dict,

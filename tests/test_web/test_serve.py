@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
-from cnlrn_arch.project import DEMO_CHECKPOINT
+from cnlrn_arch.base.project import DEMO_CHECKPOINT
 from cnlrn_arch.web.jobs import write_examples
 from tests.helpers import ENV, REPO_DIR, command
 

@@ -1,1 +1,0 @@
-"""Exporting trained networks to other formats: ONNX (``cnlrn export --onnx``)."""

@@ -1,0 +1,145 @@
+"""Types and ranges of the numeric options that basicsr 1.4.2's pipelines and this project's models read.
+
+basicsr takes them as they come: ``total_iter: -1`` ends training at once and
+saves the untrained network, ``batch_size_per_gpu: [2]`` or ``lr: 1e-4`` (text
+to YAML 1.1) fail deep inside torch with a traceback. :data:`SCHEMA` says what
+each may hold; :func:`check_schema` turns a value outside that into one line.
+"""
+
+import math
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from cnlrn_arch.base.errors import UserError
+
+
+@dataclass(frozen=True)
+class Number:
+    """An int or float from ``low`` to ``high`` (an end is left out when ``*_open``).
+
+    ``integer``: a whole number, 5000.0 included (basicsr writes ``!!float 5e3``);
+    ``exact``: an int proper, where torch or slicing wants one; ``nullable``: ``~`` allowed.
+    """
+
+    low: float = -math.inf
+    high: float = math.inf
+    low_open: bool = False
+    high_open: bool = False
+    integer: bool = False
+    exact: bool = False
+    nullable: bool = False
+
+    def accepts(self, value):
+        if value is None:
+            return self.nullable
+        if isinstance(value, bool) or not isinstance(value, int if self.exact else (int, float)):
+            return False
+        if not math.isfinite(value) or (self.integer and value != int(value)):
+            return False
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below
+
+    def describe(self, plural=False):
+        noun = ('integer' if self.integer else 'number') + ('s' if plural else '')
+        low, high = (str(int(v)) if float(v).is_integer() else repr(v) for v in (self.low, self.high))
+        if self.high == math.inf:
+            bounds = f' {">" if self.low_open else ">="} {low}'
+        else:
+            bounds = f' in {"(" if self.low_open else "["}{low}, {high}{")" if self.high_open else "]"}'
+        text = noun + bounds
+        if plural:
+            return text
+        return ('an ' if self.integer else 'a ') + text + (' or ~' if self.nullable else '')
+
+
+@dataclass(frozen=True)
+class ListOf:
+    """A non-empty list of ``element``s; of exactly ``length`` when given."""
+
+    element: Number
+    length: int | None = None
+
+    def accepts(self, value):
+        return (
+            isinstance(value, list)
+            and len(value) > 0
+            and (self.length is None or len(value) == self.length)
+            and all(self.element.accepts(v) for v in value)
+        )
+
+    def describe(self):
+        size = f'{self.length} ' if self.length else ''
+        return f'a list of {size}{self.element.describe(plural=True)}'
+
+
+WHOLE = dict(integer=True)
+INT = dict(integer=True, exact=True)
+POSITIVE = dict(low=0, low_open=True)
+
+# key path ('*' and '*_opt' match keys of that mapping) -> what its value must be; absent keys are not checked
+# here (option_check requires those that must be there), ~ only where a row allows it
+SCHEMA = {
+    'scale': Number(1, **INT),
+    # numpy takes seeds < 2**32; basicsr seeds it with manual_seed + rank, a worker with more added: room left
+    'manual_seed': Number(0, 2**31 - 1, nullable=True, **INT),
+    'datasets:*:batch_size_per_gpu': Number(1, **INT),
+    'datasets:*:num_worker_per_gpu': Number(0, **INT),
+    'datasets:*:dataset_enlarge_ratio': Number(1),
+    'datasets:*:gt_size': Number(1, **INT),
+    'datasets:*:num_prefetch_queue': Number(1, **INT),
+    'train:total_iter': Number(1, **WHOLE),
+    'train:warmup_iter': Number(-1, **WHOLE),  # -1: no warm-up
+    'train:ema_decay': Number(0, 1, high_open=True),
+    'train:nonfinite_patience': Number(1, **WHOLE),
+    'train:optim_g:lr': Number(**POSITIVE),
+    'train:optim_g:lr_deblur': Number(nullable=True, **POSITIVE),
+    'train:optim_g:weight_decay': Number(0),
+    'train:optim_g:eps': Number(**POSITIVE),
+    'train:optim_g:betas': ListOf(Number(0, 1, high_open=True), length=2),
+    'train:scheduler:periods': ListOf(Number(1, **WHOLE)),
+    'train:scheduler:restart_weights': ListOf(Number(0)),
+    'train:scheduler:eta_min': Number(0),
+    'train:scheduler:milestones': ListOf(Number(1, **WHOLE)),
+    'train:scheduler:restarts': ListOf(Number(0, **WHOLE)),
+    'train:scheduler:gamma': Number(**POSITIVE),
+    'train:*_opt:loss_weight': Number(0),
+    'logger:print_freq': Number(1, **WHOLE),
+    'logger:save_checkpoint_freq': Number(1, **WHOLE),
+    'val:val_freq': Number(1, **WHOLE),
+    'val:tb_images': Number(0, **INT),  # validation images sent to TensorBoard; 0: none
+    'val:metrics:*:crop_border': Number(0, **INT),
+    'dist_params:port': Number(1, 65535, **INT),
+    'dist_params:timeout_minutes': Number(**POSITIVE),
+}
+
+
+def _options(section, patterns, path=()):
+    """(key path, value) of every option under ``section`` whose keys match ``patterns`` one by one."""
+    if not patterns:
+        yield ':'.join(path), section
+    elif isinstance(section, dict):
+        for key, value in section.items():
+            if fnmatchcase(str(key), patterns[0]):
+                yield from _options(value, patterns[1:], (*path, str(key)))
+
+
+def _shown(value):
+    """``value`` as the message shows it; for text like 1e-4, why it is text and how to write the number."""
+    if isinstance(value, str) and 'e' in value.lower():
+        try:
+            float(value)
+        except ValueError:
+            return repr(value)
+        mantissa, exponent = value.lower().split('e', 1)
+        dotted = f'{mantissa}{"" if "." in mantissa else ".0"}e{exponent}'
+        return f'{value!r} (text: YAML 1.1 reads a number without a dot as text; write {dotted} or !!float {value})'
+    return repr(value)
+
+
+def check_schema(opt, source):
+    """Raise a UserError naming ``source``, the key path and the allowed values for the first value outside SCHEMA."""
+    for pattern, rule in SCHEMA.items():
+        for key_path, value in _options(opt, pattern.split(':')):
+            if not rule.accepts(value):
+                raise UserError(f'{source}: {key_path} must be {rule.describe()}, got {_shown(value)}')

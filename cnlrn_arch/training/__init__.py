@@ -1,0 +1,1 @@
+"""BasicSR's training and test pipelines with this plugin: the entry point, overrides, experiment locks."""

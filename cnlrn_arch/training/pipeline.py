@@ -1,0 +1,134 @@
+"""BasicSR's own train/test pipelines with the plugins loaded: what ``basicsr train|test`` and
+``python -m cnlrn_arch.train|test`` run.
+
+``run_entry_point('train', ['-opt', 'X.yml', ...])`` runs
+``basicsr.train.train_pipeline`` with the current directory as root, so
+``experiments/``, ``results/`` and ``tb_logger/`` appear where the user stands.
+Before that it imports every package that declares itself in the
+``basicsr.plugins`` entry-point group (this one first), so any BasicSR
+plugin's networks, data sets, losses and models are available.
+"""
+
+import argparse
+import importlib
+import os
+import shlex
+import sys
+import tempfile
+from importlib.metadata import entry_points
+
+from cnlrn_arch.base.errors import UserError, user_message
+
+PLUGIN_GROUP = 'basicsr.plugins'
+OWN_PLUGIN = 'cnlrn_arch'
+
+
+def load_plugins():
+    """Import this project, then every other registered BasicSR plugin."""
+    importlib.import_module(OWN_PLUGIN)
+    for entry in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
+        if entry.module != OWN_PLUGIN:
+            importlib.import_module(entry.module)
+
+
+def run_pipeline(phase, argv, prog):
+    """Run BasicSR's ``phase`` pipeline ('train' or 'test') on BasicSR-style ``argv``.
+
+    basicsr's parse_options would load ``-opt`` with a YAML loader that runs
+    Python tags and apply ``--force_yml`` with eval and exec. So the options are
+    read as plain data, overridden and checked here, and basicsr parses a plain
+    copy of them, written by us, with no ``--force_yml``; the rest of its
+    parsing (distributed setup, seeds, paths) stays basicsr's.
+    """
+    load_plugins()
+    from basicsr.test import test_pipeline
+    from basicsr.train import train_pipeline
+
+    from cnlrn_arch.options.check import check_options
+    from cnlrn_arch.options.option_file import write_option_file
+    from cnlrn_arch.training import basicsr_overrides as basicsr_patches
+
+    basicsr_patches.apply()
+    args = _pipeline_parser(prog).parse_args(argv)
+    is_train = phase == 'train'
+    opt = check_options(args.opt, is_train, overrides=args.force_yml or (), auto_resume=args.auto_resume)
+    basicsr_patches.set_dist_timeout(opt)
+    root = os.getcwd()
+    _make_output_folder(os.path.join(root, 'experiments' if is_train else 'results'))
+    if is_train and opt['logger'].get('use_tb_logger') and 'debug' not in opt['name']:
+        _make_output_folder(os.path.join(root, 'tb_logger'))  # basicsr's train_pipeline logs there
+    # the same basename: basicsr copies -opt into the experiment folder, which so records the options run;
+    # kept until the pipeline ends, as basicsr copies it after parsing
+    with tempfile.TemporaryDirectory(prefix='cnlrn-options-') as folder:
+        plain = os.path.join(folder, os.path.basename(args.opt))
+        write_option_file(opt, plain, f'the options run by: {prog} {shlex.join(argv)}')
+        # BasicSR's parse_options reads sys.argv itself
+        sys.argv = [prog, '-opt', plain, *_passed_on(args)]
+        pipeline = train_pipeline if is_train else test_pipeline
+        pipeline(root)
+
+
+def _pipeline_parser(prog):
+    """The arguments of basicsr 1.4.2's parse_options, read here first (it keeps no parser to reuse)."""
+    parser = argparse.ArgumentParser(prog=prog)
+    parser.add_argument('-opt', type=str, required=True, help='Path to option YAML file.')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none', help='job launcher')
+    parser.add_argument('--auto_resume', action='store_true')
+    parser.add_argument('--debug', action='store_true')
+    parser.add_argument('--local_rank', type=int, default=0)
+    parser.add_argument(
+        '--force_yml', nargs='+', default=None, help='Force to update yml files. Examples: train:ema_decay=0.999'
+    )
+    return parser
+
+
+def _passed_on(args):
+    """basicsr's arguments besides -opt: all but ``--force_yml``, which is applied already."""
+    flags = ['--auto_resume'] * args.auto_resume + ['--debug'] * args.debug
+    return ['--launcher', args.launcher, '--local_rank', str(args.local_rank), *flags]
+
+
+def _make_output_folder(folder):
+    """Create ``folder`` (basicsr's experiments/ or results/), or say in one line why it cannot be written."""
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise UserError(f'{folder} is a file, not a folder: move it away or run from another folder')
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as err:
+        raise UserError(f'cannot create {folder} ({err.strerror or err}): run from a folder you can write to') from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f'{folder} is not writable: run from a folder you can write to')
+
+
+def run_entry_point(phase, argv, prog):
+    """Run a pipeline; user errors become one line on stderr and exit code 2, Ctrl-C one line and exit code 130."""
+    from cnlrn_arch.training import experiment_lock
+
+    try:
+        run_pipeline(phase, argv, prog)
+    except UserError as err:
+        print(f'{prog}: error: {user_message(err)}', file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt as err:
+        done = _training_progress(err.__traceback__) if phase == 'train' else ''
+        print(f'{prog}: interrupted{done}', file=sys.stderr)
+        sys.exit(130)
+    finally:
+        # the process may go on (tests run pipelines in it): the experiment is free once its run ended
+        experiment_lock.release()
+
+
+def _training_progress(tb):
+    """What an interrupted training leaves, from basicsr's train_pipeline: its model knows the checkpoints."""
+    while tb is not None and not (
+        tb.tb_frame.f_code.co_name == 'train_pipeline' and tb.tb_frame.f_globals['__name__'] == 'basicsr.train'
+    ):
+        tb = tb.tb_next
+    local = tb.tb_frame.f_locals if tb is not None else {}
+    model = local.get('model')
+    if model is None:
+        return ' before training started; this run saved nothing'
+    at = f' at iter {local["current_iter"]}' if 'current_iter' in local else ''
+    if not hasattr(model, 'resume_note'):  # not a RobustSRModel: it does not tell its last checkpoint
+        return f'{at}; checkpoints are in {model.opt["path"]["models"]} (resume with --auto_resume)'
+    return f'{at}; {model.resume_note()}'

@@ -1,0 +1,31 @@
+"""PSNR cost of bfloat16 autocast: the demo checkpoint on the demo validation images, fp32 vs bf16."""
+
+from os import path as osp
+
+import torch
+from basicsr.utils import tensor2img
+
+from cnlrn_arch.base.project import DEMO_CHECKPOINT, DEMO_VAL
+from cnlrn_arch.inference.network import load_network
+from cnlrn_arch.reports.scores import read_val, score, val_inputs
+from cnlrn_arch.runtime.speed import autocast
+
+
+def restore(net, inputs, dtype):
+    """Network inputs -> uint8 BGR x4 images, autocast to ``dtype`` (None: float32)."""
+    with torch.inference_mode(), autocast(torch.device('cpu'), dtype):
+        return [tensor2img(net(x).float()) for x in inputs]
+
+
+def bf16_psnr_change(val_dir=DEMO_VAL, weights=DEMO_CHECKPOINT):
+    """{'fp32': (psnr, ssim), 'bf16': (psnr, ssim), 'images': n}, or None without demo data."""
+    if not (osp.isdir(val_dir) and osp.isfile(weights)):
+        return None
+    net = load_network(weights)  # the configuration stored in the checkpoint
+    _, sharp, blurry, _ = read_val(val_dir)
+    inputs = val_inputs(blurry)
+    return {
+        'images': len(sharp),
+        'fp32': score(restore(net, inputs, None), sharp),
+        'bf16': score(restore(net, inputs, torch.bfloat16), sharp),
+    }
