@@ -4,6 +4,8 @@ import os
 
 from setuptools import find_packages, setup
 
+# the plugin, its torch-free base, the developer tools and the commands (docs/architecture.md)
+PACKAGES = ('cnlrn_arch', 'cnlrn_base', 'cnlrn_tools', 'cnlrn_cli')
 here = os.path.dirname(os.path.abspath(__file__))
 version = {}
 with open(os.path.join(here, 'cnlrn_arch', 'version.py'), encoding='utf-8') as f:
@@ -17,9 +19,7 @@ setup(
     description='CNLRN (cascaded non-local residual network for super-resolving blurry images) as a BasicSR plugin',
     long_description=long_description,
     long_description_content_type='text/markdown',
-    packages=find_packages(
-        include=['cnlrn_arch', 'cnlrn_arch.*', 'cnlrn_tools', 'cnlrn_tools.*', 'cnlrn_cli', 'cnlrn_cli.*']
-    ),
+    packages=find_packages(include=[f'{p}{s}' for p in PACKAGES for s in ('', '.*')]),
     python_requires='>=3.9',
     install_requires=[
         'torch',

@@ -11,7 +11,7 @@ same bounded feature-map memory as the ``cnlrn`` and ``basicsr`` commands.
 
 # first, in this order: openmp sets OpenMP's wait policy before torch is loaded, compat makes basicsr importable
 from cnlrn_arch.runtime import openmp  # noqa: F401  isort:skip
-from cnlrn_arch.base import compat  # noqa: F401  isort:skip
+from cnlrn_base import compat  # noqa: F401  isort:skip
 from cnlrn_arch import archs, data, losses, models  # noqa: F401
 from cnlrn_arch.runtime.cpu_allocator import use_fixed_mmap_threshold
 from cnlrn_arch.version import __version__  # noqa: F401

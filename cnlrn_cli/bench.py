@@ -4,7 +4,7 @@ import json
 import shlex
 import sys
 
-from cnlrn_arch.base.errors import UserError
+from cnlrn_base.errors import UserError
 from cnlrn_cli.arguments import description, height_width, int_at_least
 from cnlrn_tools.hardware.gemm_peak import MATMUL_SIZE
 from cnlrn_tools.speed import speed_bench as speed

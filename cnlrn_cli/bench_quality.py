@@ -5,7 +5,7 @@ import math
 import shlex
 import sys
 
-from cnlrn_arch.base.project import DEMO_DATA
+from cnlrn_base.project import DEMO_DATA
 from cnlrn_cli.arguments import add_device_argument, description, int_at_least
 from cnlrn_tools.quality import quality_bench as quality
 from cnlrn_tools.quality.train_variant import Budget

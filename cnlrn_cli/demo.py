@@ -3,7 +3,7 @@
 from os import path as osp
 
 from cnlrn_arch import demo
-from cnlrn_arch.base.project import DEMO_CHECKPOINT
+from cnlrn_base.project import DEMO_CHECKPOINT
 from cnlrn_cli.arguments import description
 
 

@@ -2,9 +2,9 @@
 
 import json
 
-from cnlrn_arch.base.errors import UserError
 from cnlrn_arch.weights.conversion import export_weights
 from cnlrn_arch.weights.loading import build_loaded
+from cnlrn_base.errors import UserError
 from cnlrn_cli.arguments import add_opt_argument, int_at_least
 
 DESCRIPTION = """\

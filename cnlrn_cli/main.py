@@ -55,7 +55,7 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 0
-    from cnlrn_arch.base.errors import UserError, user_message
+    from cnlrn_base.errors import UserError, user_message
 
     try:
         return args.run(args) or 0

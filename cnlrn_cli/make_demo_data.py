@@ -1,7 +1,7 @@
 """``cnlrn make-demo-data``."""
 
-from cnlrn_arch.base.project import DEMO_DATA
 from cnlrn_arch.data_prep import demo_data
+from cnlrn_base.project import DEMO_DATA
 from cnlrn_cli.arguments import description, positive_int
 
 

@@ -3,9 +3,9 @@
 import ipaddress
 import sys
 
-from cnlrn_arch.base.project import DEMO_CHECKPOINT
 from cnlrn_arch.inference.image_io import DEFAULT_MAX_PIXELS
 from cnlrn_arch.web import app
+from cnlrn_base.project import DEMO_CHECKPOINT
 from cnlrn_cli.arguments import add_device_argument, add_opt_argument, int_at_least
 
 DESCRIPTION = f"""\

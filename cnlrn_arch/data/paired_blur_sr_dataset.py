@@ -20,8 +20,8 @@ from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 from torchvision.transforms.functional import normalize
 
-from cnlrn_arch.base.errors import UserError
-from cnlrn_arch.base.image_formats import image_files
+from cnlrn_base.errors import UserError
+from cnlrn_base.image_formats import image_files
 
 
 @DATASET_REGISTRY.register()

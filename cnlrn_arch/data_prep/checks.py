@@ -8,9 +8,9 @@ from collections import Counter, namedtuple
 
 from PIL import Image
 
-from cnlrn_arch.base.errors import UserError
-from cnlrn_arch.base.image_formats import image_files
 from cnlrn_arch.data_prep.files import pool_map, require_dir
+from cnlrn_base.errors import UserError
+from cnlrn_base.image_formats import image_files
 
 SHOWN = 3  # culprits named in one error line
 PNG_END = b'\x00\x00\x00\x00IEND\xaeB`\x82'  # the last chunk of every complete PNG

@@ -13,11 +13,11 @@ from fractions import Fraction
 
 import numpy as np
 
-from cnlrn_arch.base.image_formats import bicubic_resize_uint8
-from cnlrn_arch.base.optional import import_optional
-from cnlrn_arch.base.project import SCALE
 from cnlrn_arch.data.motion_blur import blur, shake_kernels
 from cnlrn_arch.data_prep.demo_data import BLUR_LENGTH, load_photo
+from cnlrn_base.image_formats import bicubic_resize_uint8
+from cnlrn_base.optional import import_optional
+from cnlrn_base.project import SCALE
 
 AUDIO_RATE = 48000
 TONE_HZ = 440

@@ -25,11 +25,11 @@ from basicsr.metrics.psnr_ssim import calculate_psnr
 from basicsr.utils.lmdb_util import LmdbMaker
 from tqdm import tqdm
 
-from cnlrn_arch.base.errors import UserError
-from cnlrn_arch.base.image_formats import bicubic_resize_uint8
-from cnlrn_arch.base.project import SCALE, TRIPLE_SETS
 from cnlrn_arch.data.motion_blur import blur, shake_kernels
 from cnlrn_arch.data_prep.files import LMDB_PNG_LEVEL, build_then_rename, lmdb_map_size
+from cnlrn_base.errors import UserError
+from cnlrn_base.image_formats import bicubic_resize_uint8
+from cnlrn_base.project import SCALE, TRIPLE_SETS
 
 # skimage.data names; grayscale ones become 3 equal channels
 TRAIN_PHOTOS = (

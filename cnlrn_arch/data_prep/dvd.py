@@ -22,9 +22,9 @@ time per ROOT.
 
 from os import path as osp
 
-from cnlrn_arch.base.errors import UserError
 from cnlrn_arch.data_prep.checks import check_scale, paired_images, read_sources
 from cnlrn_arch.data_prep.files import convert_images, root_lock
+from cnlrn_base.errors import UserError
 
 TEST_CLIPS = (
     '720p_240fps_2',

@@ -25,11 +25,11 @@ from basicsr.utils.lmdb_util import LmdbMaker
 from PIL import Image
 from tqdm import tqdm
 
-from cnlrn_arch.base.atomic import atomic_write
-from cnlrn_arch.base.errors import UserError
-from cnlrn_arch.base.image_formats import bicubic_resize_uint8
-from cnlrn_arch.base.process_lock import LockHeld, hold
-from cnlrn_arch.base.project import SCALE
+from cnlrn_base.atomic import atomic_write
+from cnlrn_base.errors import UserError
+from cnlrn_base.image_formats import bicubic_resize_uint8
+from cnlrn_base.process_lock import LockHeld, hold
+from cnlrn_base.project import SCALE
 
 # LMDB map space beyond 10x the images (bookkeeping pages of small sets)
 LMDB_MAP_MARGIN = 64 * 2**20

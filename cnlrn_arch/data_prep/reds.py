@@ -23,10 +23,10 @@ time per ROOT.
 import os
 from os import path as osp
 
-from cnlrn_arch.base.errors import UserError
-from cnlrn_arch.base.project import SCALE
 from cnlrn_arch.data_prep.checks import check_same_size, check_scale, paired_images, read_sources
 from cnlrn_arch.data_prep.files import build_lmdb, convert_images, lmdb_current, output_size, root_lock
+from cnlrn_base.errors import UserError
+from cnlrn_base.project import SCALE
 
 TRAIN_HR, TRAIN_LQ = 'train_sharp', osp.join('train_blur_bicubic', 'X4')
 TRAIN_SHARP_LR, SHARP_LR_LMDB = osp.join('train_sharp_bicubic', 'X4'), 'train_sharp_bicubic_X4.lmdb'

@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 from basicsr.utils.lmdb_util import make_lmdb_from_imgs
 
-from cnlrn_arch.base.image_formats import bicubic_resize_uint8
-from cnlrn_arch.base.project import SCALE, TRIPLE_SETS
+from cnlrn_base.image_formats import bicubic_resize_uint8
+from cnlrn_base.project import SCALE, TRIPLE_SETS
 
 
 def smooth_image(rng: np.random.Generator, height: int, width: int, noise: float = 0.0) -> np.ndarray:

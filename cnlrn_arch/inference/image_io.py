@@ -25,10 +25,10 @@ import cv2
 import numpy as np
 from PIL import ExifTags, Image
 
-from cnlrn_arch.base.atomic import atomic_write, write_failure
-from cnlrn_arch.base.errors import UserError
-from cnlrn_arch.base.image_formats import IMG_EXTENSIONS
 from cnlrn_arch.inference.video_io import VIDEO_EXTENSIONS, is_video_name
+from cnlrn_base.atomic import atomic_write, write_failure
+from cnlrn_base.errors import UserError
+from cnlrn_base.image_formats import IMG_EXTENSIONS
 
 # Larger inputs are refused unless --max-pixels allows them: 50 MP decode to at most 400 MB (16-bit RGBA)
 # and upscale x4 to 800 MP, while a decompression bomb claims far more (a 292 KB PNG claims 10000x10000).

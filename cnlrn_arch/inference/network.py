@@ -7,8 +7,8 @@ import os
 import torch
 from torch import nn
 
-from cnlrn_arch.base.errors import UserError
 from cnlrn_arch.weights.loading import build_loaded
+from cnlrn_base.errors import UserError
 
 
 def resolve_device(name: str) -> torch.device:

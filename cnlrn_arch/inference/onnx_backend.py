@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 from cnlrn_arch.archs.arch_util import pad_to_multiple
-from cnlrn_arch.base.errors import UserError, first_line
-from cnlrn_arch.base.optional import import_optional
 from cnlrn_arch.weights.onnx_file import INPUT_NAME, SIZE_MULTIPLE_KEY
+from cnlrn_base.errors import UserError, first_line
+from cnlrn_base.optional import import_optional
 
 
 class OnnxNetwork(nn.Module):

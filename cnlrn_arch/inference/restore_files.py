@@ -12,13 +12,13 @@ import sys
 
 from tqdm import tqdm
 
-from cnlrn_arch.base.errors import UserError
 from cnlrn_arch.inference.image_io import DEFAULT_MAX_PIXELS, find_images, read_image
 from cnlrn_arch.inference.network import load_network, resolve_device
 from cnlrn_arch.inference.restore_video import restore_video
 from cnlrn_arch.inference.upscale import SUGGESTED_TILE, restore_image
 from cnlrn_arch.inference.video_io import DEFAULT_CRF, check_crf, is_video_name, open_video, output_extension
 from cnlrn_arch.runtime.speed import AMP_DTYPES, Speed, check_autocast, compile_args, compiled, to_memory_format
+from cnlrn_base.errors import UserError
 
 DEFAULT_TILE_PAD = 16
 # appended to each output's name

@@ -22,9 +22,6 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from cnlrn_arch.base.atomic import atomic_write
-from cnlrn_arch.base.errors import UserError
-from cnlrn_arch.base.optional import import_optional
 from cnlrn_arch.inference.image_io import DEFAULT_MAX_PIXELS, UserImage, write_png
 from cnlrn_arch.inference.upscale import is_out_of_memory, upscale_into
 from cnlrn_arch.inference.video_io import (
@@ -39,6 +36,9 @@ from cnlrn_arch.inference.video_io import (
 from cnlrn_arch.runtime.self_ensemble import self_ensemble as ensemble_of
 from cnlrn_arch.runtime.speed import AMP_DTYPES, autocast
 from cnlrn_arch.weights.files import hash_tensors
+from cnlrn_base.atomic import atomic_write
+from cnlrn_base.errors import UserError
+from cnlrn_base.optional import import_optional
 
 # whole frames share a network call on a GPU up to this many LR pixels in all (a 640x360 frame fills a GPU
 # alone) and this many frames; on the CPU one frame already keeps every core busy

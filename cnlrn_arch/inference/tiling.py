@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from cnlrn_arch.base.errors import UserError
+from cnlrn_base.errors import UserError
 
 # finished rows leave the blend in bands of at most this many output rows, so conversions after it stay small
 BAND_ROWS = 64

@@ -10,11 +10,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnlrn_arch.base.errors import UserError
 from cnlrn_arch.inference.image_io import UserImage, write_png
 from cnlrn_arch.inference.tiling import tiled_bands, whole_bands
 from cnlrn_arch.runtime.self_ensemble import self_ensemble
 from cnlrn_arch.runtime.speed import AMP_DTYPES, autocast
+from cnlrn_base.errors import UserError
 
 # LR rows of context around a band of alpha rows: bicubic reads 2 on either side
 ALPHA_CONTEXT = 2

@@ -21,8 +21,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from cnlrn_arch.base.errors import UserError, first_line
-from cnlrn_arch.base.optional import import_optional
+from cnlrn_base.errors import UserError, first_line
+from cnlrn_base.optional import import_optional
 
 VIDEO_EXTENSIONS = ('.mp4', '.m4v', '.mkv', '.mov', '.webm', '.avi')
 # output containers by extension, as FFmpeg names them
@@ -293,7 +293,7 @@ def video_output(path: str | os.PathLike) -> Iterator[object]:
 
 
 def _fsync(path: str) -> None:
-    """Flush the file or folder ``path`` to its disk, as :func:`~cnlrn_arch.base.atomic.atomic_write` does."""
+    """Flush the file or folder ``path`` to its disk, as :func:`~cnlrn_base.atomic.atomic_write` does."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

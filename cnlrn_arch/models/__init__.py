@@ -2,6 +2,6 @@
 
 from os import path as osp
 
-from cnlrn_arch.base.autoimport import import_modules
+from cnlrn_base.autoimport import import_modules
 
 import_modules(__name__, osp.dirname(osp.abspath(__file__)), '_model')

@@ -14,9 +14,9 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch import nn
 
-from cnlrn_arch.base.errors import UserError
 from cnlrn_arch.models.robust_sr_model import RobustSRModel
 from cnlrn_arch.weights.files import first_items, load_into, read_state_dict
+from cnlrn_base.errors import UserError
 
 STAGES = ('pretrain', 'joint')
 DEBLUR_PREFIX = 'DeblurNet.'

@@ -24,13 +24,13 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from torch import nn
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 
-from cnlrn_arch.base.atomic import atomic_torch_save, write_failure
-from cnlrn_arch.base.errors import UserError
 from cnlrn_arch.models.tensorboard_images import DEFAULT_TB_IMAGES, ValidationImages
 from cnlrn_arch.runtime.dist_timeout import dist_timeout_minutes
 from cnlrn_arch.runtime.self_ensemble import self_ensemble
 from cnlrn_arch.runtime.speed import autocast, check_autocast, compiled, parse_speed, to_memory_format, use_tf32
 from cnlrn_arch.weights.files import hash_tensors, load_into, plain_data, read_state_dict
+from cnlrn_base.atomic import atomic_torch_save, write_failure
+from cnlrn_base.errors import UserError
 
 # consecutive non-finite updates tolerated before training stops
 NONFINITE_PATIENCE = 10

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from basicsr.utils import tensor2img
 
-from cnlrn_arch.base.image_formats import bicubic_resize_uint8
+from cnlrn_base.image_formats import bicubic_resize_uint8
 
 # a few pictures per validation: enough to see the restoration, little disk (each is a PNG in the event file)
 DEFAULT_TB_IMAGES = 4

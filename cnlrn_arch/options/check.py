@@ -11,11 +11,11 @@ import os
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
 
-from cnlrn_arch.base.errors import UserError, first_line
-from cnlrn_arch.base.project import SCALE
 from cnlrn_arch.options.option_file import apply_overrides, load_option_file
 from cnlrn_arch.options.schema import check_schema
 from cnlrn_arch.runtime.speed import parse_speed
+from cnlrn_base.errors import UserError, first_line
+from cnlrn_base.project import SCALE
 
 # what BaseModel.save_training_state writes; a network checkpoint (.pth) holds 'params' instead
 TRAINING_STATE_KEYS = ('epoch', 'iter', 'optimizers', 'schedulers')

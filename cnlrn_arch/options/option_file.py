@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 
-from cnlrn_arch.base.errors import UserError, first_line
+from cnlrn_base.errors import UserError, first_line
 
 # tags of plain data; timestamps (an unquoted 2024-01-01) stay the text they are written as
 PLAIN_TAGS = ('null', 'bool', 'int', 'float', 'str', 'seq', 'map')

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from cnlrn_arch.base.errors import UserError
+from cnlrn_base.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ import numpy as np
 from basicsr.metrics.psnr_ssim import calculate_psnr, calculate_ssim
 from basicsr.utils import img2tensor
 
-from cnlrn_arch.base.image_formats import bicubic_resize_uint8
-from cnlrn_arch.base.project import SCALE
+from cnlrn_base.image_formats import bicubic_resize_uint8
+from cnlrn_base.project import SCALE
 
 CROP_BORDER = 4  # as the paper measures
 

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from cnlrn_arch.base.errors import UserError, first_line
+from cnlrn_base.errors import UserError, first_line
 
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 SPEED_KEYS = ('channels_last', 'compile', 'tf32')

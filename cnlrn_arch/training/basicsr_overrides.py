@@ -54,11 +54,11 @@ from basicsr.data.data_sampler import EnlargedSampler
 from basicsr.utils import check_resume, make_exp_dirs, scandir
 from torch.utils.data import DataLoader, Dataset
 
-from cnlrn_arch.base.atomic import atomic_write, write_failure
-from cnlrn_arch.base.errors import UserError, first_line
 from cnlrn_arch.runtime.dist_timeout import DIST_TIMEOUT_MINUTES, dist_timeout_minutes
 from cnlrn_arch.training import experiment_lock
 from cnlrn_arch.training.vgg_weights import require_vgg19_weights
+from cnlrn_base.atomic import atomic_write, write_failure
+from cnlrn_base.errors import UserError, first_line
 
 BASICSR_VERSION = '1.4.2'
 _dist_timeout_minutes = DIST_TIMEOUT_MINUTES  # what init_dist uses when basicsr passes it no dist_params

@@ -11,8 +11,8 @@ lock (see :mod:`.process_lock`). ``basicsr test`` locks ``results/<name>`` alike
 
 import os
 
-from cnlrn_arch.base.errors import UserError
-from cnlrn_arch.base.process_lock import LockHeld, hold
+from cnlrn_base.errors import UserError
+from cnlrn_base.process_lock import LockHeld, hold
 
 _held: list[int] = []  # the descriptors through which this process holds its locks
 

@@ -17,7 +17,7 @@ import sys
 import tempfile
 from importlib.metadata import entry_points
 
-from cnlrn_arch.base.errors import UserError, user_message
+from cnlrn_base.errors import UserError, user_message
 
 PLUGIN_GROUP = 'basicsr.plugins'
 OWN_PLUGIN = 'cnlrn_arch'

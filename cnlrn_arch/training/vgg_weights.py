@@ -12,7 +12,7 @@ from os import path as osp
 import torch
 from basicsr.archs.vgg_arch import VGG_PRETRAIN_PATH
 
-from cnlrn_arch.base.errors import UserError
+from cnlrn_base.errors import UserError
 
 VGG19_URL = 'https://download.pytorch.org/models/vgg19-dcbb9e9d.pth'
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import os
 from types import ModuleType
 
-from cnlrn_arch.base.errors import UserError
-from cnlrn_arch.base.image_formats import IMG_EXTENSIONS
-from cnlrn_arch.base.optional import import_optional
 from cnlrn_arch.inference.image_io import DEFAULT_MAX_PIXELS
 from cnlrn_arch.inference.video_io import VIDEO_EXTENSIONS
 from cnlrn_arch.runtime.speed import slow_precision_note
 from cnlrn_arch.web.jobs import DEFAULT_MAX_FRAMES, Restorer, serving_folder, write_examples
+from cnlrn_base.errors import UserError
+from cnlrn_base.image_formats import IMG_EXTENSIONS
+from cnlrn_base.optional import import_optional
 
 DEFAULT_HOST, DEFAULT_PORT = '127.0.0.1', 7860
 # uploads larger than this are refused by the server before they are stored

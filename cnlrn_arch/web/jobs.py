@@ -23,9 +23,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnlrn_arch.base.errors import UserError, user_message
-from cnlrn_arch.base.optional import import_optional
-from cnlrn_arch.base.project import SCALE
 from cnlrn_arch.data_prep import demo_data
 from cnlrn_arch.data_prep.demo_clip import make_demo_clip
 from cnlrn_arch.inference.image_io import DEFAULT_MAX_PIXELS, UserImage, read_image, write_png
@@ -35,6 +32,9 @@ from cnlrn_arch.inference.restore_video import frame_png, restore_video
 from cnlrn_arch.inference.upscale import restore_image
 from cnlrn_arch.inference.video_io import FEATURE, frame_rgb, is_video_name, open_video, output_extension
 from cnlrn_arch.runtime.speed import AMP_DTYPES, check_autocast
+from cnlrn_base.errors import UserError, user_message
+from cnlrn_base.optional import import_optional
+from cnlrn_base.project import SCALE
 
 # the autocast dtype of the page's half-precision option by device type: float16 where GPUs compute it fastest
 HALF_PRECISION = {'cuda': 'fp16', 'cpu': 'bf16'}

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from cnlrn_arch.base.atomic import write_failure
-from cnlrn_arch.base.errors import UserError
 from cnlrn_arch.options.check import check_buildable
 from cnlrn_arch.weights.files import describe_mismatch, write_checkpoint, write_safetensors
 from cnlrn_arch.weights.loading import read_network_weights
+from cnlrn_base.atomic import write_failure
+from cnlrn_base.errors import UserError
 
 # format name -> writer(state_dict, path, network_opt)
 WRITERS = {'safetensors': write_safetensors, 'pth': write_checkpoint}

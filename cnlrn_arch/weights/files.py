@@ -15,9 +15,9 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from cnlrn_arch.base.atomic import atomic_torch_save, atomic_write
-from cnlrn_arch.base.errors import UserError, first_line
-from cnlrn_arch.base.optional import import_optional
+from cnlrn_base.atomic import atomic_torch_save, atomic_write
+from cnlrn_base.errors import UserError, first_line
+from cnlrn_base.optional import import_optional
 
 SAFETENSORS_SUFFIX = '.safetensors'
 # where a checkpoint (a key) or a .safetensors file (a metadata entry, as JSON) keeps the network's options

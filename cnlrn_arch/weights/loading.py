@@ -9,11 +9,11 @@ from basicsr.archs import build_network
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
-from cnlrn_arch.base.errors import UserError
 from cnlrn_arch.options.check import check_buildable, check_registered
 from cnlrn_arch.options.option_file import load_option_file
 from cnlrn_arch.weights.config_from_weights import describe_weights, network_options_from_weights
 from cnlrn_arch.weights.files import Weights, describe_mismatch, load_into, read_weights
+from cnlrn_base.errors import UserError
 
 
 def read_network_weights(

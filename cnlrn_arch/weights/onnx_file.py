@@ -21,9 +21,9 @@ import warnings
 import torch
 from torch import nn
 
-from cnlrn_arch.base.atomic import atomic_write, write_failure
-from cnlrn_arch.base.errors import UserError
-from cnlrn_arch.base.optional import import_optional
+from cnlrn_base.atomic import atomic_write, write_failure
+from cnlrn_base.errors import UserError
+from cnlrn_base.optional import import_optional
 
 # opset 14 is the first with the attention operator the exporter needs; 20 is the TorchScript exporter's last
 MIN_OPSET = 14

@@ -33,7 +33,7 @@ import time
 
 import torch
 
-from cnlrn_arch.base.errors import UserError
+from cnlrn_base.errors import UserError
 from cnlrn_tools.gpu_check.gpu_report import exit_code, summary, write_reports
 from cnlrn_tools.gpu_check.modes import dry_mode, gpu_mode
 from cnlrn_tools.gpu_check.step_runner import PASS, Check, StepResult, run_steps

@@ -21,11 +21,11 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from cnlrn_arch.archs.cnlrn_arch import CNLRN
 from cnlrn_arch.archs.nonlocal_attention import ATTN_IMPLS, PatchMultiHeadAttention
-from cnlrn_arch.base.errors import first_line
-from cnlrn_arch.base.image_formats import bicubic_resize_uint8
-from cnlrn_arch.base.project import REPO
 from cnlrn_arch.data_prep.tiny_reds import make_tiny_reds
 from cnlrn_arch.runtime.speed import AMP_DTYPES, Speed, autocast, bf16_native, to_memory_format, use_tf32
+from cnlrn_base.errors import first_line
+from cnlrn_base.image_formats import bicubic_resize_uint8
+from cnlrn_base.project import REPO
 from cnlrn_tools.gpu_check.findings import Findings, rounded
 
 # the release's outputs for a small configuration, stored with the tests

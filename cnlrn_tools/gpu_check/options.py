@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from cnlrn_arch.base.project import SCALE, option_path
 from cnlrn_arch.options.option_file import deep_update, load_option_file, write_option_file
+from cnlrn_base.project import SCALE, option_path
 
 # PairedBlurSRDataset's dataroot_<key> -> the tiny data's folder of those frames
 DATASET_ROOTS = {'gt': 'sharp', 'lq': 'blur_bicubic_X4', 'gt_lr': 'sharp_bicubic_X4'}

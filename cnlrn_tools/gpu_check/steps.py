@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from basicsr.metrics import calculate_psnr
 
-from cnlrn_arch.base.project import DEMO_CHECKPOINT
 from cnlrn_arch.options.option_file import deep_update
+from cnlrn_base.project import DEMO_CHECKPOINT
 from cnlrn_tools.gpu_check.modes import TINY_CNLRN, TINY_PREDEBLUR
 from cnlrn_tools.gpu_check.options import DATASET_ROOTS, derive_option_file, training_changes
 from cnlrn_tools.gpu_check.step_runner import Step, StepContext, StepFailed

@@ -26,12 +26,12 @@ import basicsr
 import numpy as np
 import torch
 
-from cnlrn_arch.base.errors import UserError
-from cnlrn_arch.base.project import DEMO_JOINT, TRIPLE_SETS
 from cnlrn_arch.inference.network import resolve_device
 from cnlrn_arch.reports.scores import read_val, score, val_inputs
 from cnlrn_arch.training import basicsr_overrides as basicsr_patches
 from cnlrn_arch.training.vgg_weights import missing_vgg19_message, vgg19_weights
+from cnlrn_base.errors import UserError
+from cnlrn_base.project import DEMO_JOINT, TRIPLE_SETS
 from cnlrn_tools.hardware.cpu import cpu_name
 from cnlrn_tools.quality import quality_report as report
 from cnlrn_tools.quality.recipes import SWEEP_FACTORS, training_recipe

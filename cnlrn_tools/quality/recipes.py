@@ -10,8 +10,8 @@ the budget (iterations or seconds) is the recipe's at iteration p x total_iter.
 import math
 from dataclasses import dataclass
 
-from cnlrn_arch.base.project import option_path
 from cnlrn_arch.options.check import load_option_file
+from cnlrn_base.project import option_path
 
 BASICSR_OPTIONS = 'https://github.com/XPixelGroup/BasicSR/blob/master/options/train/'
 PRETRAIN_OPTION = 'pretrain.yml'  # the release's stage 1, the pre-training of every two-stage recipe

@@ -22,12 +22,12 @@ from basicsr.utils import get_root_logger, tensor2img
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from cnlrn_arch.base.errors import UserError
-from cnlrn_arch.base.project import SCALE
 from cnlrn_arch.data.paired_blur_sr_dataset import PairedBlurSRDataset
 from cnlrn_arch.models.robust_sr_model import RobustSRModel
 from cnlrn_arch.reports.scores import score
 from cnlrn_arch.runtime.speed import amp_dtype, autocast
+from cnlrn_base.errors import UserError
+from cnlrn_base.project import SCALE
 from cnlrn_tools.quality.recipes import PRETRAIN_OPTION, lr_at, training_recipe
 from cnlrn_tools.quality.variants import (
     BY_NAME,

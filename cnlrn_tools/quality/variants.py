@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from cnlrn_arch.base.project import DEMO_JOINT, option_path
 from cnlrn_arch.options.check import load_option_file
+from cnlrn_base.project import DEMO_JOINT, option_path
 from cnlrn_tools.quality.recipes import BASICSR_RECIPES, Recipe
 
 # share of the budget that pre-trains the deblurring module in two-stage recipes

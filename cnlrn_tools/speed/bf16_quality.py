@@ -5,10 +5,10 @@ from os import path as osp
 import torch
 from basicsr.utils import tensor2img
 
-from cnlrn_arch.base.project import DEMO_CHECKPOINT, DEMO_VAL
 from cnlrn_arch.inference.network import load_network
 from cnlrn_arch.reports.scores import read_val, score, val_inputs
 from cnlrn_arch.runtime.speed import autocast
+from cnlrn_base.project import DEMO_CHECKPOINT, DEMO_VAL
 
 
 def restore(net, inputs, dtype):

@@ -28,8 +28,8 @@ import torch
 from torch.autograd.profiler_util import FunctionEventAvg
 
 from cnlrn_arch.archs.cnlrn_arch import CNLRN
-from cnlrn_arch.base.errors import UserError
 from cnlrn_arch.runtime.speed import AMP_DTYPES, autocast, use_tf32
+from cnlrn_base.errors import UserError
 
 PROFILE_ROWS = 12
 

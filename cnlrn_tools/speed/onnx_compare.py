@@ -30,9 +30,9 @@ import torch
 from tqdm import tqdm
 
 from cnlrn_arch.archs.cnlrn_arch import CNLRN
-from cnlrn_arch.base.optional import import_optional
 from cnlrn_arch.inference.onnx_backend import OnnxNetwork
 from cnlrn_arch.weights.onnx_file import INPUT_NAME, export_onnx
+from cnlrn_base.optional import import_optional
 from cnlrn_tools.hardware.cpu import cpu_flags, cpu_name
 from cnlrn_tools.hardware.flops import count_flops, cross_check, floor_seconds
 from cnlrn_tools.hardware.gemm_peak import measure_network_peaks, peak_of

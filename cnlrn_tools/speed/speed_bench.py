@@ -24,8 +24,8 @@ import torch
 from tqdm import tqdm
 
 from cnlrn_arch.archs.cnlrn_arch import CNLRN
-from cnlrn_arch.base.errors import UserError
 from cnlrn_arch.runtime.speed import bf16_native
+from cnlrn_base.errors import UserError
 from cnlrn_tools.hardware.cpu import cpu_flags, cpu_name
 from cnlrn_tools.hardware.flops import count_flops, cross_check, floor_seconds, training_flops
 from cnlrn_tools.hardware.gemm_peak import MATMUL_SIZE, measure_network_peaks, peak_of, peaks

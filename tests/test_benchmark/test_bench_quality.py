@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from cnlrn_arch.base.errors import UserError
-from cnlrn_arch.base.image_formats import bicubic_resize_uint8
 from cnlrn_arch.data_prep.tiny_reds import smooth_image
+from cnlrn_base.errors import UserError
+from cnlrn_base.image_formats import bicubic_resize_uint8
 from cnlrn_cli.main import main
 from cnlrn_tools.quality import quality_bench as quality_run
 from cnlrn_tools.quality import quality_report as report

@@ -13,7 +13,7 @@ from basicsr.models import build_model
 
 import cnlrn_arch.weights
 from cnlrn_arch.archs.cnlrn_arch import CNLRN
-from cnlrn_arch.base.project import DEMO_CHECKPOINT
+from cnlrn_base.project import DEMO_CHECKPOINT
 from cnlrn_cli.main import main
 from tests.helpers import REPO_DIR, TINY_CNLRN, TINY_CNLRN_ARGS, assert_one_line_error, make_opt
 

@@ -80,8 +80,8 @@ BASE = 'name: x\nmodel_type: CNLRNModel\npath: {}\ndatasets: {}\n'
     ],
 )
 def test_option_check_names_the_problem(tmp_path, body, message):
-    from cnlrn_arch.base.errors import UserError
     from cnlrn_arch.options.check import check_options
+    from cnlrn_base.errors import UserError
 
     opt = tmp_path / 'o.yml'
     opt.write_text(BASE + body)
@@ -92,8 +92,8 @@ def test_option_check_names_the_problem(tmp_path, body, message):
 def test_gpu_requested_without_cuda(tmp_path, monkeypatch):
     import torch
 
-    from cnlrn_arch.base.errors import UserError
     from cnlrn_arch.options.check import check_options
+    from cnlrn_base.errors import UserError
 
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
     opt = tmp_path / 'o.yml'

@@ -13,8 +13,8 @@ from basicsr.utils.lmdb_util import make_lmdb_from_imgs
 from basicsr.utils.matlab_functions import imresize
 from basicsr.utils.registry import DATASET_REGISTRY
 
-from cnlrn_arch.base.errors import UserError
 from cnlrn_arch.data.paired_blur_sr_dataset import PairedBlurSRDataset
+from cnlrn_base.errors import UserError
 from tests.helpers import write_image
 
 SCALE = 4

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from cnlrn_arch.base.errors import UserError
+from cnlrn_base.errors import UserError
 from tests.test_data.test_dataset import make, reds  # noqa: F401  (the module fixture)
 
 

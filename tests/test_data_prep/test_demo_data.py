@@ -10,8 +10,8 @@ import pytest
 from basicsr.metrics.psnr_ssim import calculate_psnr
 from basicsr.utils.matlab_functions import imresize
 
-from cnlrn_arch.base.project import TRIPLE_SETS
 from cnlrn_arch.data.motion_blur import blur, motion_kernel, shake_kernels
+from cnlrn_base.project import TRIPLE_SETS
 from cnlrn_cli.main import main
 from tests.helpers import decode_image, folder_contents, lmdb_items, run_command
 

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from cnlrn_arch.base.errors import UserError
 from cnlrn_arch.data_prep.demo_clip import make_demo_clip
 from cnlrn_arch.inference.image_io import UserImage
 from cnlrn_arch.inference.network import load_network
 from cnlrn_arch.inference.onnx_backend import OnnxNetwork
 from cnlrn_arch.inference.upscale import upscale
 from cnlrn_arch.weights.onnx_file import MAX_OPSET, MIN_OPSET, export_onnx
+from cnlrn_base.errors import UserError
 from cnlrn_cli.main import main
 from tests.helpers import decoded_frames, noise, tiny_net
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from cnlrn_arch.base.errors import UserError
 from cnlrn_arch.inference import image_io
 from cnlrn_arch.inference.image_io import UserImage, read_image, write_png
+from cnlrn_base.errors import UserError
 from tests.helpers import noise
 
 

@@ -10,9 +10,9 @@ import torch
 import yaml
 
 from cnlrn_arch.archs.cnlrn_arch import CNLRN
-from cnlrn_arch.base.errors import UserError
 from cnlrn_arch.data_prep.demo_clip import make_demo_clip
 from cnlrn_arch.inference.restore_video import FRAMES_STAMP, frame_png, restore_video
+from cnlrn_base.errors import UserError
 from tests.helpers import TINY_CNLRN, TINY_CNLRN_ARGS, assert_one_line_error, decoded_frames, infer
 
 FRAMES = 12

@@ -14,7 +14,7 @@ import pytest
 
 from tests.helpers import REPO_DIR
 
-PACKAGES = ('cnlrn_cli', 'cnlrn_tools', 'cnlrn_arch')
+PACKAGES = ('cnlrn_cli', 'cnlrn_tools', 'cnlrn_arch', 'cnlrn_base')
 
 
 def cycles(edges):
@@ -93,8 +93,8 @@ def test_layer_contract_catches_a_library_module_importing_a_command(tmp_path):
     env = {'PYTHONPATH': str(tmp_path), 'PATH': '/usr/bin:/bin'}
     clean = subprocess.run(lint, cwd=tmp_path, env=env, capture_output=True, text=True)
     assert clean.returncode == 0, clean.stdout + clean.stderr
-    errors = tmp_path / 'cnlrn_arch' / 'base' / 'errors.py'
+    errors = tmp_path / 'cnlrn_base' / 'errors.py'
     errors.write_text(errors.read_text() + '\nfrom cnlrn_cli import arguments  # noqa: E402, F401\n')
     planted = subprocess.run(lint, cwd=tmp_path, env=env, capture_output=True, text=True)
     assert planted.returncode == 1, planted.stdout + planted.stderr
-    assert 'cnlrn_arch.base is not allowed to import cnlrn_cli' in planted.stdout
+    assert 'cnlrn_base is not allowed to import cnlrn_cli' in planted.stdout

@@ -10,10 +10,10 @@ from basicsr.data import build_dataset
 from basicsr.models import build_model
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from cnlrn_arch.base.errors import UserError
 from cnlrn_arch.training import basicsr_overrides as basicsr_patches
 from cnlrn_arch.training.basicsr_overrides import CheckedVGGFeatureExtractor
 from cnlrn_arch.training.vgg_weights import VGG19_URL, vgg19_weight_paths
+from cnlrn_base.errors import UserError
 from tests.helpers import (
     REPO_DIR,
     TINY_CNLRN,

@@ -12,9 +12,9 @@ import yaml
 from basicsr.models import build_model
 
 from cnlrn_arch.archs.deblur_arch import CNLRNPreDeblur
-from cnlrn_arch.base.errors import UserError
 from cnlrn_arch.models.robust_sr_model import RobustSRModel
 from cnlrn_arch.runtime.self_ensemble import self_ensemble
+from cnlrn_base.errors import UserError
 from tests.helpers import (
     DATA_DIR,
     REPO_DIR,

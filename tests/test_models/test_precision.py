@@ -14,10 +14,10 @@ import yaml
 from basicsr.models import build_model
 
 from cnlrn_arch.archs.cnlrn_arch import CNLRN
-from cnlrn_arch.base.errors import UserError
-from cnlrn_arch.base.project import option_path
 from cnlrn_arch.runtime import speed
 from cnlrn_arch.runtime.speed import Speed, check_autocast, parse_speed, tf32_set_to, use_tf32
+from cnlrn_base.errors import UserError
+from cnlrn_base.project import option_path
 from cnlrn_cli.main import main
 from tests.helpers import TINY_CNLRN, TINY_CNLRN_ARGS, make_opt
 

@@ -16,9 +16,9 @@ import torch
 from basicsr.models import build_model
 
 from cnlrn_arch.archs.cnlrn_arch import CNLRN
-from cnlrn_arch.base.errors import UserError
 from cnlrn_arch.options.check import check_options
 from cnlrn_arch.runtime.speed import check_autocast
+from cnlrn_base.errors import UserError
 from tests.helpers import TINY_CNLRN, TINY_CNLRN_ARGS, derive_options, make_opt, tiny_infer_output
 
 COMPILE = dict(backend='eager')

@@ -8,10 +8,10 @@ import torch
 from basicsr.models import build_model
 from basicsr.utils import tensor2img
 
-from cnlrn_arch.base.errors import UserError
-from cnlrn_arch.base.image_formats import bicubic_resize_uint8
 from cnlrn_arch.models.tensorboard_images import DEFAULT_TB_IMAGES, side_by_side
 from cnlrn_arch.options.check import check_options
+from cnlrn_base.errors import UserError
+from cnlrn_base.image_formats import bicubic_resize_uint8
 from tests.helpers import TINY_CNLRN, TINY_PREDEBLUR, derive_options, make_opt, make_tiny_reds, run_command
 
 LR_H, LR_W = 6, 5

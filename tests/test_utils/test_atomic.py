@@ -1,4 +1,4 @@
-"""cnlrn_arch.base.atomic: a save that fails half-way leaves the old file under its name, and no temporary file.
+"""cnlrn_base.atomic: a save that fails half-way leaves the old file under its name, and no temporary file.
 
 tests/test_models/test_model.py fails a checkpoint of a model the same way; tests/test_pipeline/test_interruptions.py
 a whole training's.
@@ -9,7 +9,7 @@ import os
 import pytest
 import torch
 
-from cnlrn_arch.base.atomic import atomic_torch_save, write_failure
+from cnlrn_base.atomic import atomic_torch_save, write_failure
 from tests.helpers import disk_fills_half_way
 
 

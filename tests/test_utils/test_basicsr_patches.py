@@ -26,11 +26,11 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from basicsr.data.data_sampler import EnlargedSampler
 
-from cnlrn_arch.base.errors import UserError
 from cnlrn_arch.training import basicsr_overrides as basicsr_patches
 from cnlrn_arch.training import experiment_lock
 from cnlrn_arch.training.basicsr_overrides import PATCHES, ResumableSampler
 from cnlrn_arch.training.experiment_lock import ExperimentLocked
+from cnlrn_base.errors import UserError
 
 PATCHED = [f'{module.__name__}.{name}' for module, name, _ in PATCHES]
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from cnlrn_arch.base.errors import UserError
 from cnlrn_arch.options.check import check_options
+from cnlrn_base.errors import UserError
 from tests.helpers import TINY_CNLRN, derive_options
 
 BASE = dict(num_gpu=0, network_g=TINY_CNLRN, path=dict(pretrain_network_deblur=None))

@@ -2,8 +2,8 @@ import sys
 
 import pytest
 
-from cnlrn_arch.base.errors import UserError
-from cnlrn_arch.base.optional import import_optional
+from cnlrn_base.errors import UserError
+from cnlrn_base.optional import import_optional
 
 
 def test_installed_module_is_returned():

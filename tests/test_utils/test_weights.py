@@ -10,7 +10,6 @@ from basicsr.models import build_model
 from basicsr.models.base_model import BaseModel
 
 from cnlrn_arch.archs.cnlrn_arch import CNLRN
-from cnlrn_arch.base.errors import UserError
 from cnlrn_arch.weights.files import (
     load_into,
     plain_data,
@@ -19,6 +18,7 @@ from cnlrn_arch.weights.files import (
     write_checkpoint,
     write_safetensors,
 )
+from cnlrn_base.errors import UserError
 from tests.helpers import TINY_CNLRN, TINY_CNLRN_ARGS, TINY_PREDEBLUR, derive_options, make_opt
 
 BAD_KEY = 'DeblurNet.inBlock.0.body.0.weight'  # (16, 3, 5, 5): 1200 values

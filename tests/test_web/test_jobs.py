@@ -8,11 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from cnlrn_arch.base.errors import UserError
 from cnlrn_arch.data_prep.demo_clip import make_demo_clip
 from cnlrn_arch.data_prep.demo_data import make_demo_data
 from cnlrn_arch.inference.image_io import UserImage
 from cnlrn_arch.web.jobs import Restorer, bicubic, serving_folder, write_examples
+from cnlrn_base.errors import UserError
 from cnlrn_cli import serve
 from cnlrn_cli.main import main
 from tests.helpers import tiny_infer_output

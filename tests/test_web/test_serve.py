@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 import pytest
 
-from cnlrn_arch.base.project import DEMO_CHECKPOINT
 from cnlrn_arch.web.jobs import write_examples
+from cnlrn_base.project import DEMO_CHECKPOINT
 from tests.helpers import ENV, REPO_DIR, command
 
 pytestmark = pytest.mark.slow

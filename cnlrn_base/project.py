@@ -7,7 +7,7 @@ SCALE = 4
 # the LMDB / validation folder suffix of each image of a (sharp HR, blurry LR, sharp LR) triple
 TRIPLE_SETS = ('sharp', 'blur_bicubic_X4', 'sharp_bicubic_X4')
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 OPTIONS_DIR = osp.join(REPO, 'options')
 DEMO_CHECKPOINT = osp.join(REPO, 'experiments', 'pretrained_models', 'CNLRN_demo.pth')
 # option files of the demo, as paths under OPTIONS_DIR

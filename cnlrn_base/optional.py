@@ -6,7 +6,7 @@ BasicSR workflows that use none of these features run without them installed.
 import importlib
 from types import ModuleType
 
-from cnlrn_arch.base.errors import UserError
+from cnlrn_base.errors import UserError
 
 # module name -> (the pip package, the extra of this project that installs it)
 PACKAGES = {

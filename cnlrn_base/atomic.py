@@ -14,7 +14,7 @@ import shutil
 
 import torch
 
-from cnlrn_arch.base.errors import first_line
+from cnlrn_base.errors import first_line
 
 
 def atomic_write(path, content):
