@@ -27,7 +27,7 @@ from cnlrn_base.project import DEMO_CHECKPOINT
 from cnlrn_tools.gpu_check.modes import TINY_CNLRN, TINY_PREDEBLUR
 from cnlrn_tools.gpu_check.options import DATASET_ROOTS, derive_option_file, training_changes
 from cnlrn_tools.gpu_check.step_runner import Step, StepContext, StepFailed
-from cnlrn_tools.speed.speed_report import floor_ratio, size_label
+from cnlrn_tools.hardware.flops import floor_ratio, size_label
 
 PRETRAIN_NAME, JOINT_NAME = 'CNLRN_pretrain_deblur_REDS', 'CNLRN_joint_REDS'  # the option files' own names
 # the killed run is killed once this training state exists

@@ -115,3 +115,18 @@ def cross_check(config: dict, lr_size: tuple[int, int]) -> dict[str, float]:
 def floor_seconds(flops, peak_gflops):
     """The time ``flops`` take at the GEMM peak: what a case is measured against."""
     return flops / (peak_gflops * 1e9)
+
+
+def size_label(size):
+    """'HEIGHTxWIDTH' of an LR frame size, as the benchmarks name their cases."""
+    return f'{size[0]}x{size[1]}'
+
+
+def floor_of(row, run):
+    """The floor of a case of ``cnlrn bench``'s results ``run``: its FLOPs at the peak of its precision."""
+    return floor_seconds(row['flops'], run['peak_gflops'][row['precision']])
+
+
+def floor_ratio(row, run):
+    """A measured case's median time over its floor (at least 1, or the floor is wrong)."""
+    return row['median_s'] / floor_of(row, run)

@@ -34,11 +34,11 @@ from cnlrn_arch.inference.onnx_backend import OnnxNetwork
 from cnlrn_arch.weights.onnx_file import INPUT_NAME, export_onnx
 from cnlrn_base.optional import import_optional
 from cnlrn_tools.hardware.cpu import cpu_flags, cpu_name
-from cnlrn_tools.hardware.flops import count_flops, cross_check, floor_seconds
+from cnlrn_tools.hardware.flops import count_flops, cross_check, floor_seconds, size_label
 from cnlrn_tools.hardware.gemm_peak import measure_network_peaks, peak_of
 from cnlrn_tools.speed import operator_profile
 from cnlrn_tools.speed.case import timed
-from cnlrn_tools.speed.speed_report import ONNXRUNTIME_RESULTS, SPINNING, size_label, write_report
+from cnlrn_tools.speed.speed_report import ONNXRUNTIME_RESULTS, SPINNING, write_report
 from cnlrn_tools.speed.spinning_worker import SPINNING_ENV
 
 

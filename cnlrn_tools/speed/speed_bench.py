@@ -27,10 +27,10 @@ from cnlrn_arch.archs.cnlrn_arch import CNLRN
 from cnlrn_arch.runtime.speed import bf16_native
 from cnlrn_base.errors import UserError
 from cnlrn_tools.hardware.cpu import cpu_flags, cpu_name
-from cnlrn_tools.hardware.flops import count_flops, cross_check, floor_seconds, training_flops
+from cnlrn_tools.hardware.flops import count_flops, cross_check, floor_seconds, size_label, training_flops
 from cnlrn_tools.hardware.gemm_peak import MATMUL_SIZE, measure_network_peaks, peak_of, peaks
 from cnlrn_tools.speed.bf16_quality import bf16_psnr_change
-from cnlrn_tools.speed.speed_report import size_label, write_report
+from cnlrn_tools.speed.speed_report import write_report
 
 DEFAULT_SIZES = ((90, 160), (180, 320), (360, 640))
 # a REDS frame: when benchmarked (else the first size), profiled and run in bf16 too

@@ -11,25 +11,13 @@ import statistics
 from os import path as osp
 
 from cnlrn_arch.reports.pictures import markdown_table, pyplot, save_figure
-from cnlrn_tools.hardware.flops import floor_seconds
+from cnlrn_tools.hardware.flops import floor_of, floor_ratio, size_label
 
 GB = 1e9
 # written by cnlrn bench --onnxruntime (onnx_compare.py), beside the results_<device>.json of the other cases
 ONNXRUNTIME_RESULTS = 'onnxruntime.json'
 # the times of PyTorch with libgomp's spinning threads, as it ran before issue 23, in that file
 SPINNING = 'torch_spinning'
-
-
-def size_label(size):
-    return f'{size[0]}x{size[1]}'
-
-
-def floor_of(row, run):
-    return floor_seconds(row['flops'], run['peak_gflops'][row['precision']])
-
-
-def floor_ratio(row, run):
-    return row['median_s'] / floor_of(row, run)
 
 
 def below_floor(run):

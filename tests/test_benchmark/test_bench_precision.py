@@ -10,9 +10,9 @@ from torch.autograd.profiler_util import FunctionEventAvg
 from cnlrn_arch.runtime import speed
 from cnlrn_cli.main import main
 from cnlrn_tools.hardware import gemm_peak
+from cnlrn_tools.hardware.flops import floor_of
 from cnlrn_tools.speed import case as case_module
 from cnlrn_tools.speed import speed_bench as run
-from cnlrn_tools.speed.speed_report import floor_of
 from tests.helpers import TINY_CNLRN_ARGS, assert_one_line_error, exit_status
 
 
