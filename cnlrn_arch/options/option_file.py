@@ -6,6 +6,11 @@ basicsr 1.4.2 parses option files with a full ``yaml.Loader``, which runs
 strings, numbers, booleans and null; any other tag is a one-line error naming
 the file and line, raised before anything is constructed. A key given twice in
 a mapping is an error naming both lines (PyYAML would keep the last silently).
+
+What a file may claim is bounded before anything is built: its size, its
+nesting depth, and the number of values it holds once YAML's aliases are
+expanded (aliases of aliases, "billion laughs", would otherwise make a few
+hundred bytes into a structure that every later walk over the options expands).
 """
 
 from typing import Any
@@ -18,6 +23,10 @@ from cnlrn_base.errors import UserError, first_line
 # tags of plain data; timestamps (an unquoted 2024-01-01) stay the text they are written as
 PLAIN_TAGS = ('null', 'bool', 'int', 'float', 'str', 'seq', 'map')
 YAML_TAG_PREFIX = 'tag:yaml.org,2002:'
+# far above any recipe (the largest here is 5 KB, 6 levels, 300 values) and far below what costs time or memory
+MAX_FILE_BYTES = 1 << 20
+MAX_DEPTH = 32
+MAX_VALUES = 100_000
 
 
 class PlainLoader(yaml.SafeLoader):
@@ -67,16 +76,52 @@ def _yaml_problem(err):
     return (mark.line + 1, mark.column + 1, problem) if mark else (None, None, problem)
 
 
+def _check_bounds(text, path):
+    """Refuse ``text`` nested deeper than MAX_DEPTH or holding more than MAX_VALUES values with aliases expanded.
+
+    Reads YAML's event stream (no recursion, nothing built), counting each collection's values as it closes;
+    an anchor remembers its collection's count, which each alias of it adds again.
+    """
+    counts, anchors, opened = [0], {}, []
+    for event in yaml.parse(text, Loader=PlainLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            counts.append(1)
+            opened.append(event.anchor)
+            if len(opened) > MAX_DEPTH:
+                raise UserError(f'{path}:{event.start_mark.line + 1}: options nested deeper than {MAX_DEPTH} levels')
+            continue
+        if isinstance(event, yaml.CollectionEndEvent):
+            count, anchor = counts.pop(), opened.pop()
+        elif isinstance(event, yaml.ScalarEvent):
+            count, anchor = 1, event.anchor
+        elif isinstance(event, yaml.AliasEvent):
+            count, anchor = anchors.get(event.anchor, 1), None
+        else:
+            continue
+        if anchor:
+            anchors[anchor] = count
+        counts[-1] += count
+        if sum(counts) > MAX_VALUES:
+            raise UserError(
+                f'{path}:{event.start_mark.line + 1}: more than {MAX_VALUES} values once aliases are expanded'
+            )
+
+
 def load_option_file(path):
     """Parse an option file into plain data; errors name the file (and line for bad YAML).
 
     Raises:
-        UserError: the file is missing or unreadable, is not YAML, holds a tag
-            other than plain data's or a duplicate key, or is not a mapping.
+        UserError: the file is missing or unreadable, over MAX_FILE_BYTES, nested deeper than
+            MAX_DEPTH, holds more than MAX_VALUES values once aliases are expanded, is not YAML,
+            holds a tag other than plain data's or a duplicate key, or is not a mapping.
     """
     try:
         with open(path, encoding='utf-8') as f:
-            opt = yaml.load(f, Loader=PlainLoader)
+            text = f.read(MAX_FILE_BYTES + 1)
+        if len(text.encode('utf-8')) > MAX_FILE_BYTES:
+            raise UserError(f'{path}: over {MAX_FILE_BYTES // (1 << 20)} MB, not an option file')
+        _check_bounds(text, path)
+        opt = yaml.load(text, Loader=PlainLoader)
     except FileNotFoundError:
         raise UserError(f'option file not found: {path}') from None
     except yaml.YAMLError as err:

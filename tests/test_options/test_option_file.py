@@ -132,3 +132,39 @@ def test_written_options_read_back_alike_by_basicsr(tmp_path):
         f.seek(0)
         read = yaml.load(f, Loader=ordered_yaml()[0])
     assert read == opt and list(read) == list(opt) and list(read['train']) == list(opt['train'])
+
+
+def laughs(levels):
+    """A 'billion laughs' option file: each level an alias list of ten of the level before, 10**levels values."""
+    lines = ['l0: &l0 [ha, ha, ha, ha, ha, ha, ha, ha, ha, ha]']
+    lines += [f'l{i}: &l{i} [{", ".join([f"*l{i - 1}"] * 10)}]' for i in range(1, levels)]
+    return '\n'.join(lines) + '\n'
+
+
+def test_aliases_of_aliases_are_refused_before_anything_is_built(tmp_path):
+    with pytest.raises(UserError, match=r'o\.yml:5: more than 100000 values once aliases are expanded'):
+        load_option_file(write(tmp_path, laughs(9)))
+
+
+def test_aliases_within_the_limit_load(tmp_path):
+    # 11,111 values expanded: an anchor reused this much is still an option file
+    assert len(load_option_file(write(tmp_path, laughs(4)))['l3']) == 10
+
+
+def test_nesting_deeper_than_the_limit_is_one_line(tmp_path):
+    with pytest.raises(UserError, match=r'o\.yml:1: options nested deeper than 32 levels'):
+        load_option_file(write(tmp_path, 'a: ' + '[' * 33 + ']' * 33 + '\n'))
+    assert load_option_file(write(tmp_path, 'a: ' + '[' * 31 + ']' * 31 + '\n'))['a'] == [
+        [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]
+    ]
+
+
+def test_deep_nesting_far_past_the_recursion_limit_is_one_line(tmp_path):
+    with pytest.raises(UserError, match='nested deeper than 32 levels'):
+        load_option_file(write(tmp_path, 'a: ' + '[' * 100_000 + ']' * 100_000 + '\n'))
+
+
+def test_a_file_over_the_size_limit_is_refused_unparsed(tmp_path):
+    path = write(tmp_path, 'a: 1\n' + '#' * (1 << 20) + '\n')
+    with pytest.raises(UserError, match=r'o\.yml: over 1 MB, not an option file'):
+        load_option_file(path)
