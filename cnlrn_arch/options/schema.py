@@ -73,6 +73,35 @@ class ListOf:
         return f'a list of {size}{self.element.describe(plural=True)}'
 
 
+@dataclass(frozen=True)
+class Kind:
+    """A value of one Python type: a mapping, text or a flag; ``~`` allowed when ``nullable``."""
+
+    type: type
+    noun: str
+    nullable: bool = False
+
+    def accepts(self, value):
+        if value is None:
+            return self.nullable
+        return isinstance(value, self.type) and (self.type is bool or not isinstance(value, bool))
+
+    def describe(self):
+        return self.noun + (' or ~' if self.nullable else '')
+
+
+@dataclass(frozen=True)
+class FolderName:
+    """Text that names one folder: basicsr makes ``experiments/<name>`` and ``results/<name>`` from ``name``."""
+
+    def accepts(self, value):
+        return isinstance(value, str) and value not in ('', '.', '..') and not set(value) & {'/', '\\', '\0'}
+
+    def describe(self):
+        return 'one folder name (no /, \\ or .., nothing outside experiments/ and results/)'
+
+
+MAPPING, TEXT, FLAG = Kind(dict, 'a mapping'), Kind(str, 'text'), Kind(bool, 'true or false')
 WHOLE = dict(integer=True)
 INT = dict(integer=True, exact=True)
 POSITIVE = dict(low=0, low_open=True)
@@ -80,6 +109,19 @@ POSITIVE = dict(low=0, low_open=True)
 # key path ('*' and '*_opt' match keys of that mapping) -> what its value must be; absent keys are not checked
 # here (option_check requires those that must be there), ~ only where a row allows it
 SCHEMA = {
+    # first the types of the sections and of what names things, so a rule below never meets a wrong type
+    'name': FolderName(),
+    'model_type': TEXT,
+    **dict.fromkeys(('datasets', 'datasets:*', 'network_*', 'path', 'train', 'val', 'logger', 'dist_params'), MAPPING),
+    **dict.fromkeys(('train:*_opt', 'datasets:*:io_backend'), Kind(dict, 'a mapping', nullable=True)),
+    **dict.fromkeys(('train:optim_g', 'train:scheduler', 'val:metrics', 'val:metrics:*'), MAPPING),
+    **dict.fromkeys(('network_*:type', 'datasets:*:type', 'train:*_opt:type', 'train:optim_g:type'), TEXT),
+    **dict.fromkeys(('train:scheduler:type', 'val:metrics:*:type', 'datasets:*:io_backend:type'), TEXT),
+    **dict.fromkeys(('datasets:*:dataroot_*', 'datasets:*:meta_info_file', 'datasets:*:name'), TEXT),
+    **dict.fromkeys(('path:pretrain_network_*', 'path:resume_state'), Kind(str, 'a path', nullable=True)),
+    'path:param_key_*': Kind(str, 'text', nullable=True),
+    'path:strict_load_*': FLAG,
+    **dict.fromkeys(('val:save_img', 'val:self_ensemble', 'logger:use_tb_logger'), FLAG),
     'scale': Number(1, **INT),
     # numpy takes seeds < 2**32; basicsr seeds it with manual_seed + rank, a worker with more added: room left
     'manual_seed': Number(0, 2**31 - 1, nullable=True, **INT),

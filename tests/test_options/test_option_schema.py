@@ -50,6 +50,7 @@ def scheduler(**values):
         (loader(num_prefetch_queue=0), 'datasets:train:num_prefetch_queue must be an integer >= 1, got 0'),
         (optim(lr=[1e-4]), 'train:optim_g:lr must be a number > 0, got [0.0001]'),
         (optim(lr=0), 'train:optim_g:lr must be a number > 0, got 0'),
+        (optim(lr=float('inf')), 'train:optim_g:lr must be a number > 0, got inf'),
         (
             optim(lr='1e-4'),
             "train:optim_g:lr must be a number > 0, got '1e-4' (text: YAML 1.1 reads a number without a dot as "
@@ -100,6 +101,41 @@ def scheduler(**values):
     ],
 )
 def test_schema_violation_is_one_line(tmp_path, changes, message):
+    with pytest.raises(UserError) as err:
+        checked(tmp_path, changes)
+    assert str(err.value) == f'{tmp_path / "o.yml"}: {message}'
+
+
+FOLDER_NAME = 'one folder name (no /, \\ or .., nothing outside experiments/ and results/)'
+
+
+@pytest.mark.parametrize(
+    'changes, message',
+    [
+        (dict(name='../../victim'), f"name must be {FOLDER_NAME}, got '../../victim'"),
+        (dict(name='a/b'), f"name must be {FOLDER_NAME}, got 'a/b'"),
+        (dict(name='..'), f"name must be {FOLDER_NAME}, got '..'"),
+        (dict(name=''), f"name must be {FOLDER_NAME}, got ''"),
+        (dict(name=5), f'name must be {FOLDER_NAME}, got 5'),
+        (dict(model_type=['CNLRNModel']), "model_type must be text, got ['CNLRNModel']"),
+        (dict(datasets='x'), "datasets must be a mapping, got 'x'"),
+        (dict(datasets=dict(train=[1])), 'datasets:train must be a mapping, got [1]'),
+        (loader(dataroot_gt=5), 'datasets:train:dataroot_gt must be text, got 5'),
+        (loader(type=['PairedBlurSRDataset']), "datasets:train:type must be text, got ['PairedBlurSRDataset']"),
+        (loader(io_backend='disk'), "datasets:train:io_backend must be a mapping or ~, got 'disk'"),
+        (dict(network_g=dict(type={'a': 1})), "network_g:type must be text, got {'a': 1}"),
+        (dict(val='x'), "val must be a mapping, got 'x'"),
+        (dict(val=dict(metrics=['psnr'])), "val:metrics must be a mapping, got ['psnr']"),
+        (dict(val=dict(metrics=dict(psnr=dict(type=1)))), 'val:metrics:psnr:type must be text, got 1'),
+        (dict(val=dict(save_img='yes')), "val:save_img must be true or false, got 'yes'"),
+        (train(pixel_opt=[1]), 'train:pixel_opt must be a mapping or ~, got [1]'),
+        (train(optim_g='Adam'), "train:optim_g must be a mapping, got 'Adam'"),
+        (dict(path=dict(BASE['path'], resume_state=3)), 'path:resume_state must be a path or ~, got 3'),
+        (dict(path=dict(BASE['path'], strict_load_g='yes')), "path:strict_load_g must be true or false, got 'yes'"),
+        (dict(logger=dict(use_tb_logger=1)), 'logger:use_tb_logger must be true or false, got 1'),
+    ],
+)
+def test_wrong_type_at_any_level_is_one_line(tmp_path, changes, message):
     with pytest.raises(UserError) as err:
         checked(tmp_path, changes)
     assert str(err.value) == f'{tmp_path / "o.yml"}: {message}'
