@@ -123,6 +123,20 @@ SCHEMA = {
     'path:strict_load_*': FLAG,
     **dict.fromkeys(('val:save_img', 'val:self_ensemble', 'logger:use_tb_logger'), FLAG),
     'scale': Number(1, **INT),
+    # a network's size, bounded before it is built (options in a weights file are not the user's own): 4x the
+    # widest and 3x the deepest recipe here, while n_feats 4096 would take gigabytes and n_rcabs 10**6 hours
+    **dict.fromkeys((f'network_*:{k}' for k in ('n_feats', 'num_feat', 'num_grow_ch')), Number(1, 256, **INT)),
+    **dict.fromkeys((f'network_*:{k}' for k in ('n_colors', 'num_in_ch', 'num_out_ch')), Number(1, 4, **INT)),
+    **dict.fromkeys(
+        (
+            f'network_*:{k}'
+            for k in ('n_deblur_blocks', 'n_nlrgs_*', 'n_subgroups', 'n_rcabs', 'num_block', 'num_group')
+        ),
+        Number(1, 64, **INT),
+    ),
+    'network_*:nonlocal_psize': ListOf(Number(1, 64, **INT)),
+    **dict.fromkeys(('network_*:scale', 'network_*:upscale'), Number(1, 8, **INT)),
+    'network_*:input_size': Number(1, 1024, **INT),
     # numpy takes seeds < 2**32; basicsr seeds it with manual_seed + rank, a worker with more added: room left
     'manual_seed': Number(0, 2**31 - 1, nullable=True, **INT),
     'datasets:*:batch_size_per_gpu': Number(1, **INT),

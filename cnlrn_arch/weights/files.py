@@ -23,6 +23,9 @@ SAFETENSORS_SUFFIX = '.safetensors'
 # where a checkpoint (a key) or a .safetensors file (a metadata entry, as JSON) keeps the network's options
 NETWORK_OPT_KEY = 'network_g'
 
+# network options are a few hundred characters; more is not options (and JSON parsing costs memory)
+MAX_STORED_OPTIONS_CHARS = 1 << 16
+
 
 class Weights(NamedTuple):
     """A state dict and the options of the network it belongs to, when the file holds them."""
@@ -58,7 +61,7 @@ def read_weights(path: str | os.PathLike, param_key: str | None = 'params') -> W
         data, network_opt = _read_safetensors(path)
     else:
         data, network_opt = _read_torch_file(path, param_key)
-    _check_finite(data, path)
+    _check_values(data, path)
     # checkpoints of DataParallel/DDP models prefix every key with 'module.'
     state_dict = {k[len('module.') :] if k.startswith('module.') else k: v for k, v in data.items()}
     return Weights(state_dict, network_opt)
@@ -109,10 +112,15 @@ def _read_safetensors(path: str | os.PathLike) -> tuple[dict, dict | None]:
         raise UserError(f'{path}: holds no tensors, not network weights')
     network_opt = None
     if NETWORK_OPT_KEY in metadata:
+        text = metadata[NETWORK_OPT_KEY]
+        if len(text) > MAX_STORED_OPTIONS_CHARS:
+            raise UserError(f'{path}: metadata {NETWORK_OPT_KEY!r} is over {MAX_STORED_OPTIONS_CHARS} characters')
         try:
-            network_opt = json.loads(metadata[NETWORK_OPT_KEY])
+            network_opt = json.loads(text)
         except json.JSONDecodeError as err:
             raise UserError(f'{path}: metadata {NETWORK_OPT_KEY!r} is not JSON ({first_line(err)})') from None
+        except RecursionError:
+            raise UserError(f'{path}: metadata {NETWORK_OPT_KEY!r} is nested too deep to be options') from None
         if not isinstance(network_opt, dict):
             raise UserError(f'{path}: metadata {NETWORK_OPT_KEY!r} is not a mapping of options')
     return data, network_opt
@@ -168,21 +176,27 @@ def plain_data(value: Any) -> Any:
     raise TypeError(f'not plain data: {value!r} ({type(value).__name__})')
 
 
-def _check_finite(state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike) -> None:
-    """Raise ``UserError`` naming ``path`` and the first tensor of ``state_dict`` that holds NaN or Inf.
+def _check_values(state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike) -> None:
+    """Raise ``UserError`` naming ``path`` and the first tensor of ``state_dict`` that is not finite floating point.
+
+    Integer tensors are refused (loading casts them silently into the network's floats) except batch-norm step
+    counters, which are integers in every network that has them.
 
     Args:
         state_dict (Mapping[str, torch.Tensor]): the tensors to check.
         path (str | os.PathLike): the file they came from, for the message.
     """
     for key, value in state_dict.items():
-        if value.is_floating_point() or value.is_complex():
-            bad = value.numel() - int(torch.isfinite(value).sum())
-            if bad:
-                raise UserError(
-                    f'{path}: {key} holds NaN or Inf ({bad} of {value.numel()} values); '
-                    'refused, such weights give black or garbage outputs'
-                )
+        if not value.is_floating_point():
+            if key.endswith('num_batches_tracked'):
+                continue
+            raise UserError(f'{path}: {key} holds {str(value.dtype).removeprefix("torch.")} values, not weights')
+        bad = value.numel() - int(torch.isfinite(value).sum())
+        if bad:
+            raise UserError(
+                f'{path}: {key} holds NaN or Inf ({bad} of {value.numel()} values); '
+                'refused, such weights give black or garbage outputs'
+            )
 
 
 def _state_dict_at(data: object, key: str | None) -> dict | None:

@@ -11,6 +11,7 @@ from torch import nn
 
 from cnlrn_arch.options.check import check_buildable, check_registered
 from cnlrn_arch.options.option_file import load_option_file
+from cnlrn_arch.options.schema import check_schema
 from cnlrn_arch.weights.config_from_weights import describe_weights, network_options_from_weights
 from cnlrn_arch.weights.files import Weights, describe_mismatch, load_into, read_weights
 from cnlrn_base.errors import UserError
@@ -56,7 +57,12 @@ def read_network_weights(
 
 
 def _checked(network_opt: Any, source: str | os.PathLike) -> dict[str, Any]:
-    """``network_opt`` once it names a registered network that builds, or one line naming ``source``."""
+    """``network_opt`` once it names a registered network that builds, or one line naming ``source``.
+
+    The schema's types and size bounds come first: options stored in a weights file are checked before a
+    network they describe is allocated.
+    """
+    check_schema({'network_g': network_opt}, source)
     check_registered(network_opt, ARCH_REGISTRY, 'network', 'network_g:', source)
     check_buildable(network_opt, f'{source}: network_g')
     return network_opt

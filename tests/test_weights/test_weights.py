@@ -79,6 +79,22 @@ def test_non_finite_weights_are_refused(tmp_path, value):
     assert str(err.value) == message
 
 
+@pytest.mark.parametrize('dtype', [torch.int64, torch.uint8, torch.bool, torch.complex64])
+def test_tensors_that_are_not_floating_point_are_refused(tmp_path, dtype):
+    state = CNLRN(**TINY_CNLRN_ARGS).state_dict()
+    state[BAD_KEY] = state[BAD_KEY].to(dtype)
+    torch.save({'params': state}, tmp_path / 'ints.pth')
+    with pytest.raises(UserError) as err:
+        read_state_dict(tmp_path / 'ints.pth')
+    assert str(err.value) == f'{tmp_path / "ints.pth"}: {BAD_KEY} holds {str(dtype)[6:]} values, not weights'
+
+
+def test_batch_norm_step_counters_stay_integers(tmp_path):
+    state = {'bn.weight': torch.ones(4), 'bn.num_batches_tracked': torch.tensor(7)}
+    torch.save({'params': state}, tmp_path / 'bn.pth')
+    assert read_state_dict(tmp_path / 'bn.pth')['bn.num_batches_tracked'] == 7
+
+
 @pytest.mark.parametrize('path_key', ['pretrain_network_g', 'pretrain_network_deblur'])
 def test_basicsr_loaders_refuse_non_finite_weights(tmp_path, path_key):
     """RobustSRModel.load_network and CNLRNModel.load_deblur_network read through read_state_dict."""
