@@ -1,12 +1,23 @@
 """Fixtures shared by the test folders; the helpers are in tests/helpers.py."""
 
-import sys
-
 import cv2
 import pytest
 import torch
 
 from tests.helpers import TINY_CNLRN, exit_status, noise, tiny_net
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        '--reverse-order',
+        action='store_true',
+        help='run the collected tests last to first: a test that needs an earlier one to run first fails',
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption('--reverse-order'):
+        items.reverse()
 
 
 @pytest.fixture
@@ -38,15 +49,24 @@ def basicsr_log(caplog, monkeypatch, basicsr_logger):
 
 
 @pytest.fixture
-def run_basicsr(monkeypatch, basicsr_logger):
+def run_basicsr(basicsr_logger):
     """``basicsr ARGS...`` in this process; returns its exit status.
 
-    The runner points sys.argv at its arguments for BasicSR's parse_options: restored after the test.
+    Each run leaves sys.argv and basicsr's attributes as it found them: the overrides end with the run.
     """
     from cnlrn_cli.basicsr_runner import main
 
-    monkeypatch.setattr(sys, 'argv', list(sys.argv))
     return lambda *args: exit_status(main, [str(a) for a in args])
+
+
+@pytest.fixture
+def basicsr_overrides():
+    """basicsr as ``basicsr train|test`` runs it (cnlrn_arch.training.basicsr_overrides swapped in) during the
+    test, basicsr's own attributes again after it; yields the AppliedOverrides."""
+    from cnlrn_arch.training import basicsr_overrides
+
+    with basicsr_overrides.apply() as applied:
+        yield applied
 
 
 @pytest.fixture(scope='module')

@@ -6,19 +6,15 @@ file. BasicSR itself would fail later with a bare ``FileNotFoundError``, a YAML
 traceback or ``KeyError: "No object named ... found in 'arch' registry!"``.
 """
 
-import os
-
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
 
 from cnlrn_arch.options.option_file import apply_overrides, load_option_file
 from cnlrn_arch.options.schema import check_schema
+from cnlrn_arch.options.vgg_weights import missing_vgg19_message, vgg19_weights
 from cnlrn_arch.runtime.speed import parse_speed
-from cnlrn_base.errors import UserError, first_line
+from cnlrn_base.errors import UserError
 from cnlrn_base.project import SCALE
-
-# what BaseModel.save_training_state writes; a network checkpoint (.pth) holds 'params' instead
-TRAINING_STATE_KEYS = ('epoch', 'iter', 'optimizers', 'schedulers')
 
 
 def _require(opt, key, kind, where, path):
@@ -79,26 +75,10 @@ def _check_deterministic_patch(opt, network, path):
         )
 
 
-def _check_resume_state(opt, path):
-    """``path:resume_state``, when set, must name a training state, not a missing file or a network checkpoint."""
-    state_path = (opt.get('path') or {}).get('resume_state')
-    if not state_path:
-        return
-    if not isinstance(state_path, str):
-        raise UserError(f'{path}: path:resume_state must be the path of a training state, got {state_path!r}')
-    state_path = os.path.expanduser(state_path)  # as basicsr's parse_options does
-    if not os.path.isfile(state_path):
-        raise UserError(f'{path}: path:resume_state: training state not found: {state_path}')
-    try:
-        # mapped, not read: basicsr loads it again once the options are parsed
-        state = torch.load(state_path, map_location='cpu', weights_only=True, mmap=True)
-    except Exception as err:  # truncated, not torch's, or objects weights_only refuses: the file, not a bug
-        raise UserError(f'{path}: path:resume_state: cannot read {state_path}: {first_line(err)}') from None
-    if not isinstance(state, dict) or not all(k in state for k in TRAINING_STATE_KEYS):
-        raise UserError(
-            f'{path}: path:resume_state: {state_path} is not a training state (experiments/<name>/'
-            'training_states/<iter>.state); to start from network weights, set path:pretrain_network_g'
-        )
+def _check_vgg19_weights(loss_opt, where):
+    """A perceptual loss on VGG19 needs torchvision's weights on disk: basicsr's would download them mid-start."""
+    if loss_opt['type'] == 'PerceptualLoss' and loss_opt.get('vgg_type', 'vgg19') == 'vgg19' and not vgg19_weights():
+        raise UserError(f'{where}: {missing_vgg19_message()}')
 
 
 def _check_scheduler(train, path):
@@ -127,10 +107,11 @@ def _check_scheduler(train, path):
         )
 
 
-def check_options(path, is_train, overrides=(), auto_resume=False):
+def check_options(path, is_train, overrides=()):
     """Validate option file ``path`` with basicsr's ``--force_yml`` ``overrides`` applied; return those options.
 
-    ``auto_resume`` (basicsr's ``--auto_resume``) makes basicsr ignore ``path:resume_state``; it is checked otherwise.
+    The training state ``path:resume_state`` names is read (once) and checked by
+    :func:`cnlrn_arch.training.resume.read_training_state`.
     """
     opt = apply_overrides(load_option_file(path), overrides, path)
     if overrides:
@@ -156,13 +137,12 @@ def check_options(path, is_train, overrides=(), auto_resume=False):
         for key, section in train.items():
             if key.endswith('_opt') and section is not None:
                 check_registered(section, LOSS_REGISTRY, 'loss', f'train:{key}:', path)
+                _check_vgg19_weights(section, f'{path}: train:{key}')
         logger = _require(opt, 'logger', dict, '', path)
         for key in ('print_freq', 'save_checkpoint_freq'):
             _require(logger, key, None, 'logger:', path)
         _require(train, 'total_iter', None, 'train:', path)
         _check_scheduler(train, path)
         _check_deterministic_patch(opt, networks['network_g'], path)
-        if not auto_resume:
-            _check_resume_state(opt, path)
     parse_speed(opt, f'{path}: ')
     return opt

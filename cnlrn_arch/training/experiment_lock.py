@@ -10,6 +10,9 @@ lock (see :mod:`.process_lock`). ``basicsr test`` locks ``results/<name>`` alike
 """
 
 import os
+from typing import Any
+
+import torch.distributed as dist
 
 from cnlrn_base.errors import UserError
 from cnlrn_base.process_lock import LockHeld, hold
@@ -42,6 +45,33 @@ def acquire(experiments_root: str, doing: str = 'trained') -> None:
             f'experiment {name!r} is being {doing} by {held.holder} (lock {path}): wait for that run to end or '
             'stop it, or set another name in the option file'
         ) from None
+
+
+def lock_experiment(opt: dict[str, Any], root: str = 'experiments_root', doing: str = 'trained') -> None:
+    """Lock a run's experiment (rank 0 locks: the other ranks belong to the same run).
+
+    Args:
+        opt (dict[str, Any]): the parsed options: ``rank``, ``dist`` and ``path:<root>`` are read.
+        root (str): the key of the folder to lock under ``path``: 'experiments_root' or 'results_root'.
+        doing (str): what this run does there, for the refusal: 'trained' or 'tested'.
+
+    Raises:
+        ExperimentLocked: on every rank, when another run holds the experiment.
+    """
+    refusal = None
+    if opt['rank'] == 0:
+        try:
+            acquire(opt['path'][root], doing)
+        except ExperimentLocked as err:
+            refusal = str(err)
+    if opt['dist']:
+        # every rank stops alike: a rank left alone would wait for rank 0 at its first collective (forever
+        # under slurm, where no torchrun stops the job)
+        shared = [refusal]
+        dist.broadcast_object_list(shared, src=0)
+        refusal = shared[0]
+    if refusal is not None:
+        raise ExperimentLocked(refusal)
 
 
 def release() -> None:

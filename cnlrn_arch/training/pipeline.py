@@ -31,6 +31,10 @@ def load_plugins():
             importlib.import_module(entry.module)
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a training; the message says what the run left, read from its experiment folder."""
+
+
 def run_pipeline(phase, argv, prog):
     """Run BasicSR's ``phase`` pipeline ('train' or 'test') on BasicSR-style ``argv``.
 
@@ -38,7 +42,13 @@ def run_pipeline(phase, argv, prog):
     Python tags and apply ``--force_yml`` with eval and exec. So the options are
     read as plain data, overridden and checked here, and basicsr parses a plain
     copy of them, written by us, with no ``--force_yml``; the rest of its
-    parsing (distributed setup, seeds, paths) stays basicsr's.
+    parsing (distributed setup, seeds, paths) stays basicsr's. A given
+    ``path:resume_state`` is read here, once. basicsr's overrides
+    (:mod:`.basicsr_overrides`) and ``sys.argv`` are what they were once it ends.
+
+    Raises:
+        UserError: the arguments, the options or the resume state are wrong, or basicsr is not 1.4.2.
+        TrainingInterrupted: Ctrl-C during a training, saying what it left.
     """
     load_plugins()
     from basicsr.test import test_pipeline
@@ -46,13 +56,16 @@ def run_pipeline(phase, argv, prog):
 
     from cnlrn_arch.options.check import check_options
     from cnlrn_arch.options.option_file import write_option_file
-    from cnlrn_arch.training import basicsr_overrides as basicsr_patches
+    from cnlrn_arch.training import basicsr_overrides
+    from cnlrn_arch.training.resume import read_training_state
 
-    basicsr_patches.apply()
     args = _pipeline_parser(prog).parse_args(argv)
     is_train = phase == 'train'
-    opt = check_options(args.opt, is_train, overrides=args.force_yml or (), auto_resume=args.auto_resume)
-    basicsr_patches.set_dist_timeout(opt)
+    opt = check_options(args.opt, is_train, overrides=args.force_yml or ())
+    resume_state = None
+    if is_train and not args.auto_resume and opt['path'].get('resume_state'):  # --auto_resume ignores it
+        where = f'{args.opt} with --force_yml' if args.force_yml else args.opt
+        resume_state = read_training_state(opt['path']['resume_state'], where)
     root = os.getcwd()
     _make_output_folder(os.path.join(root, 'experiments' if is_train else 'results'))
     if is_train and opt['logger'].get('use_tb_logger') and 'debug' not in opt['name']:
@@ -62,10 +75,28 @@ def run_pipeline(phase, argv, prog):
     with tempfile.TemporaryDirectory(prefix='cnlrn-options-') as folder:
         plain = os.path.join(folder, os.path.basename(args.opt))
         write_option_file(opt, plain, f'the options run by: {prog} {shlex.join(argv)}')
+        our_argv = sys.argv
         # BasicSR's parse_options reads sys.argv itself
         sys.argv = [prog, '-opt', plain, *_passed_on(args)]
-        pipeline = train_pipeline if is_train else test_pipeline
-        pipeline(root)
+        try:
+            with basicsr_overrides.apply(opt, resume_state) as overrides:
+                try:
+                    (train_pipeline if is_train else test_pipeline)(root)
+                except KeyboardInterrupt:
+                    if not is_train:
+                        raise
+                    raise TrainingInterrupted(_what_training_left(overrides.parsed_opt)) from None
+        finally:
+            sys.argv = our_argv
+
+
+def _what_training_left(parsed_opt):
+    """The end of the Ctrl-C line: the last complete checkpoint on disk, as the options place the experiment."""
+    from cnlrn_arch.training.resume import what_training_left
+
+    if parsed_opt is None:  # basicsr had not yet parsed the options
+        return ' before training started; this run saved nothing'
+    return f'; {what_training_left(parsed_opt)}'
 
 
 def _pipeline_parser(prog):
@@ -102,33 +133,12 @@ def _make_output_folder(folder):
 
 def run_entry_point(phase, argv, prog):
     """Run a pipeline; user errors become one line on stderr and exit code 2, Ctrl-C one line and exit code 130."""
-    from cnlrn_arch.training import experiment_lock
-
     try:
         run_pipeline(phase, argv, prog)
     except UserError as err:
         print(f'{prog}: error: {user_message(err)}', file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt as err:
-        done = _training_progress(err.__traceback__) if phase == 'train' else ''
-        print(f'{prog}: interrupted{done}', file=sys.stderr)
+        left = str(err) if isinstance(err, TrainingInterrupted) else ''
+        print(f'{prog}: interrupted{left}', file=sys.stderr)
         sys.exit(130)
-    finally:
-        # the process may go on (tests run pipelines in it): the experiment is free once its run ended
-        experiment_lock.release()
-
-
-def _training_progress(tb):
-    """What an interrupted training leaves, from basicsr's train_pipeline: its model knows the checkpoints."""
-    while tb is not None and not (
-        tb.tb_frame.f_code.co_name == 'train_pipeline' and tb.tb_frame.f_globals['__name__'] == 'basicsr.train'
-    ):
-        tb = tb.tb_next
-    local = tb.tb_frame.f_locals if tb is not None else {}
-    model = local.get('model')
-    if model is None:
-        return ' before training started; this run saved nothing'
-    at = f' at iter {local["current_iter"]}' if 'current_iter' in local else ''
-    if not hasattr(model, 'resume_note'):  # not a RobustSRModel: it does not tell its last checkpoint
-        return f'{at}; checkpoints are in {model.opt["path"]["models"]} (resume with --auto_resume)'
-    return f'{at}; {model.resume_note()}'

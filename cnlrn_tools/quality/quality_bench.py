@@ -26,10 +26,9 @@ import basicsr
 import numpy as np
 import torch
 
-from cnlrn_arch.inference.network import resolve_device
+from cnlrn_arch.inference.settings import resolve_device
+from cnlrn_arch.options.vgg_weights import missing_vgg19_message, vgg19_weights
 from cnlrn_arch.reports.scores import read_val, score, val_inputs
-from cnlrn_arch.training import basicsr_overrides as basicsr_patches
-from cnlrn_arch.training.vgg_weights import missing_vgg19_message, vgg19_weights
 from cnlrn_base.errors import UserError
 from cnlrn_base.project import DEMO_JOINT, TRIPLE_SETS
 from cnlrn_tools.hardware.cpu import cpu_name
@@ -200,7 +199,6 @@ def run_quality_benchmark(
     start = time.time()
     val_dir, data_header = find_data(data)
     device = resolve_device(device)
-    basicsr_patches.apply()  # what `basicsr train` runs with
     quiet_basicsr()
     (names, sharp, blurry, bicubic), sweep_images = held_out_images(val_dir, val_frames, lr_sweep)
     setup = make_setup(data, (val_inputs(blurry), sharp), device, amp, full_size)

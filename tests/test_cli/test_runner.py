@@ -118,6 +118,9 @@ def test_shipped_option_files_pass_the_checks(path, tmp_path, monkeypatch):
     from cnlrn_arch.options.option_file import write_option_file
 
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)  # the REDS files ask for a GPU
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path))  # the GAN files' perceptual loss asks for VGG19's weights
+    (tmp_path / 'hub/checkpoints').mkdir(parents=True)
+    (tmp_path / 'hub/checkpoints/vgg19-dcbb9e9d.pth').touch()
     with open(path, encoding='utf-8') as f:
         is_train = 'train:' in f.read()
     opt = check_options(path, is_train=is_train)

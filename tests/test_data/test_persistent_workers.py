@@ -1,17 +1,15 @@
 """persistent_workers: true: workers keep their copy of the data set across epochs, yet augment for each epoch."""
 
-import basicsr.train
 import torch
 from torch.utils.data import DataLoader
 
-from cnlrn_arch.training import basicsr_overrides as basicsr_patches
+from cnlrn_arch.training.resume import ResumableSampler
 from tests.test_data.test_dataset import make, reds  # noqa: F401  (the module fixture)
 
 
 def test_persistent_workers_augment_for_the_epoch_they_serve(reds):  # noqa: F811
     dataset = make(reds, 'train', 'lmdb', seed=1)
-    basicsr_patches.apply()
-    sampler = basicsr.train.EnlargedSampler(dataset, 1, 0)
+    sampler = ResumableSampler(dataset, 1, 0)
     loader = DataLoader(dataset, batch_size=2, sampler=sampler, num_workers=1, persistent_workers=True)
     epochs = []
     for epoch in (0, 1):

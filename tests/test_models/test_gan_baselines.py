@@ -1,5 +1,6 @@
 """options/baselines/esrgan.yml and cnlrn_gan.yml: BasicSR's ESRGANModel trains them on tiny data (perceptual term
-off, as no test downloads VGG19), and a missing VGG19 file is one line."""
+off, as no test downloads VGG19) with a discriminator that takes CNLRN's channels-last output, and a missing VGG19
+file is one line from the option check."""
 
 import os
 
@@ -10,9 +11,9 @@ from basicsr.data import build_dataset
 from basicsr.models import build_model
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from cnlrn_arch.training import basicsr_overrides as basicsr_patches
-from cnlrn_arch.training.basicsr_overrides import CheckedVGGFeatureExtractor
-from cnlrn_arch.training.vgg_weights import VGG19_URL, vgg19_weight_paths
+from cnlrn_arch.archs.contiguous_discriminator_arch import ContiguousVGGStyleDiscriminator
+from cnlrn_arch.options.check import check_options
+from cnlrn_arch.options.vgg_weights import VGG19_URL, vgg19_weight_paths
 from cnlrn_base.errors import UserError
 from tests.helpers import (
     REPO_DIR,
@@ -38,8 +39,7 @@ def gan_option(name):
 
 @pytest.fixture(scope='module')
 def tiny_data(tmp_path_factory):
-    """Training pairs of 128x128 HR (the discriminator's input size), and basicsr as `basicsr train` runs it."""
-    basicsr_patches.apply()
+    """Training pairs of 128x128 HR (the discriminator's input size)."""
     return make_tiny_reds(str(tmp_path_factory.mktemp('gan') / 'data'), clips=1, frames=2, hr_size=(128, 128))
 
 
@@ -47,7 +47,7 @@ def test_both_follow_basicsrs_esrgan_recipe():
     for name in TINY_GENERATORS:
         opt = gan_option(name)
         train = opt['train']
-        assert opt['model_type'] == 'ESRGANModel' and opt['network_d']['type'] == 'VGGStyleDiscriminator'
+        assert opt['model_type'] == 'ESRGANModel' and opt['network_d']['type'] == 'ContiguousVGGStyleDiscriminator'
         assert train['optim_g']['lr'] == train['optim_d']['lr'] == 1e-4
         assert train['scheduler'] == dict(type='MultiStepLR', milestones=[50000, 100000, 200000, 300000], gamma=0.5)
         assert train['pixel_opt']['loss_weight'] == 1e-2 and train['gan_opt']['loss_weight'] == 5e-3
@@ -116,12 +116,29 @@ def no_vgg19(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_missing_vgg19_is_one_user_error(no_vgg19):
+def test_the_discriminator_takes_channels_last_images_as_basicsrs_takes_contiguous_ones():
+    torch.manual_seed(0)
+    ours = ContiguousVGGStyleDiscriminator(num_in_ch=3, num_feat=4, input_size=128)
+    basicsrs = ARCH_REGISTRY.get('VGGStyleDiscriminator')(num_in_ch=3, num_feat=4, input_size=128)
+    basicsrs.load_state_dict(ours.state_dict())  # the same keys: checkpoints of either load into the other
+    images = torch.rand(2, 3, 128, 128)
+    with pytest.raises(RuntimeError, match='view'):
+        basicsrs(images.to(memory_format=torch.channels_last))
+    assert torch.equal(ours(images.to(memory_format=torch.channels_last)), basicsrs(images))
+
+
+@pytest.mark.parametrize('name', list(TINY_GENERATORS))
+def test_missing_vgg19_is_one_line_from_the_option_check(name, no_vgg19):
+    path = os.path.join(REPO_DIR, 'options', 'baselines', f'{name}.yml')
     with pytest.raises(UserError) as err:
-        CheckedVGGFeatureExtractor(['conv5_4'])
+        check_options(path, is_train=True, overrides=['num_gpu=0'])
     local, cache = vgg19_weight_paths()
     message = str(err.value)
+    assert message.startswith(f"{path} with --force_yml: train:perceptual_opt: the perceptual loss needs torchvision's")
     assert '\n' not in message and local in message and cache in message and VGG19_URL in message
+    (no_vgg19 / 'torch/hub/checkpoints').mkdir(parents=True)
+    (no_vgg19 / 'torch/hub/checkpoints/vgg19-dcbb9e9d.pth').touch()  # where torchvision caches it
+    assert check_options(path, is_train=True, overrides=['num_gpu=0'])['name']
 
 
 @pytest.mark.slow
@@ -144,5 +161,7 @@ def test_basicsr_train_without_vgg19_is_one_line(no_vgg19, tiny_data):
     # basicsr logs the networks it built before the losses on stderr; the error is the last line
     last = result.stderr.strip().splitlines()[-1]
     assert_one_line_error(
-        last, "basicsr train: error: the perceptual loss needs torchvision's VGG19 weights", VGG19_URL
+        last,
+        f"basicsr train: error: {opt}: train:perceptual_opt: the perceptual loss needs torchvision's VGG19",
+        VGG19_URL,
     )

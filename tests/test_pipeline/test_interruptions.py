@@ -7,6 +7,7 @@ test_training_pipeline.py runs two real trainings of one experiment side by side
 import errno
 import fcntl
 import os
+import sys
 
 import basicsr.train
 import cv2
@@ -14,12 +15,12 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from basicsr.models import build_model
 from basicsr.models.sr_model import SRModel
 
 from cnlrn_arch.archs.cnlrn_arch import CNLRN
 from cnlrn_arch.inference import upscale
 from cnlrn_arch.models.cnlrn_model import CNLRNModel
+from cnlrn_arch.training.basicsr_overrides import OVERRIDDEN
 from cnlrn_cli.main import main as cnlrn_main
 from tests.helpers import (
     TINY_CNLRN,
@@ -62,41 +63,52 @@ def newest_state(root, name):
     return max(int(p.stem) for p in (root / 'experiments' / name / 'training_states').glob('*.state'))
 
 
+def basicsr_as_found():
+    """basicsr's overridden attributes as they are now: a run puts them back when it ends."""
+    return [getattr(module, name) for module, name, _ in OVERRIDDEN]
+
+
 def test_ctrl_c_during_training_names_the_last_checkpoint_and_auto_resume_goes_on(
     root, data, run_basicsr, monkeypatch, capsys
 ):
     opt = joint_options(root, data, 'ctrl_c', 8)
     interrupt_at(monkeypatch, 5)
+    argv, basicsr_before = list(sys.argv), basicsr_as_found()
     assert run_basicsr('train', '-opt', opt) == 130
     models = root / 'experiments/ctrl_c/models'
     assert capsys.readouterr().err == (
-        f'basicsr train: interrupted at iter 5; last complete checkpoint: {models}/net_g_4.pth '
+        f'basicsr train: interrupted; last complete checkpoint: {models}/net_g_4.pth, iter 4 '
         '(resume with --auto_resume)\n'
     )
+    assert sys.argv == argv and basicsr_as_found() == basicsr_before  # the run's own ended with it
 
     monkeypatch.delattr(CNLRNModel, 'optimize_parameters')  # RobustSRModel's again: no Ctrl-C
     assert run_basicsr('train', '-opt', opt, '--auto_resume') == 0  # the lock went with the interrupted run
     # resumed, not started afresh (which would have archived the folder)
     assert newest_state(root, 'ctrl_c') == 8 and not list(root.glob('experiments/ctrl_c_archived_*'))
+    assert sys.argv == argv and basicsr_as_found() == basicsr_before
 
 
 def test_ctrl_c_before_the_first_checkpoint_says_so(root, data, run_basicsr, monkeypatch, capsys):
     interrupt_at(monkeypatch, 1)
     assert run_basicsr('train', '-opt', joint_options(root, data, 'ctrl_c_early', 4)) == 130
-    assert capsys.readouterr().err == 'basicsr train: interrupted at iter 1; no checkpoint saved yet\n'
+    assert capsys.readouterr().err == 'basicsr train: interrupted; no checkpoint saved yet\n'
 
 
-def test_ctrl_c_before_the_model_is_built_or_in_a_model_that_does_not_tell_its_checkpoints(
+def test_ctrl_c_before_basicsr_parsed_the_options_or_in_a_model_of_basicsrs_own(
     root, data, run_basicsr, monkeypatch, capsys
 ):
-    def ctrl_c(opt):
+    """What a run left is read from its experiment folder: any model's checkpoints are named."""
+
+    def ctrl_c(root_path, is_train):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(basicsr.train, 'build_model', ctrl_c)
+    parse_options = basicsr.train.parse_options
+    monkeypatch.setattr(basicsr.train, 'parse_options', ctrl_c)
     assert run_basicsr('train', '-opt', joint_options(root, data, 'ctrl_c_setup', 4)) == 130
     assert capsys.readouterr().err == 'basicsr train: interrupted before training started; this run saved nothing\n'
 
-    monkeypatch.setattr(basicsr.train, 'build_model', build_model)
+    monkeypatch.setattr(basicsr.train, 'parse_options', parse_options)
     interrupt_at(monkeypatch, 3, SRModel)
     opt = joint_options(root, data, 'ctrl_c_sr', 4, model_type='SRModel')
     with open(opt) as f:
@@ -105,8 +117,9 @@ def test_ctrl_c_before_the_model_is_built_or_in_a_model_that_does_not_tell_its_c
     with open(opt, 'w') as f:
         yaml.safe_dump(options, f)
     assert run_basicsr('train', '-opt', opt) == 130
+    models = root / 'experiments/ctrl_c_sr/models'
     assert capsys.readouterr().err == (
-        f'basicsr train: interrupted at iter 3; checkpoints are in {root}/experiments/ctrl_c_sr/models '
+        f'basicsr train: interrupted; last complete checkpoint: {models}/net_g_2.pth, iter 2 '
         '(resume with --auto_resume)\n'
     )
 

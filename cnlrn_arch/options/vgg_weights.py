@@ -3,7 +3,8 @@
 basicsr's ``VGGFeatureExtractor`` reads ``experiments/pretrained_models/vgg19-dcbb9e9d.pth`` (relative to
 the current directory) when it exists, otherwise asks torchvision, which looks in torch's hub cache and
 downloads there when the file is missing: offline, a traceback deep inside urllib. ESRGAN-style recipes
-(``options/baselines/esrgan.yml``, ``cnlrn_gan.yml``) need the file, downloaded once.
+(``options/baselines/esrgan.yml``, ``cnlrn_gan.yml``) need the file, downloaded once; the option check
+(:func:`cnlrn_arch.options.check.check_options`) asks for it before training starts.
 """
 
 import os
