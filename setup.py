@@ -20,6 +20,11 @@ setup(
     long_description=long_description,
     long_description_content_type='text/markdown',
     packages=find_packages(include=[f'{p}{s}' for p in PACKAGES for s in ('', '.*')]),
+    # The files the commands read travel as cnlrn_base's data: in git they stay where a clone's user finds them
+    # (options/, experiments/pretrained_models/, tests/data/) and cnlrn_base holds a link to each; building the
+    # wheel copies what the links point to, so cnlrn_base.project finds them through importlib.resources alike in a
+    # clone and in an installed wheel (tests/test_packaging/ installs one).
+    package_data={'cnlrn_base': ['options/**/*.yml', 'CNLRN_demo.pth', 'cnlrn_small_fixture.pt']},
     python_requires='>=3.9',
     install_requires=[
         'torch',

@@ -25,11 +25,9 @@ from cnlrn_arch.data_prep.tiny_reds import make_tiny_reds
 from cnlrn_arch.runtime.speed import AMP_DTYPES, Speed, autocast, bf16_native, to_memory_format, use_tf32
 from cnlrn_base.errors import first_line
 from cnlrn_base.image_formats import bicubic_resize_uint8
-from cnlrn_base.project import REPO
+from cnlrn_base.project import SMALL_FIXTURE
 from cnlrn_tools.gpu_check.findings import Findings, rounded
 
-# the release's outputs for a small configuration, stored with the tests
-SMALL_FIXTURE = os.path.join(REPO, 'tests', 'data', 'cnlrn_small_fixture.pt')
 # float32 (TF32 off) against the stored output, on any device and memory order
 FIXTURE_ATOL = 1e-4
 # relative L2 distance of an SDPA backend's output to the math backend's in float32
