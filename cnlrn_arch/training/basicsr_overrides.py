@@ -7,7 +7,7 @@ weights (:mod:`cnlrn_arch.options.vgg_weights`), and the model resumes its
 optimizers, schedulers and loss scale (``RobustSRModel.resume_training``). What
 is left, :data:`OVERRIDDEN`, are functions basicsr's pipelines call by module
 name before or outside anything registered; each entry says why there is no
-hook. They make basicsr run on CPU-only machines (:mod:`.distributed`, the
+hook. They make basicsr run on CPU-only machines (:mod:`.distributed_startup`, the
 resume state on the CPU), resume exactly (:mod:`.resume`), lock the experiment
 for one run (:mod:`.experiment_lock`) and write result images atomically.
 
@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader
 
 from cnlrn_arch.runtime.dist_timeout import dist_timeout_minutes
 from cnlrn_arch.training import experiment_lock
-from cnlrn_arch.training.distributed import init_dist
+from cnlrn_arch.training.distributed_startup import init_dist
 from cnlrn_arch.training.resume import ResumableSampler, newest_complete_state, resume_from
 from cnlrn_base.atomic import atomic_write, write_failure
 from cnlrn_base.errors import UserError

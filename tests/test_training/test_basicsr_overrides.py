@@ -1,5 +1,5 @@
 """cnlrn_arch.training.basicsr_overrides: apply() checks basicsr, swaps each override in and undoes it; the
-overrides that are neither resume (test_resume.py), distributed start-up (test_distributed.py) nor locks
+overrides that are neither resume (test_resume.py), distributed start-up (test_distributed_startup.py) nor locks
 (test_experiment_lock.py).
 
 The overridden names are called through basicsr's modules, so these tests only pass with the override in place.

@@ -1,4 +1,4 @@
-"""cnlrn_arch.training.distributed.init_dist, as basicsr's parse_options calls it once the overrides are applied."""
+"""cnlrn_arch.training.distributed_startup.init_dist as basicsr's parse_options calls it, the overrides applied."""
 
 import os
 import subprocess
