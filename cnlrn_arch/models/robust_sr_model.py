@@ -1,56 +1,36 @@
 """BasicSR's SRModel made robust for long runs: any single-network SR model trains through it.
 
-It survives non-finite updates, writes checkpoints atomically (a failed write
-stops training with one line, the last complete checkpoint intact), resumes fp16
-runs exactly, runs DistributedDataParallel on CPU too, checks that ranks hold
-the same weights, and offers the speed options (``train: {amp}``, ``val:
-{amp}``, ``speed: {channels_last, compile}``, see :mod:`cnlrn_arch.runtime.speed`),
-determinism and x8 self-ensemble testing.
+Each concern lives in a collaborator of its own; the model composes them in BasicSR's methods:
+- :mod:`.precision`: train/val autocast with the fp16 loss scaler, TF32, channels-last, torch.compile
+  (:mod:`cnlrn_arch.runtime.speed`) and deterministic kernels;
+- :mod:`.distributed`: DistributedDataParallel on CPU too, and a check that ranks hold the same weights;
+- :mod:`.nonfinite_guard`: non-finite updates skipped, too many in a row stop training;
+- :mod:`.checkpointing`: atomic checkpoints (a failed write stops training with one line, the last complete
+  checkpoint intact), exact fp16 resumption and the checks of a training state before resuming;
+- :mod:`.validation`: validations timed and not repeated, x8 self-ensemble testing;
+- :mod:`.tensorboard_images`: the first validation images in TensorBoard.
 """
 
-import hashlib
-import os
-import time
 from collections import OrderedDict
+from functools import partial
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from basicsr.losses import build_loss
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch import nn
-from torch.nn.parallel import DataParallel, DistributedDataParallel
 
-from cnlrn_arch.models.tensorboard_images import DEFAULT_TB_IMAGES, ValidationImages
-from cnlrn_arch.runtime.dist_timeout import dist_timeout_minutes
-from cnlrn_arch.runtime.self_ensemble import self_ensemble
-from cnlrn_arch.runtime.speed import autocast, check_autocast, compiled, parse_speed, to_memory_format, use_tf32
-from cnlrn_arch.weights.files import hash_tensors, load_into, plain_data, read_state_dict
-from cnlrn_base.atomic import atomic_torch_save, write_failure
-from cnlrn_base.errors import UserError
-
-# consecutive non-finite updates tolerated before training stops
-NONFINITE_PATIENCE = 10
-
-
-class TrainingDiverged(UserError):
-    """Too many non-finite updates in a row; the message names the last good checkpoint."""
-
-
-class CheckpointNotSaved(UserError):
-    """A checkpoint could not be written (a full disk, ...); the message names it and the last complete one."""
-
-
-def use_deterministic_algorithms() -> None:
-    """Make runs with the same seed repeat exactly (slower on GPU)."""
-    # cuBLAS needs a fixed workspace to be deterministic; effective if set before its first use
-    os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
-    torch.use_deterministic_algorithms(True)
-    torch.backends.cudnn.deterministic = True
-    torch.backends.cudnn.benchmark = False
+from cnlrn_arch.models.checkpointing import Checkpoints
+from cnlrn_arch.models.distributed import check_ranks_in_sync, wrap_for_parallel
+from cnlrn_arch.models.nonfinite_guard import NONFINITE_PATIENCE, NonfiniteGuard
+from cnlrn_arch.models.precision import Precision, use_deterministic_algorithms
+from cnlrn_arch.models.tensorboard_images import ValidationImages
+from cnlrn_arch.models.validation import ValidationRuns, restore
+from cnlrn_arch.runtime.speed import autocast
+from cnlrn_arch.weights.files import load_into, read_state_dict
 
 
 @MODEL_REGISTRY.register()
@@ -90,21 +70,11 @@ class RobustSRModel(SRModel):
         """
         if opt.get('deterministic'):
             use_deterministic_algorithms()
-        self.train_amp, self.val_amp, self.speed = parse_speed(opt)
-        if not opt['dist'] and opt['num_gpu'] > 1 and (self.train_amp or self.val_amp):
-            # torch's DataParallel re-enters autocast in each replica's thread without its dtype, and the dtype is
-            # per thread: every replica would compute in float16, bf16 asked or not, and without a loss scaler
-            raise UserError(
-                'train:amp / val:amp do not work with num_gpu > 1 in one process (DataParallel): run one process '
-                'per GPU, torchrun --nproc_per_node=N -m cnlrn_arch.train -opt X.yml --launcher pytorch'
-            )
-        use_tf32(self.speed.tf32)
-        self.compiled_nets = {}  # module -> its torch.compile wrapper, made at first use
-        self.nonfinite_in_a_row = 0
-        self.last_saved_iter = None  # iteration of this run's newest checkpoint saved with its training state
-        self.validated = set()  # (iteration, data set name) of each validation of this run
+        self.precision = Precision(opt)
+        self.checkpoints = Checkpoints(opt)
+        self.validation_runs = ValidationRuns(opt)
         super().__init__(opt)
-        check_autocast(self.device.type, self.val_amp, 'val:amp')
+        self.precision.check_val_autocast(self.device.type)
 
     # -- network placement and loading ---------------------------------------------------------
 
@@ -118,16 +88,9 @@ class RobustSRModel(SRModel):
             nn.Module: ``net`` on the device, in the memory format of ``speed``, after
             :meth:`prepare_network`, wrapped for DDP or DataParallel when the run uses them.
         """
-        net = to_memory_format(net.to(self.device), self.speed)
+        net = self.precision.place(net.to(self.device))
         self.prepare_network(net)  # before DDP, which tracks the parameters needing gradients when it wraps
-        if self.opt['dist']:
-            device_ids = [torch.cuda.current_device()] if self.device.type == 'cuda' else None
-            net = DistributedDataParallel(
-                net, device_ids=device_ids, find_unused_parameters=self.opt.get('find_unused_parameters', False)
-            )
-        elif self.opt['num_gpu'] > 1:
-            net = DataParallel(net)
-        return net
+        return wrap_for_parallel(net, self.opt, self.device)
 
     def prepare_network(self, net: nn.Module) -> None:
         """Hook for subclasses: change the bare network in place before it is wrapped; here nothing.
@@ -135,22 +98,6 @@ class RobustSRModel(SRModel):
         Args:
             net (nn.Module): the bare network, already on the device.
         """
-
-    def run(self, net: nn.Module) -> nn.Module:
-        """``net`` as it runs: compiled when ``speed.compile`` is set, else itself.
-
-        The attributes ``net_g`` and ``net_g_ema`` stay the plain modules, so
-        state dicts, EMA and loading see the keys of the released weights.
-
-        Args:
-            net (nn.Module): ``net_g`` or ``net_g_ema``.
-
-        Returns:
-            nn.Module: the module to call.
-        """
-        if net not in self.compiled_nets:
-            self.compiled_nets[net] = compiled(net, self.speed)
-        return self.compiled_nets[net]
 
     def load_network(self, net: nn.Module, load_path: str, strict: bool = True, param_key: str = 'params') -> None:
         """BaseModel.load_network with ``weights_only=True`` and one-line errors.
@@ -172,17 +119,17 @@ class RobustSRModel(SRModel):
     # -- training ---------------------------------------------------------------------------------
 
     def init_training_settings(self) -> None:
-        """SRModel's losses, optimizer and schedulers, plus ``grad_opt`` and the fp16 GradScaler."""
+        """SRModel's losses, optimizer and schedulers, plus ``grad_opt``, the fp16 GradScaler and the guard."""
         train_opt = self.opt['train']
         # here, not in CNLRNModel: a second, edge-aware loss is a recipe choice open to any SR network,
         # and one optimize_parameters then sums every loss
         self.cri_grad = build_loss(train_opt['grad_opt']).to(self.device) if train_opt.get('grad_opt') else None
-        check_autocast(self.device.type, self.train_amp, 'train:amp')
-        # disabled (every call a pass-through) unless fp16, whose small range needs the loss scaled
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.train_amp == torch.float16)
+        self.scaler = self.precision.grad_scaler(self.device.type)
+        patience = train_opt.get('nonfinite_patience', NONFINITE_PATIENCE)
+        self.nonfinite_guard = NonfiniteGuard(patience, self.opt['dist'], self.device)
         super().init_training_settings()
         if getattr(self, 'net_g_ema', None) is not None:
-            self.net_g_ema = to_memory_format(self.net_g_ema, self.speed)
+            self.net_g_ema = self.precision.place(self.net_g_ema)
 
     def setup_optimizers(self) -> None:
         """One optimizer (``train.optim_g``) over the trainable parameters, grouped by :meth:`param_groups`."""
@@ -211,8 +158,7 @@ class RobustSRModel(SRModel):
         Args:
             data (dict[str, torch.Tensor]): a batch of the data loader.
         """
-        memory_format = torch.channels_last if self.speed.channels_last else torch.preserve_format
-        self.lq = data['lq'].to(self.device, memory_format=memory_format)
+        self.lq = data['lq'].to(self.device, memory_format=self.precision.memory_format)
         self.lq_path = data.get('lq_path')  # names the validation images sent to TensorBoard
         if self.target_key in data:
             self.gt = data[self.target_key].to(self.device)
@@ -224,8 +170,8 @@ class RobustSRModel(SRModel):
             current_iter (int): the iteration, for the log and the error messages.
         """
         self.optimizer_g.zero_grad()
-        with autocast(self.device, self.train_amp):
-            output = self.run(self.net_g)(self.lq)
+        with autocast(self.device, self.precision.train_amp):
+            output = self.precision.run(self.net_g)(self.lq)
         self.output = output.float()  # losses in float32 outside autocast
         loss_dict = OrderedDict()
         if self.cri_pix is not None:
@@ -239,43 +185,15 @@ class RobustSRModel(SRModel):
         self.scaler.scale(l_total).backward()
         self.scaler.unscale_(self.optimizer_g)  # the finiteness check sees the true gradients
         self.log_dict = self.reduce_loss_dict(loss_dict)
-        if not self._update_is_finite(l_total):
+        if not self.nonfinite_guard.update_is_finite(l_total, self.net_g.parameters()):
             self.scaler.update()  # an fp16 overflow lowers the loss scale
-            self._skip_update(current_iter)
+            self.optimizer_g.zero_grad()
+            self.nonfinite_guard.skipped(current_iter, self.log_dict, self.scaler, self.checkpoints.last())
             return
-        self.nonfinite_in_a_row = 0
         self.scaler.step(self.optimizer_g)
         self.scaler.update()
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
-
-    def _update_is_finite(self, loss: torch.Tensor) -> bool:
-        """Loss and gradients finite, on every rank (all ranks must skip alike under DDP)."""
-        grads = [p.grad for p in self.net_g.parameters() if p.grad is not None]
-        # a norm is finite only where every element is; one fused kernel per device and dtype (on CUDA), where
-        # a check per tensor launched two kernels for each of CNLRN's 1,092 parameter tensors
-        finite = torch.isfinite(loss) & torch.isfinite(torch.stack(torch._foreach_norm(grads))).all()
-        if self.opt['dist']:
-            finite = finite.to(self.device, torch.int32)
-            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
-        return bool(finite)
-
-    def _skip_update(self, current_iter: int) -> None:
-        """Drop a non-finite update; stop after ``train.nonfinite_patience`` of them in a row."""
-        self.optimizer_g.zero_grad()
-        self.nonfinite_in_a_row += 1
-        losses = ', '.join(f'{k}={v:.4g}' for k, v in self.log_dict.items())
-        scale = f', fp16 loss scale now {self.scaler.get_scale():g}' if self.scaler.is_enabled() else ''
-        get_root_logger().warning(
-            f'iter {current_iter}: non-finite loss or gradient ({losses}); update skipped '
-            f'({self.nonfinite_in_a_row} in a row{scale})'
-        )
-        if self.nonfinite_in_a_row >= self.opt['train'].get('nonfinite_patience', NONFINITE_PATIENCE):
-            raise TrainingDiverged(
-                f'training stopped at iter {current_iter} after {self.nonfinite_in_a_row} '
-                f'non-finite updates in a row; last good checkpoint: {self.last_checkpoint() or "none saved yet"} '
-                '(lower the learning rate, then resume with --auto_resume)'
-            )
 
     # -- checkpoints ------------------------------------------------------------------------------
 
@@ -287,45 +205,19 @@ class RobustSRModel(SRModel):
             current_iter (int): the current iteration; -1 saves ``*_latest``.
         """
         if self.opt['dist']:
-            self.check_ranks_in_sync(current_iter)
+            check_ranks_in_sync(self.get_bare_model(self.net_g).state_dict(), self.device, current_iter)
         super().save(epoch, current_iter)
-        if current_iter != -1:  # *_latest has no training state to resume from
-            self.last_saved_iter = current_iter
-
-    def last_checkpoint(self) -> str | None:
-        """The newest network checkpoint saved with its training state: this run's, else the one it resumed from.
-
-        Returns:
-            str | None: its path, None when there is none (a fresh run before its first save).
-        """
-        iteration = self.last_saved_iter
-        if iteration is None and self.opt.get('resume_position'):
-            iteration = self.opt['resume_position'][1]
-        return None if iteration is None else os.path.join(self.opt['path']['models'], f'net_g_{iteration}.pth')
+        self.checkpoints.saved(current_iter)
 
     def resume_note(self) -> str:
         """Where a stopped training can go on from: for the one-line messages of a failed save and of Ctrl-C."""
-        last = self.last_checkpoint()
-        return f'last complete checkpoint: {last} (resume with --auto_resume)' if last else 'no checkpoint saved yet'
-
-    def _write(self, obj: Any, path: str) -> None:
-        """atomic_torch_save; a failed write stops training with one line naming the file and the last checkpoint.
-
-        The atomic write leaves that checkpoint, and an older file under ``path``, as they were.
-        """
-        try:
-            atomic_torch_save(obj, path)
-        except OSError as err:
-            raise CheckpointNotSaved(f'{write_failure(path, err)}; training stopped, {self.resume_note()}') from None
+        return self.checkpoints.resume_note()
 
     @master_only
     def save_network(
         self, net: nn.Module | list[nn.Module], net_label: str, current_iter: int, param_key: str | list[str] = 'params'
     ) -> None:
-        """BaseModel.save_network, written atomically; a failure is raised, not ignored.
-
-        The file also holds the network's options (``network_g`` for ``net_g``) as plain data,
-        so ``cnlrn infer`` and ``cnlrn export`` need no option file; BasicSR's loaders ignore them.
+        """BaseModel.save_network, written atomically with the network's options; a failure is raised, not ignored.
 
         Args:
             net (nn.Module | list[nn.Module]): the network(s) to save in one file.
@@ -335,93 +227,35 @@ class RobustSRModel(SRModel):
         """
         nets = net if isinstance(net, list) else [net]
         param_keys = param_key if isinstance(param_key, list) else [param_key]
-        # contiguous: checkpoints look alike with and without speed:channels_last
-        save_dict = {
-            key: {k: v.cpu().contiguous() for k, v in self.get_bare_model(n).state_dict().items()}
-            for n, key in zip(nets, param_keys)
-        }
-        options_key = net_label.replace('net_', 'network_', 1)
-        if self.opt.get(options_key):
-            save_dict[options_key] = plain_data(self.opt[options_key])
-        label = 'latest' if current_iter == -1 else current_iter
-        self._write(save_dict, os.path.join(self.opt['path']['models'], f'{net_label}_{label}.pth'))
+        state_dicts = {key: self.get_bare_model(n).state_dict() for n, key in zip(nets, param_keys)}
+        self.checkpoints.save_network(state_dicts, net_label, current_iter)
 
     @master_only
     def save_training_state(self, epoch: int, current_iter: int) -> None:
-        """BaseModel.save_training_state, written atomically after the network checkpoint.
+        """BaseModel.save_training_state, written atomically after the network checkpoint, with the loss scale.
 
         Args:
             epoch (int): the current epoch.
             current_iter (int): the current iteration; -1 (the final save) writes nothing.
         """
-        if current_iter == -1:
-            return
-        state = {
-            'epoch': epoch,
-            'iter': current_iter,
-            'optimizers': [o.state_dict() for o in self.optimizers],
-            'schedulers': [s.state_dict() for s in self.schedulers],
-        }
-        if self.scaler.is_enabled():
-            state['scaler'] = self.scaler.state_dict()  # its loss scale, so a resumed fp16 run continues exactly
-        self._write(state, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+        self.checkpoints.save_training_state(epoch, current_iter, self.optimizers, self.schedulers, self.scaler)
 
     def resume_training(self, resume_state: dict[str, Any]) -> None:
-        """BaseModel.resume_training, and the fp16 loss scale when both the state and this run have one.
+        """BaseModel.resume_training after :meth:`Checkpoints.check_resumable`, and the fp16 loss scale when both
+        the state and this run have one.
 
         Args:
             resume_state (dict[str, Any]): a training state written by :meth:`save_training_state`.
-
-        Raises:
-            UserError: naming the state file, when its optimizers hold other parameter groups than this
-                run's (torch would raise a bare ValueError), or when its schedule ends before
-                ``train:total_iter`` (basicsr would fail there with a TypeError).
         """
-        saved = [[len(g['params']) for g in o['param_groups']] for o in resume_state['optimizers']]
-        current = [[len(g['params']) for g in o.param_groups] for o in self.optimizers]
-        if saved != current:
-
-            def groups(sizes):
-                return '; '.join(f'{len(s)} parameter group(s) of {", ".join(map(str, s))} tensors' for s in sizes)
-
-            raise UserError(
-                f'{self.opt["path"]["resume_state"]}: cannot resume: its optimizer has {groups(saved)}, this '
-                f"run's has {groups(current)}; train:optim_g:lr_deblur, train:freeze_deblur or network_g "
-                'differ from the run that saved it'
-            )
-        total_iter = self.opt['train'].get('total_iter', 0)
-        for scheduler in resume_state['schedulers']:
-            if sum(scheduler.get('periods', [total_iter])) < total_iter:
-                raise UserError(
-                    f'{self.opt["path"]["resume_state"]}: cannot resume to train:total_iter {total_iter}: its '
-                    f"scheduler's periods {scheduler['periods']} end at iter {sum(scheduler['periods'])}; to train "
-                    'on, start a new run from its weights (path:pretrain_network_g)'
-                )
+        self.checkpoints.check_resumable(resume_state, self.optimizers)
         super().resume_training(resume_state)
         if self.scaler.is_enabled() and 'scaler' in resume_state:
             self.scaler.load_state_dict(resume_state['scaler'])
 
-    def check_ranks_in_sync(self, current_iter: int) -> None:
-        """Compare a hash of this rank's parameters with every other rank's; raise if they differ.
-
-        Args:
-            current_iter (int): the iteration, for the log line and the error.
-        """
-        digest = hash_tensors(hashlib.sha256(), self.get_bare_model(self.net_g).state_dict())
-        local = torch.tensor(list(digest.digest()[:8]), dtype=torch.int64, device=self.device)
-        gathered = [torch.empty_like(local) for _ in range(dist.get_world_size())]
-        dist.all_gather(gathered, local)
-        hashes = [bytes(t.tolist()).hex() for t in gathered]
-        if len(set(hashes)) != 1:
-            raise RuntimeError(f'iter {current_iter}: ranks hold different weights (hashes {hashes})')
-        get_root_logger().info(
-            f'iter {current_iter}: weights identical on all {len(hashes)} ranks (sha256 prefix {hashes[0]})'
-        )
-
     # -- testing ----------------------------------------------------------------------------------
 
     def validation(self, dataloader: Any, current_iter: int, tb_logger: Any, save_img: bool = False) -> None:
-        """BaseModel.validation, timed: under DDP the other ranks wait for rank 0's, up to the timeout.
+        """BaseModel.validation, once per iteration and data set, timed (:class:`ValidationRuns`).
 
         Args:
             dataloader (Any): the validation data loader.
@@ -429,26 +263,8 @@ class RobustSRModel(SRModel):
             tb_logger (Any): TensorBoard's SummaryWriter or None.
             save_img (bool): whether to save the restored images.
         """
-        logger = get_root_logger()
-        total_iter = self.opt['train'].get('total_iter') if self.is_train else None
-        if total_iter is not None and current_iter > total_iter:
-            # basicsr validates once more after its loop, with the count that loop ended at: total_iter + 1 or 2
-            current_iter = total_iter
-        done = (current_iter, dataloader.dataset.opt['name'])
-        if done in self.validated:
-            logger.info(f'Validation of {done[1]} at iter {current_iter} done already: the weights are the same.')
-            return
-        start = time.perf_counter()
-        super().validation(dataloader, current_iter, tb_logger, save_img)
-        self.validated.add(done)
-        seconds = time.perf_counter() - start
-        logger.info(f'Validation at iter {current_iter} took {seconds:.0f} s.')
-        timeout = dist_timeout_minutes(self.opt)
-        if self.opt['dist'] and seconds > 30 * timeout:
-            logger.warning(
-                f'Validation took {seconds:.0f} s, over half of dist_params:timeout_minutes ({timeout:g}), for which '
-                'the other ranks wait: raise it, or validate less often or on fewer images'
-            )
+        validate = partial(super().validation, dataloader, tb_logger=tb_logger, save_img=save_img)
+        self.validation_runs.run(validate, dataloader.dataset.opt['name'], current_iter)
 
     def nondist_validation(self, dataloader: Any, current_iter: int, tb_logger: Any, save_img: bool) -> None:
         """SRModel's, and the first ``val.tb_images`` images (default 4) side by side to TensorBoard.
@@ -461,9 +277,9 @@ class RobustSRModel(SRModel):
             tb_logger (Any): TensorBoard's SummaryWriter or None (no pictures).
             save_img (bool): whether to save the restored images.
         """
-        count = self.opt['val'].get('tb_images', DEFAULT_TB_IMAGES) if tb_logger is not None else 0
         # get_current_visuals, which SRModel's loop calls once per image, hands each image on
-        self.validation_images = ValidationImages(tb_logger, dataloader.dataset.opt['name'], current_iter, count)
+        dataset_name = dataloader.dataset.opt['name']
+        self.validation_images = ValidationImages.for_validation(self.opt, tb_logger, dataset_name, current_iter)
         try:
             super().nondist_validation(dataloader, current_iter, tb_logger, save_img)
         finally:
@@ -480,13 +296,4 @@ class RobustSRModel(SRModel):
         """Restore ``self.lq`` into ``self.output`` (float32) with the EMA network when there is one."""
         net = getattr(self, 'net_g_ema', None) or self.net_g
         use_ensemble = (self.opt.get('val') or {}).get('self_ensemble', False)
-        run = self.run(net)
-
-        def forward(x):
-            return run(x).float()  # tensor2img, the metrics and the ensemble's average want float32
-
-        was_training = net.training
-        net.eval()
-        with torch.no_grad(), autocast(self.device, self.val_amp):
-            self.output = self_ensemble(forward, self.lq) if use_ensemble else forward(self.lq)
-        net.train(was_training)
+        self.output = restore(net, self.precision.run(net), self.lq, self.precision.val_amp, use_ensemble)

@@ -51,6 +51,24 @@ class ValidationImages:
         self.tb_logger, self.dataset_name, self.current_iter = tb_logger, dataset_name, current_iter
         self.left = count
 
+    @classmethod
+    def for_validation(
+        cls, opt: dict[str, Any], tb_logger: Any, dataset_name: str, current_iter: int
+    ) -> 'ValidationImages':
+        """The pictures of one validation: the first ``val.tb_images`` images (default 4; none without a tb_logger).
+
+        Args:
+            opt (dict[str, Any]): the run's options.
+            tb_logger (Any): TensorBoard's SummaryWriter or None.
+            dataset_name (str): the validation set's name.
+            current_iter (int): the iteration validated after.
+
+        Returns:
+            ValidationImages: to hand each validated image to.
+        """
+        count = opt['val'].get('tb_images', DEFAULT_TB_IMAGES) if tb_logger is not None else 0
+        return cls(tb_logger, dataset_name, current_iter, count)
+
     def add(self, lq_path: str, visuals: dict[str, torch.Tensor]) -> None:
         """Send one validated image while fewer than ``count`` were sent.
 

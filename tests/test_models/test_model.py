@@ -199,8 +199,8 @@ def test_non_finite_updates_are_skipped_then_stop_training(tmp_path):
     good = dict(lq=torch.rand(1, 3, 8, 8), gt=torch.rand(1, 3, 32, 32))
     model.feed_data(good)
     model.optimize_parameters(3)  # a finite update resets the count
-    assert model.nonfinite_in_a_row == 0
-    model.last_saved_iter = 3
+    assert model.nonfinite_guard.in_a_row == 0
+    model.checkpoints.last_saved_iter = 3
     for it in (4, 5):
         model.feed_data(bad)
         model.optimize_parameters(it)

@@ -14,6 +14,7 @@ import yaml
 from basicsr.models import build_model
 
 from cnlrn_arch.archs.cnlrn_arch import CNLRN
+from cnlrn_arch.models.precision import Precision
 from cnlrn_arch.runtime import speed
 from cnlrn_arch.runtime.speed import Speed, check_autocast, parse_speed, tf32_set_to, use_tf32
 from cnlrn_base.errors import UserError
@@ -136,3 +137,28 @@ def test_no_cuda_start_up_for_the_cpu(monkeypatch):
     calls = cuda_starting_with_a_warning(monkeypatch, warn_in_autocast=False)
     check_autocast('cpu', torch.bfloat16, '--bf16')
     assert calls == ['autocast']
+
+
+@pytest.mark.parametrize(
+    'train, speed_section, scaled, memory_format',
+    [
+        ({}, {}, False, torch.preserve_format),
+        ({'amp': 'bf16'}, {'channels_last': True}, False, torch.channels_last),
+        ({'amp': 'fp16'}, {}, True, torch.preserve_format),
+    ],
+)
+def test_precision_scales_the_loss_only_for_fp16_and_formats_inputs_as_speed_says(
+    train, speed_section, scaled, memory_format
+):
+    precision = Precision(make_opt(train=train, speed=speed_section))
+    assert precision.grad_scaler('cpu').is_enabled() is scaled
+    assert precision.memory_format == memory_format
+
+
+def test_precision_runs_the_plain_network_unless_compiled_and_compiles_each_network_once():
+    net, ema = CNLRN(**TINY_CNLRN_ARGS), CNLRN(**TINY_CNLRN_ARGS)
+    assert Precision(make_opt()).run(net) is net
+    precision = Precision(make_opt(speed={'compile': {'backend': 'eager'}}))
+    compiled_net = precision.run(net)
+    assert compiled_net is not net and compiled_net._orig_mod is net  # torch.compile wraps lazily: nothing compiled
+    assert precision.run(net) is compiled_net and precision.run(ema)._orig_mod is ema

@@ -128,11 +128,11 @@ def test_fp16_overflow_skips_the_update_and_lowers_the_scale(batch):
     set_scale(model.scaler, 2.0**120)  # scaled gradients overflow: the scaler must back off
     before = {k: v.clone() for k, v in model.net_g.state_dict().items()}
     train_once(model, batch)
-    assert model.nonfinite_in_a_row == 1 and model.scaler.get_scale() == 2.0**119
+    assert model.nonfinite_guard.in_a_row == 1 and model.scaler.get_scale() == 2.0**119
     assert all(torch.equal(before[k], v) for k, v in model.net_g.state_dict().items())
     set_scale(model.scaler, 1.0)
     train_once(model, batch, 2)
-    assert model.nonfinite_in_a_row == 0
+    assert model.nonfinite_guard.in_a_row == 0
     assert not all(torch.equal(before[k], v) for k, v in model.net_g.state_dict().items())
 
 
