@@ -15,11 +15,15 @@ def image_files(root):
     """Relative paths of the image files under ``root``, at any depth, hidden files and folders left out.
 
     basicsr's scandir descends into every hidden entry it meets, so a ``.DS_Store``
-    file in a data folder stops it with NotADirectoryError.
+    file in a data folder stops it with NotADirectoryError. Symlinked folders are
+    followed (a clip linked into a data set is part of it), each real folder once,
+    so a link back up the tree ends.
     """
-    found = []
-    for folder, subfolders, files in os.walk(root):
-        subfolders[:] = [d for d in subfolders if not d.startswith('.')]
+    found, seen = [], set()
+    for folder, subfolders, files in os.walk(root, followlinks=True):
+        here = os.stat(folder)
+        seen.add((here.st_dev, here.st_ino))
+        subfolders[:] = [d for d in subfolders if not d.startswith('.') and _unseen(os.path.join(folder, d), seen)]
         rel = os.path.relpath(folder, root)
         found += [
             name if rel == '.' else os.path.join(rel, name)
@@ -27,6 +31,12 @@ def image_files(root):
             if not name.startswith('.') and name.endswith(IMG_EXTENSIONS)
         ]
     return found
+
+
+def _unseen(folder, seen):
+    """Whether the real folder behind ``folder`` is not in ``seen`` (device, inode) pairs yet."""
+    st = os.stat(folder)
+    return (st.st_dev, st.st_ino) not in seen
 
 
 def bicubic_resize_uint8(img, scale):

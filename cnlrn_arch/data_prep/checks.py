@@ -4,6 +4,7 @@ Errors are one line naming the first few culprits and how many there are.
 """
 
 import os
+import stat
 from collections import Counter, namedtuple
 
 from PIL import Image
@@ -13,6 +14,8 @@ from cnlrn_base.errors import UserError
 from cnlrn_base.image_formats import image_files
 
 SHOWN = 3  # culprits named in one error line
+# what a path is when it is not a regular file: opening a FIFO would wait for a writer forever
+NOT_REGULAR = {stat.S_IFIFO: 'a FIFO', stat.S_IFSOCK: 'a socket', stat.S_IFCHR: 'a device', stat.S_IFBLK: 'a device'}
 PNG_END = b'\x00\x00\x00\x00IEND\xaeB`\x82'  # the last chunk of every complete PNG
 
 # size: (height, width); stamp: [bytes, mtime_ns], what the manifests record
@@ -58,6 +61,9 @@ def read_source(path):
     are decoded.
     """
     try:
+        kind = stat.S_IFMT(os.stat(path).st_mode)
+        if kind != stat.S_IFREG:
+            return None, f'not a regular file: {NOT_REGULAR.get(kind, "a folder")}'
         with open(path, 'rb') as f, Image.open(f) as img:
             size = img.height, img.width
             if img.format == 'PNG':
@@ -66,7 +72,8 @@ def read_source(path):
                     return None, 'truncated: no PNG end chunk'
             else:
                 if img.format == 'JPEG':
-                    img.draft(img.mode, (img.width // 8, img.height // 8))
+                    # at least 1 pixel: PIL divides by the requested size
+                    img.draft(img.mode, (max(1, img.width // 8), max(1, img.height // 8)))
                 img.load()
             st = os.fstat(f.fileno())
     except Image.UnidentifiedImageError:

@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import signal
 from pathlib import Path
 
 import cv2
@@ -9,8 +10,9 @@ import numpy as np
 import pytest
 from basicsr.utils.lmdb_util import make_lmdb_from_imgs
 
+from cnlrn_arch.data_prep.checks import read_source
 from cnlrn_arch.data_prep.dvd import TEST_CLIPS
-from cnlrn_arch.data_prep.files import LOCK_NAME, MANIFEST_SUFFIX, root_lock
+from cnlrn_arch.data_prep.files import LOCK_NAME, MANIFEST_SUFFIX, convert_image, root_lock
 from cnlrn_cli.main import main
 from tests.helpers import (
     assert_one_line_error,
@@ -462,3 +464,56 @@ def test_dvd_bad_input(dvd, capsys, damage, fragments):
     assert prepare('prepare-dvd', dvd) == 2
     assert_error(capsys.readouterr().err, *fragments)
     assert not (dvd / 'DVD100').exists()
+
+
+def test_reds_fifo_named_like_a_frame_is_named_not_opened(reds, tmp_path, capsys):
+    """Opening a FIFO waits for a writer: "checking sources" hung for good."""
+    root = copy_reds(reds, tmp_path, outputs=False)
+    fifo = root / 'train_sharp' / '001' / '00000002.png'
+    fifo.unlink()
+    os.mkfifo(fifo)
+    signal.signal(signal.SIGALRM, lambda *_: pytest.fail('prepare-reds opened the FIFO'))
+    signal.alarm(60)
+    try:
+        assert prepare('prepare-reds', root) == 2
+    finally:
+        signal.alarm(0)
+    assert_error(capsys.readouterr().err, 'unreadable source images (1 of 16)', fifo, 'not a regular file: a FIFO')
+    assert outputs(root) == []
+
+
+def test_reds_symlinked_clip_folders_are_followed(reds, tmp_path):
+    """A clip folder linked in was skipped: LMDBs with part of the frames, and "REDS ready"."""
+    root = copy_reds(reds, tmp_path, outputs=False)
+    for folder in ('train_sharp', 'train_blur_bicubic/X4'):
+        clip = root / folder / '001'
+        elsewhere = tmp_path / 'elsewhere' / folder
+        elsewhere.parent.mkdir(parents=True, exist_ok=True)
+        clip.rename(elsewhere)
+        clip.symlink_to(elsewhere, target_is_directory=True)
+    assert prepare('prepare-reds', root) == 0
+    keys = [f'000/{i:08d}' for i in range(2)] + [f'001/{i:08d}' for i in range(3)]
+    for name, folder in (('train_sharp', 'train_sharp'), ('train_blur_bicubic_X4', 'train_blur_bicubic/X4')):
+        items = lmdb_images(root / f'{name}.lmdb')
+        assert sorted(items) == keys
+        for key, img in items.items():
+            np.testing.assert_array_equal(img, read(root / folder / f'{key}.png'), err_msg=f'{name} {key}')
+
+
+def test_jpeg_source_smaller_than_8_pixels_is_read(tmp_path):
+    """Decoding at 1/8 scale asked PIL for a 0-pixel draft: ZeroDivisionError instead of a size."""
+    path = tmp_path / 'tiny.jpg'
+    cv2.imwrite(str(path), np.full((5, 7, 3), 120, np.uint8))
+    source, why = read_source(str(path))
+    assert why is None and source.size == (5, 7)
+
+
+def test_output_png_of_the_wrong_size_is_written_again(tmp_path):
+    """Only a PNG that decodes at the expected size counts as done, not any complete PNG."""
+    src, dst = tmp_path / 'src.png', tmp_path / 'out' / 'dst.png'
+    cv2.imwrite(str(src), np.full((16, 24, 3), 90, np.uint8))
+    dst.parent.mkdir()
+    cv2.imwrite(str(dst), np.full((3, 5, 3), 90, np.uint8))
+    assert convert_image((str(src), str(dst), True, True, (4, 6))) is True
+    assert read(dst).shape == (4, 6, 3)
+    assert convert_image((str(src), str(dst), True, True, (4, 6))) is False
