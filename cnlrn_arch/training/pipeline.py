@@ -6,7 +6,8 @@
 ``experiments/``, ``results/`` and ``tb_logger/`` appear where the user stands.
 Before that it imports every package that declares itself in the
 ``basicsr.plugins`` entry-point group (this one first), so any BasicSR
-plugin's networks, data sets, losses and models are available.
+plugin's networks, data sets, losses and models are available. Ctrl-C during
+a training ends in one line naming the last complete checkpoint on disk.
 """
 
 import argparse
@@ -57,7 +58,7 @@ def run_pipeline(phase, argv, prog):
     from cnlrn_arch.options.check import check_options
     from cnlrn_arch.options.option_file import write_option_file
     from cnlrn_arch.training import basicsr_overrides
-    from cnlrn_arch.training.resume import read_training_state
+    from cnlrn_arch.training.resume import read_training_state, what_training_left
 
     args = _pipeline_parser(prog).parse_args(argv)
     is_train = phase == 'train'
@@ -85,18 +86,15 @@ def run_pipeline(phase, argv, prog):
                 except KeyboardInterrupt:
                     if not is_train:
                         raise
-                    raise TrainingInterrupted(_what_training_left(overrides.parsed_opt)) from None
+                    parsed = overrides.parsed_opt  # None until basicsr parsed the options
+                    left = (
+                        f'; {what_training_left(parsed)}'
+                        if parsed
+                        else ' before training started; this run saved nothing'
+                    )
+                    raise TrainingInterrupted(left) from None
         finally:
             sys.argv = our_argv
-
-
-def _what_training_left(parsed_opt):
-    """The end of the Ctrl-C line: the last complete checkpoint on disk, as the options place the experiment."""
-    from cnlrn_arch.training.resume import what_training_left
-
-    if parsed_opt is None:  # basicsr had not yet parsed the options
-        return ' before training started; this run saved nothing'
-    return f'; {what_training_left(parsed_opt)}'
 
 
 def _pipeline_parser(prog):
