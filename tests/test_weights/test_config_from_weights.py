@@ -109,6 +109,8 @@ def test_released_keys_are_recognised(tsv, expected):
         dict(type='CNLRNPreDeblur', **TINY_PREDEBLUR_ARGS),
         dict(TINY_RCAN, upscale=4),
         dict(TINY_RCAN, upscale=3),
+        dict(TINY_RCAN, upscale=2),
+        dict(TINY_RCAN, upscale=8),
         dict(TINY_RRDBNET, scale=4),
         dict(TINY_RRDBNET, scale=2),
         dict(TINY_RRDBNET, scale=1),
