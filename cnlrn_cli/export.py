@@ -2,9 +2,8 @@
 
 import json
 
-from cnlrn_arch.weights.conversion import export_weights
-from cnlrn_arch.weights.loading import build_loaded
 from cnlrn_base.errors import UserError
+from cnlrn_base.output_paths import refuse_input_as_output
 from cnlrn_cli.arguments import add_opt_argument, int_at_least
 
 DESCRIPTION = """\
@@ -48,6 +47,10 @@ def add_arguments(parser):
 def run(args):
     if args.opset is not None and not args.onnx:
         raise UserError('--opset applies to --onnx only')
+    refuse_input_as_output(args.onnx or args.safetensors or args.pth, {'--weights': args.weights, '--opt': args.opt})
+    from cnlrn_arch.weights.conversion import export_weights
+    from cnlrn_arch.weights.loading import build_loaded
+
     if args.onnx:
         from cnlrn_arch.weights import onnx_file  # onnx is optional
 

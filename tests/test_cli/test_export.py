@@ -115,3 +115,17 @@ def test_onnx_goes_to_the_exporter(tmp_path, monkeypatch):
 def test_opset_without_onnx(tmp_path, capsys):
     assert export(tmp_path / 'w.pth', '--safetensors', tmp_path / 'o', '--opset', 17) == 2
     assert_one_line_error(capsys.readouterr().err, '--opset applies to --onnx only')
+
+
+@pytest.mark.parametrize('fmt', ['--onnx', '--safetensors', '--pth'])
+def test_the_input_is_never_the_output(tmp_path, capsys, fmt):
+    """Exit 0 and the checkpoint replaced by its own export, before."""
+    torch.save({'params': CNLRN(**TINY_CNLRN_ARGS).state_dict()}, tmp_path / 'w.pth')
+    (tmp_path / 'link.pth').symlink_to(tmp_path / 'w.pth')
+    before = (tmp_path / 'w.pth').read_bytes()
+    for out in ('w.pth', 'link.pth'):
+        assert export(tmp_path / 'w.pth', fmt, tmp_path / out) == 2
+        assert_one_line_error(
+            capsys.readouterr().err, f'{tmp_path / out} is the input --weights {tmp_path / "w.pth"}: write the output'
+        )
+    assert (tmp_path / 'w.pth').read_bytes() == before
