@@ -1,6 +1,8 @@
-"""argparse types and arguments shared by several commands."""
+"""argparse types and arguments shared by several commands, and a library module's help text without importing it."""
 
 import argparse
+import ast
+import importlib.util
 import os
 
 
@@ -55,8 +57,8 @@ def data_prep_command(module, prepare, default_root, root_help):
     """``add_arguments`` of a data preparation command: ``--root`` and ``--workers``, then ``prepare(root, workers)``.
 
     Args:
-        module: the library module of the recipe; its docstring is the command's help.
-        prepare: the recipe's function, called with the root and the worker count.
+        module (str): the dotted name of the recipe's library module; its docstring is the command's help.
+        prepare: the function that runs the recipe (importing the library), called with the root and the worker count.
         default_root (str): where the extracted data set is by default.
         root_help (str): what ``--root`` names.
     """
@@ -77,5 +79,12 @@ def data_prep_command(module, prepare, default_root, root_help):
 
 
 def description(module):
-    """A library module's docstring without its first line: the ``--help`` text of the command it implements."""
-    return module.__doc__.split('\n', 2)[2]
+    """The docstring of library module ``module`` (a dotted name) without its first line: its command's ``--help``.
+
+    The docstring is read from the module's source, which is not run: the library imports torch, which takes seconds,
+    and ``--help`` should answer at once. Of a top-level package, ``find_spec`` locates the folder without running it.
+    """
+    package, *path = module.split('.')
+    folder = importlib.util.find_spec(package).submodule_search_locations[0]
+    with open(os.path.join(folder, *path) + '.py', encoding='utf-8') as f:
+        return ast.get_docstring(ast.parse(f.read()), clean=False).split('\n', 2)[2]

@@ -4,17 +4,16 @@ import json
 import shlex
 import sys
 
+from cnlrn_base.command_defaults import CASE_BUDGET_S, MATMUL_SIZE
 from cnlrn_base.errors import UserError
 from cnlrn_cli.arguments import description, height_width, int_at_least
-from cnlrn_tools.hardware.gemm_peak import MATMUL_SIZE
-from cnlrn_tools.speed import speed_bench as speed
 
 # the before/after table of issue 23: a small frame and a REDS frame
 ONNXRUNTIME_SIZES = ((90, 160), (180, 320))
 
 
 def add_arguments(parser):
-    parser.description = description(speed)
+    parser.description = description('cnlrn_tools.speed.speed_bench')
     parser.add_argument(
         '--sizes',
         nargs='+',
@@ -27,7 +26,7 @@ def add_arguments(parser):
         type=int_at_least(1),
         default=3,
         help=f'forwards per case (default: %(default)s); fewer, down to one, where the FLOP floor '
-        f'says they would take more than {speed.CASE_BUDGET_S} s',
+        f'says they would take more than {CASE_BUDGET_S} s',
     )
     parser.add_argument(
         '--train-size',
@@ -82,6 +81,8 @@ def run(args):
         sizes = args.sizes or ONNXRUNTIME_SIZES
         compare_onnxruntime(command, args.out, config, sizes, args.runs, args.threads)
         return
+    from cnlrn_tools.speed import speed_bench as speed
+
     speed.run_speed_benchmark(
         command,
         args.out,

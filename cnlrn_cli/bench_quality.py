@@ -5,11 +5,9 @@ import math
 import shlex
 import sys
 
+from cnlrn_base.command_defaults import QUALITY_BUDGET_S, QUALITY_DEFAULT_VARIANTS, QUALITY_SEEDS, QUALITY_VARIANTS
 from cnlrn_base.project import DEMO_DATA
 from cnlrn_cli.arguments import add_device_argument, description, int_at_least
-from cnlrn_tools.quality import quality_bench as quality
-from cnlrn_tools.quality.train_variant import Budget
-from cnlrn_tools.quality.variants import BY_NAME
 
 
 def positive_float(text):
@@ -24,27 +22,27 @@ positive_float.__name__ = 'float'  # argparse names the type in "invalid float v
 
 
 def add_arguments(parser):
-    parser.description = description(quality)
+    parser.description = description('cnlrn_tools.quality.quality_bench')
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument(
         '--budget-s',
         type=positive_float,
-        help=f'training wall time of every method and seed, in seconds (default: {quality.DEFAULT_BUDGET_S})',
+        help=f'training wall time of every method and seed, in seconds (default: {QUALITY_BUDGET_S})',
     )
     budget.add_argument('--iters', type=int_at_least(2), help='training iterations of every method and seed instead')
     parser.add_argument(
         '--seeds',
         type=int_at_least(1),
-        default=quality.DEFAULT_SEEDS,
+        default=QUALITY_SEEDS,
         help='runs of each method, from seeds 0 to N-1 (default: %(default)s)',
     )
     parser.add_argument(
         '--variants',
         nargs='+',
-        choices=list(BY_NAME),
-        default=list(quality.DEFAULT_VARIANTS),
+        choices=QUALITY_VARIANTS,
+        default=list(QUALITY_DEFAULT_VARIANTS),
         metavar='NAME',
-        help=f'methods to train, of: {" ".join(BY_NAME)} (default: {" ".join(quality.DEFAULT_VARIANTS)}; '
+        help=f'methods to train, of: {" ".join(QUALITY_VARIANTS)} (default: {" ".join(QUALITY_DEFAULT_VARIANTS)}; '
         'the GAN ones only where VGG19 weights are present)',
     )
     parser.add_argument(
@@ -78,6 +76,9 @@ def add_arguments(parser):
 
 
 def run(args):
+    from cnlrn_tools.quality import quality_bench as quality
+    from cnlrn_tools.quality.train_variant import Budget
+
     if args.iters is not None:
         budget = Budget('iters', args.iters)
     else:

@@ -2,12 +2,12 @@
 
 import shlex
 
+from cnlrn_base.command_defaults import GPU_CHECK_DEADLINE_S
 from cnlrn_cli.arguments import description, int_at_least
-from cnlrn_tools.gpu_check import gpu_check
 
 
 def add_arguments(parser):
-    parser.description = description(gpu_check)
+    parser.description = description('cnlrn_tools.gpu_check.gpu_check')
     parser.add_argument('--out', required=True, metavar='DIR', help='folder for the reports, logs and work files')
     parser.add_argument(
         '--dry-run',
@@ -17,7 +17,7 @@ def add_arguments(parser):
     parser.add_argument(
         '--deadline-s',
         type=int_at_least(10),
-        default=gpu_check.DEFAULT_DEADLINE_S,
+        default=GPU_CHECK_DEADLINE_S,
         metavar='S',
         help='seconds within which every step must be done (default: %(default)s)',
     )
@@ -31,7 +31,9 @@ def add_arguments(parser):
 
 
 def run(args):
+    from cnlrn_tools.gpu_check.gpu_check import gpu_check
+
     command = ['cnlrn', 'gpu-check', '--out', args.out, '--deadline-s', str(args.deadline_s)]
     command += ['--dry-run'] if args.dry_run else []
     command += ['--steps', *args.steps] if args.steps else []
-    return gpu_check.gpu_check(args.out, args.dry_run, args.deadline_s, args.steps, shlex.join(command))
+    return gpu_check(args.out, args.dry_run, args.deadline_s, args.steps, shlex.join(command))

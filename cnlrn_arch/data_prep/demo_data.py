@@ -27,26 +27,11 @@ from tqdm import tqdm
 
 from cnlrn_arch.data.motion_blur import blur, shake_kernels
 from cnlrn_arch.data_prep.files import LMDB_PNG_LEVEL, build_then_rename, lmdb_map_size
+from cnlrn_base.command_defaults import DEMO_CROPS_PER_PHOTO, DEMO_SEED, DEMO_TRAIN_PHOTOS
 from cnlrn_base.errors import UserError
 from cnlrn_base.image_formats import bicubic_resize_uint8
 from cnlrn_base.project import SCALE, TRIPLE_SETS
 
-# skimage.data names; grayscale ones become 3 equal channels
-TRAIN_PHOTOS = (
-    'rocket',
-    'motorcycle',
-    'hubble_deep_field',
-    'retina',
-    'immunohistochemistry',
-    'colorwheel',
-    'camera',
-    'brick',
-    'grass',
-    'gravel',
-    'coins',
-    'moon',
-    'page',
-)
 VAL_PHOTOS = ('astronaut', 'coffee', 'chelsea')
 TRAIN_SIZE, VAL_SIZE = 128, 256  # HR sides, multiples of 16
 MIN_ZOOM = 0.4  # training crops see their photo downscaled by a random factor in [MIN_ZOOM, 1]
@@ -56,7 +41,6 @@ MIN_STD = 8  # a training crop flatter than this (in 0-255) is drawn again, up t
 BLUR_LENGTH = (4, 24)
 NOISE_SIGMA = (1 / 255, 2 / 255)
 HEADER = 'CNLRN demo data'
-DEFAULT_SEED = 0
 
 
 def load_photo(name):
@@ -132,12 +116,12 @@ def bicubic_psnr(sharp, blurry_lr):
     return calculate_psnr(up, sharp, crop_border=SCALE)
 
 
-def random_streams(seed=DEFAULT_SEED):
+def random_streams(seed=DEMO_SEED):
     """The random generators of the training crops and of the held-out tiles of the set made with ``seed``."""
     return tuple(np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
 
 
-def held_out_inputs(seed=DEFAULT_SEED):
+def held_out_inputs(seed=DEMO_SEED):
     """(name, blurry LR of its first held-out tile) of each of VAL_PHOTOS, as the set made with ``seed`` holds them."""
     val_rng = random_streams(seed)[1]
     for name in VAL_PHOTOS:
@@ -149,8 +133,8 @@ def make(out, seed, crops_per_photo):
     """Write the data set and its README.txt into the new folder ``out``; return the README text."""
     os.makedirs(out)
     train_rng, val_rng = random_streams(seed)
-    with tqdm(total=len(TRAIN_PHOTOS) + len(VAL_PHOTOS), desc='demo data', unit='photo') as pbar:
-        train = cut(TRAIN_PHOTOS, lambda photo: train_crops(photo, crops_per_photo, train_rng), pbar)
+    with tqdm(total=len(DEMO_TRAIN_PHOTOS) + len(VAL_PHOTOS), desc='demo data', unit='photo') as pbar:
+        train = cut(DEMO_TRAIN_PHOTOS, lambda photo: train_crops(photo, crops_per_photo, train_rng), pbar)
         val = cut(VAL_PHOTOS, lambda photo: val_tiles(photo, val_rng), pbar)
 
     for i, suffix in enumerate(TRIPLE_SETS):
@@ -170,7 +154,7 @@ def make(out, seed, crops_per_photo):
             _header(seed, crops_per_photo),
             "Made by 'cnlrn make-demo-data' from photographs shipped with scikit-image; see its --help.",
             f'train: {len(train)} pairs, HR {TRAIN_SIZE}x{TRAIN_SIZE}, LR x1/{SCALE}; clips: '
-            + ', '.join(f'{c:03d} {n}' for c, n in enumerate(TRAIN_PHOTOS)),
+            + ', '.join(f'{c:03d} {n}' for c, n in enumerate(DEMO_TRAIN_PHOTOS)),
             f'val: {len(val)} pairs, HR {VAL_SIZE}x{VAL_SIZE}, LR x1/{SCALE}; clips: '
             + ', '.join(f'{c:03d} {n}' for c, n in enumerate(VAL_PHOTOS)),
             f'bicubic x{SCALE} of the blurry val LR against the sharp HR: {psnr:.2f} dB PSNR '
@@ -201,7 +185,7 @@ def _existing_header(out):
     raise UserError(f'{out} exists and is not a demo data folder; choose another --out')
 
 
-def make_demo_data(out, seed=DEFAULT_SEED, crops_per_photo=24, force=False):
+def make_demo_data(out, seed=DEMO_SEED, crops_per_photo=DEMO_CROPS_PER_PHOTO, force=False):
     """Make the demo set in ``out`` unless it already holds one made with the same settings (or ``force``)."""
     existing = _existing_header(out)
     if existing == _header(seed, crops_per_photo) and not force:

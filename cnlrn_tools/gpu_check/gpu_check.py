@@ -33,13 +33,13 @@ import time
 
 import torch
 
+from cnlrn_base.command_defaults import GPU_CHECK_DEADLINE_S
 from cnlrn_base.errors import UserError
 from cnlrn_tools.gpu_check.gpu_report import exit_code, summary, write_reports
 from cnlrn_tools.gpu_check.modes import dry_mode, gpu_mode
 from cnlrn_tools.gpu_check.step_runner import PASS, Check, StepResult, run_steps
 from cnlrn_tools.gpu_check.steps import STEPS
 
-DEFAULT_DEADLINE_S = 480
 # written into OUT, so that a later run may clear the folders it made there, and no others
 MARKER = '.gpu_check'
 
@@ -87,7 +87,7 @@ def print_result(result: StepResult, elapsed: float) -> None:
 def gpu_check(
     out: str,
     dry_run: bool = False,
-    deadline_s: float = DEFAULT_DEADLINE_S,
+    deadline_s: float = GPU_CHECK_DEADLINE_S,
     steps: list[str] | None = None,
     command: str = 'cnlrn gpu-check',
 ) -> int:

@@ -31,8 +31,8 @@ from collections.abc import Callable, Sequence
 import torch
 
 from cnlrn_arch.runtime.speed import AMP_DTYPES, bf16_native, tf32_set_to
+from cnlrn_base.command_defaults import MATMUL_SIZE
 
-MATMUL_SIZE = 2048
 # seconds of products before timing (clocks ramp up, kernels are chosen), and the least seconds a timed burst lasts
 WARMUP_S = 0.2
 BURST_S = 0.05

@@ -20,15 +20,16 @@ The default run (the main comparison at 3 seeds) takes under an hour on a 2-core
 
 import os
 import time
+from importlib.metadata import version
 from os import path as osp
 
-import basicsr
 import numpy as np
 import torch
 
 from cnlrn_arch.inference.settings import resolve_device
 from cnlrn_arch.options.vgg_weights import missing_vgg19_message, vgg19_weights
 from cnlrn_arch.reports.scores import read_val, score, val_inputs
+from cnlrn_base.command_defaults import QUALITY_BUDGET_S, QUALITY_DEFAULT_VARIANTS, QUALITY_GAN, QUALITY_SEEDS
 from cnlrn_base.errors import UserError
 from cnlrn_base.project import DEMO_JOINT, TRIPLE_SETS
 from cnlrn_tools.hardware.cpu import cpu_name
@@ -38,9 +39,7 @@ from cnlrn_tools.quality.stats import exact, summary
 from cnlrn_tools.quality.train_variant import Budget, Setup, quiet_basicsr, run_variant
 from cnlrn_tools.quality.variants import (
     BICUBIC_PAPER,
-    GAN,
     GAN_SHARE,
-    MAIN,
     PRETRAIN_SHARE,
     VARIANTS,
     load_option,
@@ -48,12 +47,7 @@ from cnlrn_tools.quality.variants import (
     stage_count,
 )
 
-# per method and seed: the main comparison at 3 seeds takes about 40 min on a 2-core CPU, with the GAN fine-tunes
-# (VGG19's weights present) about 57 min (20 s of evaluations and set-up a run, measured; see the README)
-DEFAULT_BUDGET_S = 135
-DEFAULT_BUDGET = Budget('s', DEFAULT_BUDGET_S)
-DEFAULT_SEEDS = 3
-DEFAULT_VARIANTS = MAIN + GAN
+DEFAULT_BUDGET = Budget('s', QUALITY_BUDGET_S)
 SWEEP_EVERY = 3  # --lr-sweep: every third held-out image picks the rates, the others score
 
 
@@ -103,7 +97,7 @@ def machine(device):
         omp_num_threads=os.environ.get('OMP_NUM_THREADS', 'unset'),
         device=torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu',
         torch=torch.__version__,
-        basicsr=basicsr.__version__,
+        basicsr=version('basicsr'),  # importing basicsr first would miss cnlrn_base.compat
     )
 
 
@@ -157,9 +151,9 @@ def run_quality_benchmark(
     command,
     out,
     data,
-    variants=DEFAULT_VARIANTS,
+    variants=QUALITY_DEFAULT_VARIANTS,
     budget=DEFAULT_BUDGET,
-    seeds=DEFAULT_SEEDS,
+    seeds=QUALITY_SEEDS,
     device='auto',
     amp=None,
     full_size=False,
@@ -206,8 +200,8 @@ def run_quality_benchmark(
     print(f'{len(names)} held-out images; bicubic: {bicubic_psnr:.2f} dB, SSIM {bicubic_ssim:.4f}', flush=True)
     chosen = [v for v in VARIANTS if v.name in variants]
     gan_note = None
-    if any(v.name in GAN for v in chosen) and vgg19_weights() is None:
-        chosen = [v for v in chosen if v.name not in GAN]
+    if any(v.name in QUALITY_GAN for v in chosen) and vgg19_weights() is None:
+        chosen = [v for v in chosen if v.name not in QUALITY_GAN]
         gan_note = f'ESRGAN and CNLRN-GAN left out: {missing_vgg19_message()}'
         print(gan_note, flush=True)
     for variant in chosen:

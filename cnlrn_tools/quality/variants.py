@@ -128,10 +128,7 @@ VARIANTS = (
         paper=(27.660, 0.7762),
     ),
 )
-BY_NAME = {v.name: v for v in VARIANTS}
-# the default run: the paper's Table 1 at this scale, and the GAN-trained generators when VGG19's weights are there
-MAIN = ('rcan', 'rrdbnet', 'srn_rcan', 'srn_rrdbnet', 'cnlrn')
-GAN = ('esrgan', 'cnlrn_gan')
+BY_NAME = {v.name: v for v in VARIANTS}  # in the order of cnlrn_base.command_defaults.QUALITY_VARIANTS
 # published REDS Val300 numbers of bicubic upsampling of the blurry LR
 BICUBIC_PAPER = (23.848, 0.6481)
 

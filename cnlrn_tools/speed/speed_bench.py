@@ -25,17 +25,17 @@ from tqdm import tqdm
 
 from cnlrn_arch.archs.cnlrn_arch import CNLRN
 from cnlrn_arch.runtime.speed import bf16_native
+from cnlrn_base.command_defaults import CASE_BUDGET_S, MATMUL_SIZE
 from cnlrn_base.errors import UserError
 from cnlrn_tools.hardware.cpu import cpu_flags, cpu_name
 from cnlrn_tools.hardware.flops import count_flops, cross_check, floor_seconds, size_label, training_flops
-from cnlrn_tools.hardware.gemm_peak import MATMUL_SIZE, measure_network_peaks, peak_of, peaks
+from cnlrn_tools.hardware.gemm_peak import measure_network_peaks, peak_of, peaks
 from cnlrn_tools.speed.bf16_quality import bf16_psnr_change
 from cnlrn_tools.speed.speed_report import write_report
 
 DEFAULT_SIZES = ((90, 160), (180, 320), (360, 640))
 # a REDS frame: when benchmarked (else the first size), profiled and run in bf16 too
 MAIN_SIZE = (180, 320)
-CASE_BUDGET_S = 150
 # the release's naive path holds scores, scaled scores and probabilities of one head: 3 N^2 floats
 NAIVE_COPIES = 3
 
