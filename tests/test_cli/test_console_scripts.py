@@ -16,16 +16,19 @@ def modules_imported(stderr):
 
 
 def test_cnlrn_help_and_version_answer_without_importing_torch():
+    # through the installed script; test_help_without_torch.py runs every subcommand's help and a usage error
     runs = {
-        flag: run_command('cnlrn', flag, timeout=60, PYTHONPROFILEIMPORTTIME='1') for flag in ('--help', '--version')
+        args: run_command('cnlrn', *args, timeout=60, PYTHONPROFILEIMPORTTIME='1')
+        for args in (('--help',), ('--version',), ('infer', '--help'))
     }
     for result in runs.values():
         assert result.returncode == 0, result.stderr
         modules = modules_imported(result.stderr)
         assert 'cnlrn_cli.main' in modules  # the report was read
         assert not [name for name in modules if name.split('.')[0] == 'torch']
-    assert runs['--help'].stdout.startswith('usage: cnlrn ') and 'bench-quality' in runs['--help'].stdout
-    assert runs['--version'].stdout.strip() == 'cnlrn 0.1.0'
+    assert runs[('--help',)].stdout.startswith('usage: cnlrn ') and 'bench-quality' in runs[('--help',)].stdout
+    assert runs[('--version',)].stdout.strip() == 'cnlrn 0.1.0'
+    assert runs[('infer', '--help')].stdout.startswith('usage: cnlrn infer ')
 
 
 def test_basicsr_help():
