@@ -23,20 +23,18 @@ import cv2
 import numpy as np
 
 from cnlrn_arch.data_prep.demo_clip import demo_frames, make_demo_clip
-from cnlrn_arch.inference.restore_files import DEFAULT_SUFFIX
 from cnlrn_arch.inference.restore_video import frame_png
 from cnlrn_arch.inference.video_io import frame_rgb, open_video
 from cnlrn_arch.reports import pictures as reporting
 from cnlrn_arch.reports.scores import read_results, read_val, score
 from cnlrn_base.errors import UserError
 from cnlrn_base.image_formats import bicubic_resize_uint8
+from cnlrn_base.inference_defaults import DEFAULT_SUFFIX, DEMO_QUICK_ITERS
 from cnlrn_base.project import DEMO_DATA, DEMO_JOINT, DEMO_PRETRAIN, DEMO_VAL, SCALE, option_path
 
 # experiment and result names of options/demo/*.yml
 PRETRAIN, JOINT = 'CNLRN_demo_pretrain', 'CNLRN_demo_joint'
 TEST_RUN, TEST_CHECKPOINT = 'CNLRN_demo_test', 'CNLRN_demo_checkpoint_test'
-# --quick: a smoke run for CI, a few iterations per stage
-QUICK_ITERS = 4
 # the clip: LR (width, height) and frame count, the frame shown; --quick's is smaller
 CLIP, QUICK_CLIP = ((128, 96), 4, 3), ((32, 24), 2, 1)
 
@@ -76,7 +74,7 @@ def run_demo(out, checkpoint, quick=False):
     start = time.time()
     data_args = ['--crops-per-photo', '2'] if quick else []
     run(['cnlrn', 'make-demo-data', '--out', DEMO_DATA] + data_args)
-    train_extra = quick_overrides(QUICK_ITERS) if quick else []
+    train_extra = quick_overrides(DEMO_QUICK_ITERS) if quick else []
     run(['basicsr', 'train', '-opt', option(DEMO_PRETRAIN)] + train_extra)
     run(['basicsr', 'train', '-opt', option(DEMO_JOINT)] + train_extra)
     run(['basicsr', 'test', '-opt', option('demo/test.yml')])

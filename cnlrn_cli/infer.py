@@ -1,12 +1,17 @@
 """``cnlrn infer``: super-resolve blurry low-resolution images x4 with trained weights."""
 
+import os
 import sys
 
-from cnlrn_arch.inference.image_io import DEFAULT_MAX_PIXELS
-from cnlrn_arch.inference.network import resolve_device
-from cnlrn_arch.inference.restore_files import DEFAULT_SUFFIX, DEFAULT_TILE_PAD, restore_files
-from cnlrn_arch.inference.video_io import DEFAULT_CRF
-from cnlrn_arch.runtime.speed import AMP_DTYPES, slow_precision_note, use_tf32
+from cnlrn_base.inference_defaults import (
+    AUTOCAST_PRECISIONS,
+    BACKENDS,
+    DEFAULT_CRF,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_SUFFIX,
+    DEFAULT_TILE_PAD,
+)
+from cnlrn_base.project import DEMO_CHECKPOINT
 from cnlrn_cli.arguments import add_device_argument, add_opt_argument, int_at_least
 
 DESCRIPTION = f"""\
@@ -52,15 +57,16 @@ def add_arguments(parser):
     parser.add_argument('-o', '--output', required=True, metavar='OUTDIR', help='folder for the results')
     parser.add_argument(
         '--weights',
-        required=True,
+        default=DEMO_CHECKPOINT,
         metavar='W.pth',
         help="a .pth (a bare state dict, as the authors' release, or a BasicSR checkpoint: params_ema, else "
-        'params), a .safetensors file, or an .onnx file with --backend onnxruntime',
+        'params), a .safetensors file, or an .onnx file with --backend onnxruntime (default: the demo '
+        'checkpoint shipped in the repository, trained on the embedded demo data)',
     )
     add_opt_argument(parser)
     parser.add_argument(
         '--backend',
-        choices=('torch', 'onnxruntime'),
+        choices=BACKENDS,
         default='torch',
         help='run the network with PyTorch, or an exported .onnx file with onnxruntime (default: %(default)s)',
     )
@@ -83,7 +89,7 @@ def add_arguments(parser):
     )
     add_device_argument(parser)
     precision = parser.add_mutually_exclusive_group()
-    for name in AMP_DTYPES:
+    for name in AUTOCAST_PRECISIONS:
         precision.add_argument(
             f'--{name}',
             dest='precision',
@@ -141,29 +147,37 @@ def add_arguments(parser):
     parser.set_defaults(run=run)
 
 
+def weights_line(weights):
+    """One line saying which weights ``cnlrn infer`` runs: their file, and what the shipped ones are."""
+    if os.path.abspath(weights) == os.path.abspath(DEMO_CHECKPOINT):
+        name = os.path.basename(weights)
+        return f'weights: {name}, the shipped demo checkpoint, trained on the embedded demo data (--weights for yours)'
+    return f'weights: {weights}'
+
+
 def run(args):
+    from cnlrn_arch.inference.network import load_network
+    from cnlrn_arch.inference.restore_files import FileOptions, restore_files
+    from cnlrn_arch.inference.settings import InferenceSettings
+    from cnlrn_arch.runtime.speed import slow_precision_note, use_tf32
+
     use_tf32(args.tf32)
-    if args.backend == 'torch':
-        note = slow_precision_note(args.precision, resolve_device(args.device).type)
-        if note:
-            print(f'note: --{args.precision}: {note}', file=sys.stderr)
-    skipped = restore_files(
-        args.input,
-        args.output,
-        args.weights,
-        args.opt,
+    settings = InferenceSettings.checked(
+        args.device,
         args.tile,
         args.tile_pad,
         args.self_ensemble,
-        args.device,
         args.precision,
         args.channels_last,
         args.compile,
-        args.suffix,
-        args.max_pixels,
-        args.crf,
-        args.lossless,
-        args.frames_out,
         args.backend,
     )
+    options = FileOptions(args.max_pixels, args.suffix, args.crf, args.lossless, args.frames_out)
+    if args.backend == 'torch':
+        note = slow_precision_note(args.precision, settings.device.type)
+        if note:
+            print(f'note: --{args.precision}: {note}', file=sys.stderr)
+    network = load_network(args.weights, args.opt, settings, args.backend)
+    print(weights_line(network.source), flush=True)
+    skipped = restore_files(args.input, args.output, network, settings, options)
     return 1 if skipped else 0

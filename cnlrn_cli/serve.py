@@ -3,8 +3,13 @@
 import ipaddress
 import sys
 
-from cnlrn_arch.inference.image_io import DEFAULT_MAX_PIXELS
-from cnlrn_arch.web import app
+from cnlrn_base.inference_defaults import (
+    DEFAULT_HOST,
+    DEFAULT_MAX_FRAMES,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_UPLOAD_MB,
+    DEFAULT_PORT,
+)
 from cnlrn_base.project import DEMO_CHECKPOINT
 from cnlrn_cli.arguments import add_device_argument, add_opt_argument, int_at_least
 
@@ -14,7 +19,7 @@ short clip is uploaded, restored as cnlrn infer restores it, compared with
 bicubic upscaling and downloaded (a PNG, or the restored clip). Jobs run one
 at a time, queued.
 
-The page listens on {app.DEFAULT_HOST} (this machine only) unless --host is
+The page listens on {DEFAULT_HOST} (this machine only) unless --host is
 given. Nothing on the page names a file on the server; uploads and results
 are kept in a temporary folder removed when the server stops (Ctrl-C).
 """
@@ -31,10 +36,10 @@ def add_arguments(parser):
     add_opt_argument(parser)
     parser.add_argument(
         '--host',
-        default=app.DEFAULT_HOST,
+        default=DEFAULT_HOST,
         help='address to listen on, e.g. 0.0.0.0 for every interface (default: %(default)s)',
     )
-    parser.add_argument('--port', type=int_at_least(1), default=app.DEFAULT_PORT, help='(default: %(default)s)')
+    parser.add_argument('--port', type=int_at_least(1), default=DEFAULT_PORT, help='(default: %(default)s)')
     add_device_argument(parser)
     parser.add_argument(
         '--max-pixels',
@@ -46,14 +51,14 @@ def add_arguments(parser):
     parser.add_argument(
         '--max-frames',
         type=int_at_least(1),
-        default=app.DEFAULT_MAX_FRAMES,
+        default=DEFAULT_MAX_FRAMES,
         metavar='N',
         help='refuse longer clips (cnlrn infer restores any length) (default: %(default)s)',
     )
     parser.add_argument(
         '--max-upload-mb',
         type=int_at_least(1),
-        default=app.DEFAULT_MAX_UPLOAD_MB,
+        default=DEFAULT_MAX_UPLOAD_MB,
         metavar='MB',
         help='refuse larger uploads (default: %(default)s)',
     )
@@ -69,6 +74,8 @@ def is_loopback(host):
 
 
 def run(args):
+    from cnlrn_arch.web import app
+
     if not is_loopback(args.host):
         print(
             f'cnlrn serve: warning: listening on {args.host}: whoever reaches this machine can use the page '

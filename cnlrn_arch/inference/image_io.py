@@ -1,4 +1,4 @@
-"""Find, read and write the images users give ``cnlrn infer``.
+"""Read and write the images users give ``cnlrn infer`` (found by :mod:`.inputs`).
 
 Every mode is kept: 8- or 16-bit, grayscale, gray+alpha, RGB or RGBA. A
 :class:`UserImage` holds the decoded samples, turned upright as their EXIF
@@ -11,7 +11,6 @@ nothing is lost and no full-size copy is held.
 
 from __future__ import annotations
 
-import glob
 import os
 import struct
 import warnings
@@ -25,14 +24,9 @@ import cv2
 import numpy as np
 from PIL import ExifTags, Image
 
-from cnlrn_arch.inference.video_io import VIDEO_EXTENSIONS, is_video_name
 from cnlrn_base.atomic import atomic_write, write_failure
 from cnlrn_base.errors import UserError
-from cnlrn_base.image_formats import IMG_EXTENSIONS
-
-# Larger inputs are refused unless --max-pixels allows them: 50 MP decode to at most 400 MB (16-bit RGBA)
-# and upscale x4 to 800 MP, while a decompression bomb claims far more (a 292 KB PNG claims 10000x10000).
-DEFAULT_MAX_PIXELS = 50_000_000
+from cnlrn_base.inference_defaults import DEFAULT_MAX_PIXELS
 
 # EXIF orientation -> what turns the stored pixels upright (Pillow's ImageOps.exif_transpose)
 _UPRIGHT = {
@@ -103,52 +97,6 @@ class UserImage:
         """
         peak = np.iinfo(self.pixels.dtype).max
         return np.round(np.clip(x, 0, 1) * peak).astype(self.pixels.dtype)
-
-
-def is_image_name(path: str) -> bool:
-    return path.lower().endswith(IMG_EXTENSIONS)
-
-
-def is_input_name(path: str) -> bool:
-    """Whether ``path`` names an image or a video by its extension (what folders and globs contribute)."""
-    return is_image_name(path) or is_video_name(path)
-
-
-def _is_input(path: str) -> bool:
-    """Regular files, and links to nothing (dangling or looping): reading those names them instead of skipping."""
-    return os.path.isfile(path) or (os.path.islink(path) and not os.path.exists(path))
-
-
-def find_images(patterns: Iterable[str]) -> list[str]:
-    """Paths named by files, folders (their images and videos, not recursive) or globs; sorted per argument, no repeats.
-
-    A file named explicitly is kept whatever its extension: if it is not an
-    image, reading it fails and it is reported. So are image and video names
-    that link to nothing.
-
-    Args:
-        patterns (Iterable[str]): file names, folder names and glob patterns,
-            as given on the command line.
-
-    Raises:
-        UserError: for an argument matching nothing, so a typo is not silently skipped.
-    """
-    found = []
-    for pattern in patterns:
-        if os.path.isfile(pattern):
-            matches = [pattern]
-        elif os.path.isdir(pattern):
-            paths = (os.path.join(pattern, name) for name in os.listdir(pattern) if is_input_name(name))
-            matches = sorted(p for p in paths if _is_input(p))
-            if not matches:
-                extensions = ', '.join(IMG_EXTENSIONS + VIDEO_EXTENSIONS)
-                raise UserError(f'no images or videos ({extensions}) in folder {pattern}')
-        else:
-            matches = sorted(p for p in glob.glob(pattern) if _is_input(p) and is_input_name(p))
-            if not matches:
-                raise UserError(f'no such file or folder, and no image matches the pattern (nor a video): {pattern}')
-        found.extend(matches)
-    return list(dict.fromkeys(found))
 
 
 def _read_header(path: str | os.PathLike) -> tuple[int, int, int, object, bool]:

@@ -7,6 +7,7 @@ self-ensemble work unchanged. It runs in float32: autocast (``--bf16``,
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 
@@ -39,7 +40,9 @@ class OnnxNetwork(nn.Module):
         ort = import_optional('onnxruntime', '.onnx networks (--backend onnxruntime)')
         if not os.path.isfile(path):
             raise UserError(f'ONNX file not found: {path}')
-        self.onnx_path = os.fspath(path)  # what the network is, where a fingerprint of it is needed
+        with open(path, 'rb') as f:
+            graph = f.read()
+        self.sha256 = hashlib.sha256(graph).hexdigest()  # the bytes the session runs, as the network's fingerprint
         providers = ['CPUExecutionProvider']
         if torch.device(device).type == 'cuda':
             if 'CUDAExecutionProvider' in ort.get_available_providers():
@@ -52,7 +55,7 @@ class OnnxNetwork(nn.Module):
         options = ort.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
         try:
-            self.session = ort.InferenceSession(os.fspath(path), options, providers=providers)
+            self.session = ort.InferenceSession(graph, options, providers=providers)
         except Exception as err:  # protobuf, graph and operator errors of onnxruntime: the file, not a bug
             raise UserError(f'{path}: not an ONNX model onnxruntime can run ({first_line(err)})') from None
         metadata = self.session.get_modelmeta().custom_metadata_map

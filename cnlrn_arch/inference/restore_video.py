@@ -9,35 +9,25 @@ frame's timestamp; the audio packets are copied unchanged (see :mod:`.video_io`)
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import sys
-from functools import partial
+from dataclasses import replace
 
 import cv2
 import numpy as np
 import torch
-from torch import nn
 from tqdm import tqdm
 
-from cnlrn_arch.inference.image_io import DEFAULT_MAX_PIXELS, UserImage, write_png
-from cnlrn_arch.inference.upscale import is_out_of_memory, upscale_into
-from cnlrn_arch.inference.video_io import (
-    DEFAULT_CRF,
-    FEATURE,
-    VideoWriter,
-    check_crf,
-    frame_rgb,
-    open_video,
-    video_output,
-)
-from cnlrn_arch.runtime.self_ensemble import self_ensemble as ensemble_of
-from cnlrn_arch.runtime.speed import AMP_DTYPES, autocast
-from cnlrn_arch.weights.files import hash_tensors
+from cnlrn_arch.inference.image_io import UserImage, write_png
+from cnlrn_arch.inference.network import LoadedNetwork
+from cnlrn_arch.inference.settings import InferenceSettings
+from cnlrn_arch.inference.upscale import forward, is_out_of_memory, release_cached_memory, upscale_into
+from cnlrn_arch.inference.video_io import FEATURE, VideoWriter, check_crf, frame_rgb, open_video, video_output
 from cnlrn_base.atomic import atomic_write
 from cnlrn_base.errors import UserError
+from cnlrn_base.inference_defaults import DEFAULT_CRF, DEFAULT_MAX_PIXELS
 from cnlrn_base.optional import import_optional
 
 # whole frames share a network call on a GPU up to this many LR pixels in all (a 640x360 frame fills a GPU
@@ -62,21 +52,15 @@ FRAMES_STAMP = '.restored_with.json'  # in a --frames-out folder: what its frame
 _FRAME_NAME = re.compile(r'\d{8}\.png')
 
 
-def frames_stamp(net: nn.Module, path: str | os.PathLike, upscaling: dict) -> dict:
-    """What decides the restored frames: the input file, the network's weights and the upscaling settings."""
-    digest = hashlib.sha256()
-    onnx_file = getattr(net, 'onnx_path', None)
-    if onnx_file:
-        with open(onnx_file, 'rb') as f:
-            digest.update(f.read())
-    hash_tensors(digest, net.state_dict())
+def frames_stamp(network: LoadedNetwork, path: str | os.PathLike, settings: InferenceSettings) -> dict:
+    """What decides the restored frames: the input file, the network (weights and options) and the settings."""
     stat = os.stat(path)
     return {
         'input': os.path.abspath(path),
         'input_bytes': stat.st_size,
         'input_mtime_ns': stat.st_mtime_ns,
-        'weights_sha256': digest.hexdigest(),
-        **{k: str(v) if k == 'device' else v for k, v in upscaling.items()},
+        'network_sha256': network.fingerprint,
+        **settings.stamp(),
     }
 
 
@@ -105,27 +89,21 @@ def keep_matching_frames(frames_out: str | os.PathLike, stamp: dict) -> None:
         atomic_write(stamp_path, json.dumps(stamp, indent=1).encode())
 
 
-def _written_frame(png_path: str, height: int, width: int) -> np.ndarray | None:
-    """RGB samples of a frame restored by an earlier run, or None where there is none of an upscaled size."""
+def _written_frame(png_path: str, height: int, width: int, scale: int) -> np.ndarray | None:
+    """RGB samples of a frame restored by an earlier run, or None where there is none of the upscaled size."""
     if not os.path.isfile(png_path):
         return None
     bgr = cv2.imread(png_path, cv2.IMREAD_COLOR)  # PNGs appear only complete (write_png renames them)
-    if bgr is None:
+    if bgr is None or bgr.shape[:2] != (height * scale, width * scale):
         return None
-    out_height, out_width = bgr.shape[:2]
-    scale = out_height // height
-    return bgr[..., ::-1] if scale >= 1 and (out_height, out_width) == (height * scale, width * scale) else None
+    return bgr[..., ::-1]
 
 
 def restore_video(
-    net: nn.Module,
+    network: LoadedNetwork,
     path: str | os.PathLike,
     out_path: str | os.PathLike,
-    device: torch.device,
-    tile: int | None = None,
-    tile_pad: int = 0,
-    self_ensemble: bool = False,
-    precision: str | None = None,
+    settings: InferenceSettings,
     crf: int = DEFAULT_CRF,
     lossless: bool = False,
     frames_out: str | os.PathLike | None = None,
@@ -133,26 +111,22 @@ def restore_video(
     batch: int | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> int:
-    """Write every frame of the video ``path`` upscaled by ``net`` to the video ``out_path``; return the frame count.
+    """Write every frame of the video ``path`` upscaled by ``network`` into the video ``out_path``; return how many.
 
     The output (.mp4 or .mkv, see :func:`~.video_io.output_extension`) keeps the
     input's timestamps, frame rate, display rotation and audio streams (copied
     bit for bit); it appears under its name only once complete.
 
     Args:
-        net (nn.Module): the upscaler on ``device``, e.g. from :func:`~.network.load_network`.
+        network (LoadedNetwork): the upscaler on the settings' device, e.g. from :func:`~.network.load_network`.
         path (str | os.PathLike): the input video, in any container and codec FFmpeg decodes.
         out_path (str | os.PathLike): the output video, .mp4 or .mkv.
-        device (torch.device): where ``net`` runs.
-        tile (int | None): LR tile side; None runs each frame whole.
-        tile_pad (int): LR context around each tile.
-        self_ensemble (bool): average over the 8 flips/rotations.
-        precision (str | None): None (float32) or a key of AMP_DTYPES to autocast to.
+        settings (InferenceSettings): how the network runs on each frame, as :func:`~.upscale.upscale` takes them.
         crf (int): H.264 constant rate factor, 0 (best) to 51.
         lossless (bool): encode the restored RGB samples exactly (libx264rgb; ``crf`` unused).
         frames_out (str | os.PathLike | None): folder for the restored frames as PNGs
             (:func:`frame_png`); frames already there, from an interrupted run of the same
-            input, weights and settings, are read instead of being restored again; those
+            input, network and settings, are read instead of being restored again; those
             of another (:data:`FRAMES_STAMP` tells) are deleted.
         progress (bool): show a progress bar of frames with an ETA.
         batch (int | None): whole frames per network call; None: :func:`frames_per_batch`.
@@ -171,9 +145,8 @@ def restore_video(
             os.makedirs(frames_out, exist_ok=True)
         except OSError as err:
             raise UserError(f'cannot create folder {frames_out}: {err.strerror}') from None
-    upscaling = dict(device=device, tile=tile, tile_pad=tile_pad, self_ensemble=self_ensemble, precision=precision)
     if frames_out is not None:
-        keep_matching_frames(frames_out, frames_stamp(net, path, upscaling))
+        keep_matching_frames(frames_out, frames_stamp(network, path, settings))
     with (
         open_video(path, max_pixels) as video,
         video_output(out_path) as out,
@@ -181,7 +154,7 @@ def restore_video(
             total=video.frame_count, unit='frame', desc=os.path.basename(path), disable=not progress, leave=False
         ) as bar,
     ):
-        restorer = _Restorer(video, out, net, upscaling, crf, lossless, frames_out, batch, bar)
+        restorer = _Restorer(video, out, network, settings, crf, lossless, frames_out, batch, bar)
         for item in video.contents():
             if isinstance(item, av.Packet):
                 restorer.copy_audio(item)
@@ -198,8 +171,8 @@ class _Restorer:
     Frames wait until a batch is full; audio packets wait until the writer exists.
     """
 
-    def __init__(self, video, out, net, upscaling, crf, lossless, frames_out, batch, bar):
-        self.video, self.out, self.net, self.upscaling = video, out, net, upscaling
+    def __init__(self, video, out, network, settings, crf, lossless, frames_out, batch, bar):
+        self.video, self.out, self.network, self.settings = video, out, network, settings
         self.crf, self.lossless, self.frames_out, self.batch, self.bar = crf, lossless, frames_out, batch, bar
         self.writer = None
         self.audio = []  # packets demuxed before the output's streams exist
@@ -214,7 +187,7 @@ class _Restorer:
 
     def add_frame(self, frame):
         if self.batch is None:
-            self.batch = frames_per_batch(self.upscaling['device'], frame.height, frame.width, self.upscaling['tile'])
+            self.batch = frames_per_batch(self.settings.device, frame.height, frame.width, self.settings.tile)
         if self.pending and (frame.width, frame.height) != (self.pending[0].width, self.pending[0].height):
             self.flush()
         self.pending.append(frame)
@@ -228,15 +201,16 @@ class _Restorer:
         names = [f'{self.video.path} (frame {first + i})' for i in range(len(self.pending))]
         pngs = [self.frames_out and frame_png(self.frames_out, first + i) for i in range(len(self.pending))]
         images = [UserImage(frame_rgb(frame)[..., ::-1]) for frame in self.pending]  # BGR, as read_image gives
-        restored = [png and _written_frame(png, *image.pixels.shape[:2]) for png, image in zip(pngs, images)]
+        scale = self.network.scale
+        restored = [png and _written_frame(png, *image.pixels.shape[:2], scale) for png, image in zip(pngs, images)]
         missing = [i for i, done in enumerate(restored) if done is None]
         outputs = self._forward([images[i] for i in missing]) if len(missing) > 1 else None
         for k, i in enumerate(missing):
             if outputs is None:
-                net, upscaling = self.net, self.upscaling
+                net, settings = self.network.module, self.settings
             else:  # the batch's output for this frame, checked and quantized as upscale does
-                net, upscaling = (lambda _, k=k: outputs[k : k + 1]), {**self.upscaling, 'self_ensemble': False}
-            restored[i] = upscale_into(lambda bands: np.concatenate(list(bands)), net, images[i], names[i], **upscaling)
+                net, settings = (lambda _, k=k: outputs[k : k + 1]), replace(self.settings, self_ensemble=False)
+            restored[i] = upscale_into(lambda bands: np.concatenate(list(bands)), net, images[i], names[i], settings)
             if pngs[i]:
                 write_png(pngs[i], [restored[i]])
         for frame, rgb, png in zip(self.pending, restored, pngs):
@@ -249,16 +223,12 @@ class _Restorer:
         x = torch.cat(
             [torch.from_numpy(image.rgb(slice(None), slice(None))).permute(2, 0, 1)[None] for image in images]
         )
-        network = partial(ensemble_of, self.net) if self.upscaling['self_ensemble'] else self.net
-        device = self.upscaling['device']
         try:
-            with torch.inference_mode(), autocast(device, AMP_DTYPES.get(self.upscaling['precision'])):
-                return network(x.to(device))
+            return forward(self.network.module, x.to(self.settings.device), self.settings)
         except RuntimeError as err:
             if not is_out_of_memory(err):
                 raise
-        if device.type == 'cuda':
-            torch.cuda.empty_cache()
+        release_cached_memory(self.settings.device)
         self.batch = 1
         return None
 

@@ -1,56 +1,65 @@
-"""Run a network on one :class:`~.image_io.UserImage`, with self-ensemble, tiling and autocast as asked."""
+"""Run a network on one :class:`~.image_io.UserImage` as its :class:`~.settings.InferenceSettings` say.
+
+The primitives both the image path (:mod:`.restore_files`, the web page) and the
+video path (:mod:`.restore_video`) run: one forward pass (:func:`forward`), an
+image upscaled band by band (:func:`upscale`), and the same into a file or any
+consumer with running out of memory and non-finite outputs reported
+(:func:`upscale_into`, :func:`restore_image`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from functools import partial
+from typing import TypeVar
 
 import cv2
 import numpy as np
 import torch
-from torch import nn
 
 from cnlrn_arch.inference.image_io import UserImage, write_png
+from cnlrn_arch.inference.settings import InferenceSettings
 from cnlrn_arch.inference.tiling import tiled_bands, whole_bands
 from cnlrn_arch.runtime.self_ensemble import self_ensemble
-from cnlrn_arch.runtime.speed import AMP_DTYPES, autocast
 from cnlrn_base.errors import UserError
+from cnlrn_base.inference_defaults import SUGGESTED_TILE
 
 # LR rows of context around a band of alpha rows: bicubic reads 2 on either side
 ALPHA_CONTEXT = 2
 
-SUGGESTED_TILE = 256
+T = TypeVar('T')
 
 
 class NonFiniteOutput(UserError):
     """The network's output holds NaN or Inf; the message names the first output row that does."""
 
 
+def forward(net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, settings: InferenceSettings) -> torch.Tensor:
+    """``net`` of the (N, C, H, W) input ``x`` on the settings' device, in their precision, self-ensembled if asked.
+
+    Raises:
+        RuntimeError: as the network raises it, running out of memory included (see :func:`is_out_of_memory`).
+    """
+    network = partial(self_ensemble, net) if settings.self_ensemble else net
+    with torch.inference_mode(), settings.autocast():
+        return network(x)
+
+
 def upscale(
-    net: nn.Module,
-    image: UserImage,
-    device: torch.device,
-    tile: int | None = None,
-    tile_pad: int = 0,
-    ensemble: bool = False,
-    amp_dtype: torch.dtype | None = None,
+    net: Callable[[torch.Tensor], torch.Tensor], image: UserImage, settings: InferenceSettings
 ) -> Iterator[np.ndarray]:
     """``image`` with its colours run through ``net`` and its alpha, if any, resized to match by bicubic.
 
     The result comes as bands of rows from the top, for :func:`~.image_io.write_png`
-    to encode as they come: with ``tile``, memory does not grow with the image's height.
+    to encode as they come: with tiles, memory does not grow with the image's height.
 
     Args:
-        net (nn.Module): an image-to-image upscaler on ``device``, e.g. from
-            :func:`~.network.load_network`.
+        net (Callable[[torch.Tensor], torch.Tensor]): an image-to-image upscaler on the settings'
+            device, e.g. the module of :func:`~.network.load_network`'s network.
         image (UserImage): the input.
-        device (torch.device): where ``net`` runs.
-        tile (int | None): run ``tile`` x ``tile`` LR tiles (see :mod:`.tiling`);
-            None runs the whole image at once.
-        tile_pad (int): pixels of context around each tile.
-        ensemble (bool): average over the x8 flips/rotations (8 times slower).
-        amp_dtype (torch.dtype | None): torch.bfloat16 or torch.float16 to
-            autocast on ``device``; None for float32.
+        settings (InferenceSettings): the device, tiles (see :mod:`.tiling`), self-ensemble
+            and precision; channels-last and compilation are the network's own.
 
     Yields:
         np.ndarray: the next output rows in the input's mode and sample type: h x W
@@ -59,20 +68,16 @@ def upscale(
     Raises:
         NonFiniteOutput: where an output row holds NaN or Inf, before that band is yielded.
     """
-    network = partial(self_ensemble, net) if ensemble else net
-
-    def forward(x):
-        with torch.inference_mode(), autocast(device, amp_dtype):
-            return network(x)
 
     def read(rows, cols):
-        return torch.from_numpy(image.rgb(rows, cols)).permute(2, 0, 1)[None].to(device)
+        return torch.from_numpy(image.rgb(rows, cols)).permute(2, 0, 1)[None].to(settings.device)
 
+    run = partial(forward, net, settings=settings)
     height, width = image.pixels.shape[:2]
-    if tile:
-        bands = tiled_bands(forward, read, height, width, tile, tile_pad)
+    if settings.tile:
+        bands = tiled_bands(run, read, height, width, settings.tile, settings.tile_pad)
     else:
-        bands = whole_bands(forward, read, height, width)
+        bands = whole_bands(run, read, height, width)
     top = 0
     for band in bands:
         finite_rows = torch.isfinite(band).all(dim=-1).all(dim=1)[0]
@@ -103,13 +108,19 @@ def _alpha_rows(image: UserImage, top: int, bottom: int, out_width: int) -> np.n
     return alpha[top - start * scale : bottom - start * scale]
 
 
-def restore_image(net, image, path, out_path, device, tile=None, tile_pad=0, self_ensemble=False, precision=None):
+def restore_image(
+    net: Callable[[torch.Tensor], torch.Tensor],
+    image: UserImage,
+    path: str,
+    out_path: str | os.PathLike,
+    settings: InferenceSettings,
+) -> None:
     """Write ``image`` (read from ``path``) upscaled to the PNG ``out_path``, as ``cnlrn infer`` does.
 
     Running out of memory, and a non-finite output, become a :class:`UserError` naming ``path``
     (suggesting tiles, or float32); nothing is then written.
     """
-    upscale_into(partial(write_png, out_path), net, image, path, device, tile, tile_pad, self_ensemble, precision)
+    upscale_into(partial(write_png, out_path), net, image, path, settings)
 
 
 def is_out_of_memory(err: RuntimeError) -> bool:
@@ -117,14 +128,25 @@ def is_out_of_memory(err: RuntimeError) -> bool:
     return isinstance(err, torch.OutOfMemoryError) or "can't allocate memory" in str(err)
 
 
-def upscale_into(sink, net, image, path, device, tile=None, tile_pad=0, self_ensemble=False, precision=None):
+def release_cached_memory(device: torch.device) -> None:
+    """Hand the blocks the CUDA allocator keeps back to the GPU after running out of memory (nothing on the CPU)."""
+    if device.type == 'cuda':
+        torch.cuda.empty_cache()
+
+
+def upscale_into(
+    sink: Callable[[Iterator[np.ndarray]], T],
+    net: Callable[[torch.Tensor], torch.Tensor],
+    image: UserImage,
+    path: str,
+    settings: InferenceSettings,
+) -> T:
     """``sink`` of the output bands of ``image`` (read from ``path``) upscaled, as ``cnlrn infer`` makes them.
 
     Args:
-        sink (Callable[[Iterator[np.ndarray]], T]): consumes the bands (see :func:`~.upscale.upscale`).
-        net, image, device, tile, tile_pad, self_ensemble: as :func:`~.upscale.upscale` takes them.
+        sink (Callable[[Iterator[np.ndarray]], T]): consumes the bands (see :func:`upscale`).
+        net, image, settings: as :func:`upscale` takes them.
         path (str): where ``image`` came from, for messages.
-        precision (str | None): None (float32) or a key of AMP_DTYPES to autocast to.
 
     Returns:
         T: what ``sink`` returned.
@@ -134,16 +156,17 @@ def upscale_into(sink, net, image, path, device, tile=None, tile_pad=0, self_ens
             output (suggesting float32).
     """
     try:
-        return sink(upscale(net, image, device, tile, tile_pad, self_ensemble, AMP_DTYPES.get(precision)))
+        return sink(upscale(net, image, settings))
     except NonFiniteOutput as err:
+        precision = settings.precision
         hint = f' (computed in {precision}: retry without --{precision})' if precision else ''
         raise UserError(f'{path}: {err}{hint}') from None
     except RuntimeError as err:
         if not is_out_of_memory(err):
             raise
     # outside the except block: the traceback's frames, which hold the tensors, are released by now
-    if device.type == 'cuda':
-        torch.cuda.empty_cache()
+    release_cached_memory(settings.device)
     height, width = image.pixels.shape[:2]
+    tile = settings.tile
     advice = f'a smaller --tile than {tile}' if tile else f'--tile {SUGGESTED_TILE}'
     raise UserError(f'{path}: out of memory on {width}x{height} pixels; retry with {advice}')

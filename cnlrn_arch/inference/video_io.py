@@ -22,19 +22,12 @@ from fractions import Fraction
 import numpy as np
 
 from cnlrn_base.errors import UserError, first_line
+from cnlrn_base.inference_defaults import MAX_CRF
 from cnlrn_base.optional import import_optional
 
-VIDEO_EXTENSIONS = ('.mp4', '.m4v', '.mkv', '.mov', '.webm', '.avi')
 # output containers by extension, as FFmpeg names them
 OUTPUT_FORMATS = {'.mp4': 'mp4', '.mkv': 'matroska'}
-# libx264's quality scale: 0 lossless, 23 its default; 18 is commonly taken as visually lossless
-DEFAULT_CRF = 18
-MAX_CRF = 51
 FEATURE = 'video files'
-
-
-def is_video_name(path: str) -> bool:
-    return path.lower().endswith(VIDEO_EXTENSIONS)
 
 
 def check_crf(crf: int) -> None:

@@ -12,17 +12,20 @@ from __future__ import annotations
 import os
 from types import ModuleType
 
-from cnlrn_arch.inference.image_io import DEFAULT_MAX_PIXELS
-from cnlrn_arch.inference.video_io import VIDEO_EXTENSIONS
+from cnlrn_arch.inference.inputs import VIDEO_EXTENSIONS
 from cnlrn_arch.runtime.speed import slow_precision_note
-from cnlrn_arch.web.jobs import DEFAULT_MAX_FRAMES, Restorer, serving_folder, write_examples
+from cnlrn_arch.web.jobs import Restorer, serving_folder, write_examples
 from cnlrn_base.errors import UserError
 from cnlrn_base.image_formats import IMG_EXTENSIONS
+from cnlrn_base.inference_defaults import (
+    DEFAULT_HOST,
+    DEFAULT_MAX_FRAMES,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_UPLOAD_MB,
+    DEFAULT_PORT,
+)
 from cnlrn_base.optional import import_optional
 
-DEFAULT_HOST, DEFAULT_PORT = '127.0.0.1', 7860
-# uploads larger than this are refused by the server before they are stored
-DEFAULT_MAX_UPLOAD_MB = 200
 TITLE = 'CNLRN: 4x super-resolution of blurry photographs'
 INTRO = """\
 Upload a small, blurry photograph (PNG, JPEG, TIFF, WebP, BMP; 8- or 16-bit, with or without alpha)
@@ -57,8 +60,9 @@ def build_page(gr: ModuleType, restorer: Restorer, folder: str, examples: list[s
             raise gr.Error(str(err), title='Cannot restore this file', print_exception=False) from None
         return (result.bicubic, result.restored), result.download
 
-    half_label = f'Half precision ({restorer.half} on {restorer.device.type})' if restorer.half else 'Half precision'
-    slow = slow_precision_note(restorer.half, restorer.device.type)
+    device_type = restorer.settings.device.type
+    half_label = f'Half precision ({restorer.half} on {device_type})' if restorer.half else 'Half precision'
+    slow = slow_precision_note(restorer.half, device_type)
     if slow:
         half_label += f': {slow}'
     with gr.Blocks(title=TITLE, analytics_enabled=False) as page:

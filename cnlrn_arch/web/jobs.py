@@ -10,6 +10,7 @@ temporary folder that the server removes when it stops.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import signal
@@ -25,21 +26,19 @@ from torch import nn
 
 from cnlrn_arch.data_prep import demo_data
 from cnlrn_arch.data_prep.demo_clip import make_demo_clip
-from cnlrn_arch.inference.image_io import DEFAULT_MAX_PIXELS, UserImage, read_image, write_png
-from cnlrn_arch.inference.network import load_network, resolve_device
-from cnlrn_arch.inference.restore_files import DEFAULT_SUFFIX, DEFAULT_TILE_PAD
+from cnlrn_arch.inference.image_io import UserImage, read_image, write_png
+from cnlrn_arch.inference.inputs import is_video_name
+from cnlrn_arch.inference.network import LoadedNetwork, load_network
 from cnlrn_arch.inference.restore_video import frame_png, restore_video
+from cnlrn_arch.inference.settings import InferenceSettings, autocast_works
 from cnlrn_arch.inference.upscale import restore_image
-from cnlrn_arch.inference.video_io import FEATURE, frame_rgb, is_video_name, open_video, output_extension
-from cnlrn_arch.runtime.speed import AMP_DTYPES, check_autocast
+from cnlrn_arch.inference.video_io import FEATURE, frame_rgb, open_video, output_extension
 from cnlrn_base.errors import UserError, user_message
+from cnlrn_base.inference_defaults import DEFAULT_MAX_FRAMES, DEFAULT_MAX_PIXELS, DEFAULT_SUFFIX
 from cnlrn_base.optional import import_optional
-from cnlrn_base.project import SCALE
 
 # the autocast dtype of the page's half-precision option by device type: float16 where GPUs compute it fastest
 HALF_PRECISION = {'cuda': 'fp16', 'cpu': 'bf16'}
-# the page restores short clips: a longer one would hold the queue for long (cnlrn infer restores any length)
-DEFAULT_MAX_FRAMES = 300
 
 
 @dataclass
@@ -64,15 +63,13 @@ class Job:
     Attributes:
         folder (str): the job's own folder.
         stem (str): the upload's name without extension, which the results' names start with.
-        tile (int | None): LR tile side, or None.
-        ensemble (bool): whether the self-ensemble runs.
+        settings (InferenceSettings): how the network runs on it.
         progress (Callable[[int, int | None], None] | None): as :meth:`Restorer.restore` takes it.
     """
 
     folder: str
     stem: str
-    tile: int | None
-    ensemble: bool
+    settings: InferenceSettings
     progress: Callable[[int, int | None], None] | None
 
     def path(self, suffix: str) -> str:
@@ -82,8 +79,9 @@ class Job:
     def counted(self, net: nn.Module, image: UserImage, frames: int | None) -> nn.Module:
         """``net`` reporting each forward pass to :attr:`progress`, of ``frames`` images as large as ``image``."""
         height, width = image.pixels.shape[:2]
-        tiles = math.ceil(height / self.tile) * math.ceil(width / self.tile) if self.tile else 1
-        total = frames * tiles * (8 if self.ensemble else 1) if frames else None
+        tile = self.settings.tile
+        tiles = math.ceil(height / tile) * math.ceil(width / tile) if tile else 1
+        total = frames * tiles * (8 if self.settings.self_ensemble else 1) if frames else None
         done = 0
 
         def step(images):
@@ -109,30 +107,29 @@ class _CountedForwards(nn.Module):
         return y
 
 
-def half_precision(device: torch.device) -> str | None:
-    """The key of AMP_DTYPES that the half-precision option uses on ``device``, or None where autocast lacks it."""
+def half_precision(network: LoadedNetwork, device: torch.device) -> str | None:
+    """The key of AMP_DTYPES that the half-precision option uses for ``network`` on ``device``, or None where it
+    cannot autocast to it."""
     name = HALF_PRECISION[device.type]
-    try:
-        check_autocast(device.type, AMP_DTYPES[name], name)
-    except UserError:
-        return None
-    return name
+    return name if name in network.autocast_precisions and autocast_works(device, name) else None
 
 
-def bicubic(image: UserImage) -> np.ndarray:
-    """``image`` upscaled x SCALE by bicubic, in its mode and sample type, colours in RGB order as write_png takes them.
+def bicubic(image: UserImage, scale: int) -> np.ndarray:
+    """``image`` upscaled x ``scale`` by bicubic, in its mode and sample type, colours in RGB order as write_png
+    takes them.
 
     Args:
         image (UserImage): the input.
+        scale (int): the factor, the network's.
     """
-    up = cv2.resize(image.pixels, None, fx=SCALE, fy=SCALE, interpolation=cv2.INTER_CUBIC)
+    up = cv2.resize(image.pixels, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
     if up.ndim == 3 and up.shape[2] >= 3:
         up = up[..., [2, 1, 0, *range(3, up.shape[2])]]  # BGR(A) -> RGB(A)
     return up
 
 
 class Restorer:
-    """The network, loaded once, and what every job shares: the device, the limits, the half precision."""
+    """The network, loaded once, and what every job shares: the settings, the limits, the half precision."""
 
     def __init__(
         self,
@@ -150,11 +147,11 @@ class Restorer:
             max_pixels (int): larger images and clip frames are refused before they are decoded.
             max_frames (int): longer clips are refused before they are decoded.
         """
-        self.device = resolve_device(device)
-        self.net = load_network(weights, opt, self.device)
+        self.settings = InferenceSettings.checked(device)
+        self.network = load_network(weights, opt, self.settings)
         self.max_pixels = max_pixels
         self.max_frames = max_frames
-        self.half = half_precision(self.device)
+        self.half = half_precision(self.network, self.settings.device)
 
     def restore(
         self,
@@ -183,25 +180,25 @@ class Restorer:
         if tile is not None and tile < 1:
             raise UserError(f'tile side {tile}: must be at least 1 LR pixel (or none: the whole image at once)')
         name = os.path.basename(upload)
-        job = Job(tempfile.mkdtemp(dir=folder), os.path.splitext(name)[0], tile, ensemble, progress)
         precision = self.half if half else None
+        settings = dataclasses.replace(self.settings, tile=tile, self_ensemble=ensemble, precision=precision)
+        job = Job(tempfile.mkdtemp(dir=folder), os.path.splitext(name)[0], settings, progress)
         try:
             if is_video_name(name):
-                return self._restore_clip(upload, name, job, precision)
-            return self._restore_image(upload, name, job, precision)
+                return self._restore_clip(upload, name, job)
+            return self._restore_image(upload, name, job)
         except UserError as err:
             raise UserError(user_message(err).replace(upload, name)) from None
 
-    def _restore_image(self, upload: str, name: str, job: Job, precision: str | None) -> Result:
+    def _restore_image(self, upload: str, name: str, job: Job) -> Result:
         image = read_image(upload, self.max_pixels)
         restored = job.path(f'{DEFAULT_SUFFIX}.png')  # named as cnlrn infer names it
-        net = job.counted(self.net, image, frames=1)
-        restore_image(net, image, name, restored, self.device, job.tile, DEFAULT_TILE_PAD, job.ensemble, precision)
+        restore_image(job.counted(self.network.module, image, frames=1), image, name, restored, job.settings)
         bicubic_path = job.path('_bicubic.png')
-        write_png(bicubic_path, [bicubic(image)])
+        write_png(bicubic_path, [bicubic(image, self.network.scale)])
         return Result(bicubic_path, restored, restored)
 
-    def _restore_clip(self, upload: str, name: str, job: Job, precision: str | None) -> Result:
+    def _restore_clip(self, upload: str, name: str, job: Job) -> Result:
         with open_video(upload, self.max_pixels) as video:
             frames = video.frame_count
             if frames is not None and frames > self.max_frames:
@@ -212,22 +209,11 @@ class Restorer:
             av = import_optional('av', FEATURE)
             frame = next(item for item in video.contents() if isinstance(item, av.VideoFrame))
             first = UserImage(frame_rgb(frame)[..., ::-1])  # BGR, as read_image gives a file's samples
-        net = job.counted(self.net, first, frames)
+        network = dataclasses.replace(self.network, module=job.counted(self.network.module, first, frames))
         frames_out = job.path('_frames')
-        restore_video(
-            net,
-            upload,
-            clip,
-            self.device,
-            job.tile,
-            DEFAULT_TILE_PAD,
-            job.ensemble,
-            precision,
-            frames_out=frames_out,
-            max_pixels=self.max_pixels,
-        )
+        restore_video(network, upload, clip, job.settings, frames_out=frames_out, max_pixels=self.max_pixels)
         bicubic_path = job.path('_bicubic.png')
-        write_png(bicubic_path, [bicubic(first)])
+        write_png(bicubic_path, [bicubic(first, self.network.scale)])
         return Result(bicubic_path, frame_png(frames_out, 0), clip)
 
 

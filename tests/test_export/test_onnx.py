@@ -11,6 +11,7 @@ from cnlrn_arch.data_prep.demo_clip import make_demo_clip
 from cnlrn_arch.inference.image_io import UserImage
 from cnlrn_arch.inference.network import load_network
 from cnlrn_arch.inference.onnx_backend import OnnxNetwork
+from cnlrn_arch.inference.settings import InferenceSettings
 from cnlrn_arch.inference.upscale import upscale
 from cnlrn_arch.weights.onnx_file import MAX_OPSET, MIN_OPSET, export_onnx
 from cnlrn_base.errors import UserError
@@ -63,10 +64,10 @@ def test_sides_shorter_than_the_padding_are_padded_as_the_network_pads_them(expo
 def test_upscale_with_onnxruntime_gives_the_torch_image(exported, tile, ensemble):
     net, path = exported['sdpa']
     image = UserImage(noise((11, 14, 3)))
-    outputs = [
-        np.concatenate(list(upscale(network, image, torch.device('cpu'), tile=tile, tile_pad=2, ensemble=ensemble)))
-        for network in (net, load_network(path, backend='onnxruntime'))
-    ]
+    settings = InferenceSettings(tile=tile, tile_pad=2, self_ensemble=ensemble)
+    onnx_net = load_network(path, backend='onnxruntime')
+    assert (onnx_net.backend, onnx_net.scale, onnx_net.size_multiple) == ('onnxruntime', 4, net.size_multiple)
+    outputs = [np.concatenate(list(upscale(network, image, settings))) for network in (net, onnx_net.module)]
     assert np.abs(outputs[0].astype(int) - outputs[1]).max() <= 1
 
 

@@ -1,5 +1,7 @@
 """``cnlrn infer``: image modes, sizes, skipped inputs, weights errors, and tiled inference."""
 
+import os
+
 import cv2
 import numpy as np
 import pytest
@@ -8,6 +10,8 @@ import torch.nn.functional as F
 import yaml
 from PIL import Image
 
+from cnlrn_arch.inference.network import LoadedNetwork
+from cnlrn_base.project import DEMO_CHECKPOINT
 from cnlrn_cli.main import main
 from tests.helpers import TINY_CNLRN, assert_one_line_error, infer, noise, tiny_net
 
@@ -119,6 +123,7 @@ def test_glob_raw_weights_tiles_and_name_clashes(model, tmp_path, capsys):
     assert 'b.png: its output' in stderr and 'would overwrite the input' in stderr
     assert (src / 'b.png').read_bytes() == b_before
     assert 'wrote 1 of 3 images' in stdout
+    assert f'weights: {model["raw"]}\n' in stdout
     tiled = cv2.imread(str(src / 'a.png'), cv2.IMREAD_UNCHANGED).astype(int)
     argv = ['-i', src / 'a.jpg', '-o', tmp_path / 'whole', '--weights', model['raw'], '--opt', model['opt']]
     assert infer(*argv, '--self-ensemble') == 0
@@ -130,6 +135,19 @@ def test_glob_raw_weights_tiles_and_name_clashes(model, tmp_path, capsys):
     # tiles 18 and 1.74, tiles placed one output pixel off 17 and 1.76.
     difference = np.abs(tiled - whole)
     assert difference.max() <= 6 and difference.mean() < 0.45
+
+
+def test_without_weights_the_shipped_demo_checkpoint_restores_and_says_so(tmp_path, capsys):
+    cv2.imwrite(str(tmp_path / 'x.png'), noise((8, 8, 3)))
+    assert infer('-i', tmp_path / 'x.png', '-o', tmp_path / 'out', '--device', 'cpu') == 0
+    stdout = capsys.readouterr().out
+    name = os.path.basename(DEMO_CHECKPOINT)
+    assert f'weights: {name}, the shipped demo checkpoint, trained on the embedded demo data' in stdout
+    default = cv2.imread(str(tmp_path / 'out' / 'x_cnlrn.png'))
+    named = ['-o', tmp_path / 'named', '--weights', DEMO_CHECKPOINT, '--device', 'cpu']
+    assert infer('-i', tmp_path / 'x.png', *named) == 0
+    assert np.array_equal(default, cv2.imread(str(tmp_path / 'named' / 'x_cnlrn.png')))
+    assert f'weights: {name}, the shipped demo checkpoint' in capsys.readouterr().out
 
 
 def test_wrong_weights_is_one_line_naming_the_file(model, tmp_path, capsys):
@@ -237,7 +255,9 @@ class BrokenAfterRow(torch.nn.Module):
 
 
 def test_non_finite_output_is_not_written(model, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr('cnlrn_arch.inference.restore_files.load_network', lambda *args: BrokenAfterRow(100))
+    monkeypatch.setattr(
+        'cnlrn_arch.inference.network.load_network', lambda *args: LoadedNetwork.of_torch(BrokenAfterRow(100))
+    )
     cv2.imwrite(str(tmp_path / 'x.png'), noise((40, 8, 3)))  # the first band, output rows 0-63, is encoded first
     out = tmp_path / 'out'
     assert infer('-i', tmp_path / 'x.png', '-o', out, '--weights', model['checkpoint']) == 1

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from cnlrn_arch.inference.image_io import UserImage
+from cnlrn_arch.inference.settings import InferenceSettings
 from cnlrn_arch.inference.upscale import upscale
 from tests.helpers import noise
 
@@ -23,8 +24,8 @@ class PerPixel(torch.nn.Module):
         return F.interpolate(torch.sigmoid(4 * self.mix(x)), scale_factor=4, mode='nearest')
 
 
-def whole_output(image, **options):
-    return np.concatenate(list(upscale(PerPixel(), image, torch.device('cpu'), **options))).astype(int)
+def whole_output(image, **settings):
+    return np.concatenate(list(upscale(PerPixel(), image, InferenceSettings(**settings)))).astype(int)
 
 
 @pytest.mark.parametrize(
@@ -38,7 +39,7 @@ def test_tiles_give_the_whole_image_output(shape, dtype, ensemble):
     image = UserImage(noise(shape, dtype))
     whole = whole_output(image)
     assert whole.shape == (shape[0] * 4, shape[1] * 4, *shape[2:])
-    tiled = whole_output(image, tile=4, tile_pad=2, ensemble=ensemble)
+    tiled = whole_output(image, tile=4, tile_pad=2, self_ensemble=ensemble)
     assert np.abs(tiled - whole).max() <= 1
 
 

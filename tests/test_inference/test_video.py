@@ -11,12 +11,20 @@ import yaml
 
 from cnlrn_arch.archs.cnlrn_arch import CNLRN
 from cnlrn_arch.data_prep.demo_clip import make_demo_clip
+from cnlrn_arch.inference.network import LoadedNetwork
 from cnlrn_arch.inference.restore_video import FRAMES_STAMP, frame_png, restore_video
+from cnlrn_arch.inference.settings import InferenceSettings
 from cnlrn_base.errors import UserError
 from tests.helpers import TINY_CNLRN, TINY_CNLRN_ARGS, assert_one_line_error, decoded_frames, infer
 
 FRAMES = 12
 SIZE = (32, 24)
+CPU = InferenceSettings()
+
+
+def restore(net, path, out_path, settings=CPU, network_opt=None, **kwargs):
+    """:func:`restore_video` of the torch network ``net``, described as ``load_network`` describes one."""
+    return restore_video(LoadedNetwork.of_torch(net, network_opt=network_opt), path, out_path, settings, **kwargs)
 
 
 def audio_packets(path):
@@ -81,7 +89,7 @@ def test_variable_rate_odd_sized_clip_keeps_timestamps_and_goes_into_mkv_for_its
     # 8-bit PCM cannot be stored in MP4: the output is Matroska
     clip = tmp_path / 'vfr.mkv'
     make_demo_clip(clip, frames=9, size=(17, 13), pix_fmt='yuv444p', audio_codec='pcm_u8', variable_rate=True)
-    frames = restore_video(model['net'], clip, tmp_path / 'vfr.mkv.out.mkv', torch.device('cpu'), crf=30, progress=0)
+    frames = restore(model['net'], clip, tmp_path / 'vfr.mkv.out.mkv', crf=30, progress=0)
 
     assert frames == 9
     _, times = decoded_frames(clip)
@@ -149,7 +157,7 @@ def test_bad_videos_are_one_line_each_and_leave_no_output(model, bad_videos, tmp
         assert line.startswith(f'cnlrn infer: skipped {root / name}: {message}'), line
     assert os.listdir(out) == []
     with pytest.raises(UserError) as err:
-        restore_video(model['net'], root / 'truncated_fast.mp4', tmp_path / 'x.mp4', torch.device('cpu'), progress=0)
+        restore(model['net'], root / 'truncated_fast.mp4', tmp_path / 'x.mp4', progress=0)
     assert_one_line_error(str(err.value), root / 'truncated_fast.mp4', 'of 12 frames')
     assert not os.listdir(tmp_path / 'out') and not (tmp_path / 'x.mp4').exists()
 
@@ -163,7 +171,7 @@ def test_a_video_of_frames_over_max_pixels_is_skipped_before_decoding(model, cli
     assert f'cnlrn infer: skipped {expected}' in capsys.readouterr().err
     assert os.listdir(out) == []
     with pytest.raises(UserError, match=f'^{expected}$'):
-        restore_video(model['net'], clip, tmp_path / 'x.mp4', torch.device('cpu'), progress=False, max_pixels=limit)
+        restore(model['net'], clip, tmp_path / 'x.mp4', progress=False, max_pixels=limit)
     assert not (tmp_path / 'x.mp4').exists()
 
 
@@ -182,38 +190,52 @@ class InterruptAfter(torch.nn.Module):
 
 
 def test_interrupted_run_leaves_no_video_and_resumes_from_the_frames_written(model, clip, tmp_path):
-    out, frames_out, cpu = tmp_path / 'clip.mp4', tmp_path / 'frames', torch.device('cpu')
+    out, frames_out = tmp_path / 'clip.mp4', tmp_path / 'frames'
     interrupted = InterruptAfter(model['net'], calls=5)
     with pytest.raises(KeyboardInterrupt):
-        restore_video(interrupted, clip, out, cpu, lossless=True, frames_out=frames_out, progress=False)
+        restore(interrupted, clip, out, lossless=True, frames_out=frames_out, progress=False)
     assert sorted(os.listdir(tmp_path)) == ['frames']  # no video, not even a temporary one
     assert sorted(os.listdir(frames_out)) == [FRAMES_STAMP] + [f'{i:08d}.png' for i in range(5)]
 
     resumed = InterruptAfter(model['net'])
-    assert restore_video(resumed, clip, out, cpu, lossless=True, frames_out=frames_out, progress=False) == FRAMES
+    assert restore(resumed, clip, out, lossless=True, frames_out=frames_out, progress=False) == FRAMES
     assert resumed.calls == FRAMES - 5
-    restore_video(model['net'], clip, tmp_path / 'whole.mp4', cpu, lossless=True, progress=False)
+    restore(model['net'], clip, tmp_path / 'whole.mp4', lossless=True, progress=False)
     for resumed_frame, whole_frame in zip(decoded_frames(out)[0], decoded_frames(tmp_path / 'whole.mp4')[0]):
         np.testing.assert_array_equal(resumed_frame, whole_frame)
 
 
 def test_frames_of_other_weights_or_settings_are_restored_again(model, clip, tmp_path, capsys):
     """A --frames-out folder of a run with other weights (or another input, or settings) holds no reusable frame."""
-    frames_out, cpu = tmp_path / 'frames', torch.device('cpu')
-    restore_video(Nearest(), clip, tmp_path / 'nearest.mp4', cpu, lossless=True, frames_out=frames_out, progress=False)
+    frames_out = tmp_path / 'frames'
+    restore(Nearest(), clip, tmp_path / 'nearest.mp4', lossless=True, frames_out=frames_out, progress=False)
     assert capsys.readouterr().err == ''
     counted = InterruptAfter(model['net'])
-    restore_video(counted, clip, tmp_path / 'net.mp4', cpu, lossless=True, frames_out=frames_out, progress=False)
+    restore(counted, clip, tmp_path / 'net.mp4', lossless=True, frames_out=frames_out, progress=False)
     assert counted.calls == FRAMES
     assert f'{frames_out}: {FRAMES} frames there were restored from another input or with other weights' in (
         capsys.readouterr().err
     )
-    restore_video(model['net'], clip, tmp_path / 'whole.mp4', cpu, lossless=True, progress=False)
+    restore(model['net'], clip, tmp_path / 'whole.mp4', lossless=True, progress=False)
     for from_folder, whole in zip(decoded_frames(tmp_path / 'net.mp4')[0], decoded_frames(tmp_path / 'whole.mp4')[0]):
         np.testing.assert_array_equal(from_folder, whole)
     tiled = InterruptAfter(model['net'])
-    restore_video(tiled, clip, tmp_path / 't.mp4', cpu, tile=8, lossless=True, frames_out=frames_out, progress=False)
+    tiles = InferenceSettings(tile=8, tile_pad=0)
+    restore(tiled, clip, tmp_path / 't.mp4', tiles, lossless=True, frames_out=frames_out, progress=False)
     assert tiled.calls > 0  # another setting: not taken from the folder either
+
+
+def test_frames_of_the_same_weights_under_other_network_options_are_restored_again(model, clip, tmp_path):
+    """The naive attention computes what sdpa computes from the same weights, but the stamp cannot know that."""
+    frames_out = tmp_path / 'frames'
+    naive = {**TINY_CNLRN, 'attn_impl': 'naive'}
+    restore(model['net'], clip, tmp_path / 'a.mp4', network_opt=naive, frames_out=frames_out, progress=False)
+    again = InterruptAfter(model['net'])
+    restore(again, clip, tmp_path / 'b.mp4', network_opt=naive, frames_out=frames_out, progress=False)
+    assert again.calls == 0  # the same weights and options: every frame taken from the folder
+    other = InterruptAfter(model['net'])
+    restore(other, clip, tmp_path / 'c.mp4', network_opt=TINY_CNLRN, frames_out=frames_out, progress=False)
+    assert other.calls == FRAMES
 
 
 def test_crf_out_of_range_and_crf_with_lossless_are_refused(model, clip, tmp_path, capsys):
@@ -244,7 +266,7 @@ def test_display_rotation_is_kept(tmp_path):
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
 
-    restore_video(Nearest(), clip, tmp_path / 'out.mp4', torch.device('cpu'), progress=False)
+    restore(Nearest(), clip, tmp_path / 'out.mp4', progress=False)
 
     with av.open(str(tmp_path / 'out.mp4')) as restored:
         assert [frame.rotation for frame in restored.decode(video=0)] == [90] * 3
@@ -282,11 +304,10 @@ class OutOfMemoryOnBatches(torch.nn.Module):
 def test_frames_in_batches_equal_frames_one_at_a_time_and_running_out_of_memory_goes_on_one_at_a_time(
     model, clip, tmp_path
 ):
-    cpu = torch.device('cpu')
-    restore_video(model['net'], clip, tmp_path / 'single.mp4', cpu, lossless=True, progress=False)
-    restore_video(model['net'], clip, tmp_path / 'batched.mp4', cpu, lossless=True, progress=False, batch=5)
+    restore(model['net'], clip, tmp_path / 'single.mp4', lossless=True, progress=False)
+    restore(model['net'], clip, tmp_path / 'batched.mp4', lossless=True, progress=False, batch=5)
     running_out = OutOfMemoryOnBatches(model['net'])
-    restore_video(running_out, clip, tmp_path / 'fallback.mp4', cpu, lossless=True, progress=False, batch=5)
+    restore(running_out, clip, tmp_path / 'fallback.mp4', lossless=True, progress=False, batch=5)
 
     single, batched, fallback = (
         decoded_frames(tmp_path / f'{name}.mp4')[0] for name in ('single', 'batched', 'fallback')

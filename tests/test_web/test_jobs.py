@@ -13,7 +13,6 @@ from cnlrn_arch.data_prep.demo_data import make_demo_data
 from cnlrn_arch.inference.image_io import UserImage
 from cnlrn_arch.web.jobs import Restorer, bicubic, serving_folder, write_examples
 from cnlrn_base.errors import UserError
-from cnlrn_cli import serve
 from cnlrn_cli.main import main
 from tests.helpers import tiny_infer_output
 
@@ -93,7 +92,7 @@ def test_limits_refuse_before_decoding(infer_setup, clip, tmp_path):
 def test_bicubic_keeps_mode_and_gives_rgb(channels):
     bgra = np.array([1000, 2000, 3000, 4000], np.uint16)  # blue, green, red, alpha (gray, alpha for 2 channels)
     pixels = np.broadcast_to(bgra[:channels] if channels > 2 else bgra[[0, 3]], (3, 5, channels)).copy()
-    up = bicubic(UserImage(pixels))
+    up = bicubic(UserImage(pixels), 4)
     assert up.shape == (12, 20, channels) and up.dtype == np.uint16
     expected = {2: [1000, 4000], 3: [3000, 2000, 1000], 4: [3000, 2000, 1000, 4000]}[channels]
     assert (up == expected).all()  # a flat image stays flat; colours come in RGB order
@@ -127,7 +126,7 @@ def test_serving_folder_removed_on_sigterm(monkeypatch):
 )
 def test_serve_warns_off_loopback(monkeypatch, capsys, host, warned):
     served = []
-    monkeypatch.setattr(serve.app, 'serve', lambda *args: served.append(args))
+    monkeypatch.setattr('cnlrn_arch.web.app.serve', lambda *args: served.append(args))
     assert main(['serve', '--host', host, '--port', '8000']) == 0
     assert served[0][2:4] == (host, 8000)
     stderr = capsys.readouterr().err
