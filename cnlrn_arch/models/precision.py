@@ -50,7 +50,7 @@ class Precision:
         """The memory format of the network's inputs: channels-last with ``speed.channels_last``, else kept."""
         return torch.channels_last if self.speed.channels_last else torch.preserve_format
 
-    def place(self, net: nn.Module) -> nn.Module:
+    def in_memory_format(self, net: nn.Module) -> nn.Module:
         """``net`` in the memory format of ``speed`` (the caller has moved it to its device).
 
         Args:

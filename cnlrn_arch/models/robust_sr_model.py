@@ -88,7 +88,7 @@ class RobustSRModel(SRModel):
             nn.Module: ``net`` on the device, in the memory format of ``speed``, after
             :meth:`prepare_network`, wrapped for DDP or DataParallel when the run uses them.
         """
-        net = self.precision.place(net.to(self.device))
+        net = self.precision.in_memory_format(net.to(self.device))
         self.prepare_network(net)  # before DDP, which tracks the parameters needing gradients when it wraps
         return wrap_for_parallel(net, self.opt, self.device)
 
@@ -129,7 +129,7 @@ class RobustSRModel(SRModel):
         self.nonfinite_guard = NonfiniteGuard(patience, self.opt['dist'], self.device)
         super().init_training_settings()
         if getattr(self, 'net_g_ema', None) is not None:
-            self.net_g_ema = self.precision.place(self.net_g_ema)
+            self.net_g_ema = self.precision.in_memory_format(self.net_g_ema)
 
     def setup_optimizers(self) -> None:
         """One optimizer (``train.optim_g``) over the trainable parameters, grouped by :meth:`param_groups`."""
