@@ -68,12 +68,38 @@ def assert_one_line_error(stderr, *fragments):
 
 
 def derive_options(repo_option, dst, changes):
-    """Write ``dst``: the project's option file ``repo_option`` with ``changes`` merged in."""
+    """Write ``dst``: the project's option file ``repo_option`` (or any absolute path) with ``changes`` merged in."""
     with open(os.path.join(REPO_DIR, repo_option), encoding='utf-8') as f:
         opt = yaml.safe_load(f)
     with open(dst, 'w', encoding='utf-8') as f:
         yaml.safe_dump(deep_update(opt, changes), f, sort_keys=False)
     return str(dst)
+
+
+def tiny_training(tmp_path, data, name='tiny', option='options/demo/joint.yml', **changes):
+    """Write ``tmp_path``/<name>.yml: 2 iterations of a tiny CNLRN on tiny ``data``, checkpoint at 2, no validation.
+
+    The rest is ``option``'s (a path under the repository, or an absolute one), with ``changes`` replacing sections.
+    """
+    opt = dict(
+        name=name,
+        network_g=TINY_CNLRN,
+        path=dict(pretrain_network_deblur=None),
+        datasets=dict(
+            train=dict(
+                dataroot_gt=data['train_sharp'],
+                dataroot_lq=data['train_blur_bicubic_X4'],
+                gt_size=32,
+                batch_size_per_gpu=1,
+                num_worker_per_gpu=0,
+            ),
+            val=None,
+        ),
+        train=dict(total_iter=2, optim_g=dict(lr_deblur=None), scheduler=dict(periods=[2])),
+        val=None,
+        logger=dict(print_freq=1, save_checkpoint_freq=2, use_tb_logger=False),
+    )
+    return derive_options(option, tmp_path / f'{name}.yml', {**opt, **changes})
 
 
 def make_opt(network=TINY_CNLRN, train=None, val=None, speed=None, **path):

@@ -9,7 +9,7 @@ import torch
 import yaml
 
 from cnlrn_cli.main import main as cnlrn_main
-from tests.helpers import TINY_CNLRN, assert_one_line_error, derive_options, exit_status, make_tiny_reds, write_image
+from tests.helpers import assert_one_line_error, exit_status, make_tiny_reds, tiny_training, write_image
 
 TAG = '!!python/object/apply:os.system ["touch {marker}"]'
 TEST_OPTIONS = 'name: x\nmodel_type: CNLRNModel\nnum_gpu: 0\nnetwork_g:\n  type: CNLRN\n  n_feats: {value}\n'
@@ -18,29 +18,6 @@ TEST_OPTIONS = 'name: x\nmodel_type: CNLRNModel\nnum_gpu: 0\nnetwork_g:\n  type:
 @pytest.fixture(scope='module')
 def data(tmp_path_factory):
     return make_tiny_reds(str(tmp_path_factory.mktemp('data')))
-
-
-def tiny_training(tmp_path, data, name='tiny', **changes):
-    """options/demo/joint.yml for 2 iterations of a tiny CNLRN on the tiny data, checkpoint at 2, no validation."""
-    opt = dict(
-        name=name,
-        network_g=TINY_CNLRN,
-        path=dict(pretrain_network_deblur=None),
-        datasets=dict(
-            train=dict(
-                dataroot_gt=data['train_sharp'],
-                dataroot_lq=data['train_blur_bicubic_X4'],
-                gt_size=32,
-                batch_size_per_gpu=1,
-                num_worker_per_gpu=0,
-            ),
-            val=None,
-        ),
-        train=dict(total_iter=2, optim_g=dict(lr_deblur=None), scheduler=dict(periods=[2])),
-        val=None,
-        logger=dict(print_freq=1, save_checkpoint_freq=2, use_tb_logger=False),
-    )
-    return derive_options('options/demo/joint.yml', tmp_path / f'{name}.yml', {**opt, **changes})
 
 
 # -- YAML tags never run ---------------------------------------------------------------------------

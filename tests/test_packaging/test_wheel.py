@@ -14,10 +14,8 @@ import sysconfig
 import cv2
 import numpy as np
 import pytest
-import yaml
 
-from cnlrn_arch.options.option_file import deep_update
-from tests.helpers import ENV, REPO_DIR, TINY_CNLRN, make_tiny_reds
+from tests.helpers import ENV, REPO_DIR, make_tiny_reds, tiny_training
 
 pytestmark = pytest.mark.slow
 
@@ -61,16 +59,12 @@ def installed_wheel(tmp_path):
     (wheel,) = tmp_path.glob('cnlrn_arch-*.whl')
     venv = tmp_path / 'venv'
     run(sys.executable, '-m', 'venv', '--without-pip', venv, cwd=tmp_path)
-    site_packages = subprocess.run(
-        [venv / 'bin' / 'python', '-c', 'import sysconfig; print(sysconfig.get_path("purelib"))'],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    python = venv / 'bin' / 'python'
+    site_packages = run(python, '-c', 'import sysconfig; print(sysconfig.get_path("purelib"))', cwd=venv).strip()
     with open(os.path.join(site_packages, 'project_dependencies.pth'), 'w', encoding='utf-8') as f:
         f.write(sysconfig.get_path('purelib') + '\n')
     # --ignore-installed: pip sees this environment's editable install through the .pth line and must leave it be
-    run(venv / 'bin' / 'python', '-m', 'pip', 'install', '-q', '--no-deps', '--ignore-installed', wheel, cwd=tmp_path)
+    run(python, '-m', 'pip', 'install', '-q', '--no-deps', '--ignore-installed', wheel, cwd=tmp_path)
     return venv / 'bin', site_packages
 
 
@@ -86,6 +80,7 @@ def test_the_installed_wheel_infers_exports_and_trains_from_an_empty_folder(tmp_
         cwd=work,
     ).split()
     assert [os.path.commonpath([path, site_packages]) for path in where] == [site_packages] * 3, where
+    assert os.path.isfile(where[1]) and os.path.isfile(os.path.join(where[2], 'demo', 'joint.yml'))
 
     # the shipped checkpoint, the default of --weights
     lr = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
@@ -94,30 +89,10 @@ def test_the_installed_wheel_infers_exports_and_trains_from_an_empty_folder(tmp_
     assert 'weights: CNLRN_demo.pth, the shipped demo checkpoint' in out
     assert cv2.imread(str(work / 'restored' / 'small_cnlrn.png')).shape == (96, 128, 3)
 
-    # the shipped options/joint.yml, a tiny network, two iterations on tiny data
-    data = make_tiny_reds(str(work / 'data'))
-    with open(os.path.join(site_packages, 'cnlrn_base', 'options', 'joint.yml'), encoding='utf-8') as f:
-        opt = yaml.safe_load(f)
-    loader = dict(
-        num_worker_per_gpu=0,
-        batch_size_per_gpu=1,
-        gt_size=32,
-        dataroot_gt=data['train_sharp'],
-        dataroot_lq=data['train_blur_bicubic_X4'],
-    )
-    changes = dict(
-        name='wheel',
-        num_gpu=0,
-        network_g=TINY_CNLRN,
-        path=dict(pretrain_network_deblur=None),
-        datasets=dict(train=loader, val=dict(dataroot_gt=data['val_sharp'], dataroot_lq=data['val_blur_bicubic_X4'])),
-        train=dict(total_iter=2, scheduler=dict(periods=[2], restart_weights=[1])),
-        val=dict(val_freq=2),
-        logger=dict(print_freq=1, save_checkpoint_freq=2, use_tb_logger=False),
-    )
-    with open(work / 'tiny.yml', 'w', encoding='utf-8') as f:
-        yaml.safe_dump(deep_update(opt, changes), f, sort_keys=False)
-    run(bin_dir / 'basicsr', 'train', '-opt', 'tiny.yml', cwd=work)
+    # the shipped options/demo/joint.yml, a tiny network, two iterations on tiny data
+    shipped_option = os.path.join(site_packages, 'cnlrn_base', 'options', 'demo', 'joint.yml')
+    tiny_training(work, make_tiny_reds(str(work / 'data')), name='wheel', option=shipped_option)
+    run(bin_dir / 'basicsr', 'train', '-opt', 'wheel.yml', cwd=work)
     trained = work / 'experiments' / 'wheel' / 'models' / 'net_g_2.pth'
     assert trained.is_file()
 
