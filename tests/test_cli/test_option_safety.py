@@ -213,8 +213,9 @@ def test_tb_logger_that_cannot_be_a_folder(tmp_path, data, run_basicsr, monkeypa
 # -- deterministic runs need an LR patch the network does not pad ----------------------------------
 
 
-def test_deterministic_patch_that_needs_padding_is_refused(tmp_path, data, run_basicsr, capsys):
+def test_deterministic_patch_that_needs_padding_is_refused(tmp_path, data, run_basicsr, monkeypatch, capsys):
     """Reflection padding's backward has no deterministic CUDA kernel: refused before training, on any device."""
+    monkeypatch.chdir(tmp_path)  # the run's experiments/ goes there, not into the working tree
     opt = tiny_training(tmp_path, data, deterministic=True)
     assert run_basicsr('train', '-opt', opt, '--force_yml', 'datasets:train:gt_size=24') == 2
     assert_one_line_error(
