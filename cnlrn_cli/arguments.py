@@ -23,7 +23,7 @@ positive_int = int_at_least(1)
 
 
 def add_device_argument(parser):
-    """``--device auto|cpu|cuda`` (default auto), as :func:`cnlrn_arch.inference.network.resolve_device` takes it."""
+    """``--device auto|cpu|cuda`` (default auto), as :func:`cnlrn_arch.inference.settings.resolve_device` takes it."""
     parser.add_argument(
         '--device',
         choices=('auto', 'cpu', 'cuda'),

@@ -44,7 +44,7 @@ def export_onnx(net: nn.Module, path: str | os.PathLike, opset: int = DEFAULT_OP
     is checked by ``onnx.checker`` before it is written.
 
     Args:
-        net (nn.Module): the network, e.g. from :func:`~cnlrn_arch.inference.network.load_network`.
+        net (nn.Module): the network, e.g. from :func:`~cnlrn_arch.weights.loading.build_loaded`.
         path (str | os.PathLike): the ``.onnx`` file to write (replaced if present).
         opset (int): the ONNX opset, from MIN_OPSET to MAX_OPSET.
 
