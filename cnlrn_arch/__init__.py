@@ -2,9 +2,9 @@
 losses and models in BasicSR's registries.
 
 Before anything imports torch, it makes OpenMP's threads wait passively
-(see :mod:`.utils.openmp`: on a busy machine spinning threads stall every
+(see :mod:`.runtime.openmp`: on a busy machine spinning threads stall every
 operator); and it fixes glibc's mmap threshold for the process (see
-:mod:`.utils.cpu_allocator`; ``MALLOC_MMAP_THRESHOLD_`` in the environment
+:mod:`.runtime.cpu_allocator`; ``MALLOC_MMAP_THRESHOLD_`` in the environment
 keeps the user's choice), so that a script importing the library holds the
 same bounded feature-map memory as the ``cnlrn`` and ``basicsr`` commands.
 """

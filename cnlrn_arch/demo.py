@@ -51,7 +51,7 @@ def run(args):
 def option(name):
     path = option_path(name)
     if not osp.isfile(path):
-        raise UserError(f'{path} not found: run the demo from a clone of the repository (pip install -e .)')
+        raise UserError(f'{path} not found: the installation lacks its option files; reinstall cnlrn_arch')
     return path
 
 

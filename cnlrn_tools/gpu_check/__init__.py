@@ -1,1 +1,1 @@
-"""``cnlrn gpu-check``: the one-command GPU acceptance check (:mod:`.run`), and its dry run on the CPU for CI."""
+"""``cnlrn gpu-check``: the one-command GPU acceptance check (:mod:`.gpu_check`), and its dry run on the CPU for CI."""
