@@ -1,8 +1,12 @@
-"""Outputs that would replace an input are refused before anything is read or written."""
+"""Outputs that would replace an input are refused before anything is read or written; outputs carry a mark."""
 
 import os
 
 from cnlrn_base.errors import UserError
+
+# what the files ``cnlrn infer`` writes carry (a PNG's Software text, a video's comment tag), so that a later run
+# knows a file of an output's name is its own to replace, and any other file is the user's
+OUTPUT_MARK = 'cnlrn infer'
 
 
 def refuse_input_as_output(output, inputs):

@@ -43,7 +43,9 @@ DIR/<name><suffix>/; a run that was interrupted restarts from the frames
 found there.
 
 An input that cannot be read, or whose output would overwrite an input, is
-reported and skipped; the exit status is then 1. So is an input whose
+reported and skipped; the exit status is then 1. So is an input whose output
+name is taken by a file cnlrn infer did not write (--overwrite replaces it;
+cnlrn infer's own earlier outputs are always replaced). So is an input whose
 output holds NaN or Inf: it is not written. So is a video that is truncated,
 has no video stream or a codec FFmpeg cannot decode.
 """
@@ -123,6 +125,11 @@ def add_arguments(parser):
         help='skip larger images (width x height) without decoding them (default: %(default)s)',
     )
     parser.add_argument('--suffix', default=DEFAULT_SUFFIX, help='appended to each output name (default: %(default)s)')
+    parser.add_argument(
+        '--overwrite',
+        action='store_true',
+        help='replace files of the output names that cnlrn infer did not write (default: skip those inputs)',
+    )
     quality = parser.add_mutually_exclusive_group()
     quality.add_argument(
         '--crf',
@@ -172,7 +179,7 @@ def run(args):
         args.compile,
         args.backend,
     )
-    options = FileOptions(args.max_pixels, args.suffix, args.crf, args.lossless, args.frames_out)
+    options = FileOptions(args.max_pixels, args.suffix, args.crf, args.lossless, args.frames_out, args.overwrite)
     if args.backend == 'torch':
         note = slow_precision_note(args.precision, settings.device.type)
         if note:

@@ -27,6 +27,7 @@ from PIL import ExifTags, Image
 from cnlrn_base.atomic import atomic_write, write_failure
 from cnlrn_base.errors import UserError
 from cnlrn_base.inference_defaults import DEFAULT_MAX_PIXELS
+from cnlrn_base.output_paths import OUTPUT_MARK
 
 # EXIF orientation -> what turns the stored pixels upright (Pillow's ImageOps.exif_transpose)
 _UPRIGHT = {
@@ -43,6 +44,8 @@ PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 # PNG colour type by channel count: gray, gray+alpha, RGB, RGBA
 _PNG_COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}
 _PNG_FILTER_UP = 2
+# the tEXt chunk that tells the PNGs write_png wrote (see is_own_png)
+_PNG_MARK = b'Software\0' + OUTPUT_MARK.encode()
 
 
 @dataclass
@@ -176,7 +179,8 @@ def write_png(path: str | os.PathLike, bands: Iterable[np.ndarray]) -> None:
     """Write the image whose rows ``bands`` hold, from the top, as a PNG that appears only once complete.
 
     Each band is encoded as it comes, so one band at a time is in memory; if
-    producing a band raises, nothing is left at ``path``.
+    producing a band raises, nothing is left at ``path``. The PNG says it was
+    written here (:func:`is_own_png`).
 
     Args:
         path (str | os.PathLike): the PNG to write.
@@ -191,6 +195,7 @@ def write_png(path: str | os.PathLike, bands: Iterable[np.ndarray]) -> None:
 
 def _write_png(f: BinaryIO, bands: Iterable[np.ndarray]) -> None:
     f.write(PNG_SIGNATURE + bytes(25))  # room for IHDR, written once the height is known
+    _write_chunk(f, b'tEXt', _PNG_MARK)
     compressor = zlib.compressobj()
     height = 0
     above = None
@@ -211,6 +216,18 @@ def _write_png(f: BinaryIO, bands: Iterable[np.ndarray]) -> None:
     _write_chunk(f, b'IEND', b'')
     f.seek(len(PNG_SIGNATURE))
     _write_chunk(f, b'IHDR', struct.pack('>IIBBBBB', width, height, depth, _PNG_COLOUR_TYPES[channels], 0, 0, 0))
+
+
+def is_own_png(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a PNG :func:`write_png` wrote: its first chunk after the header is the mark."""
+    header = len(PNG_SIGNATURE) + 25  # the signature, then IHDR, whatever it holds
+    mark = struct.pack('>I', len(_PNG_MARK)) + b'tEXt' + _PNG_MARK
+    try:
+        with open(path, 'rb') as f:
+            head = f.read(header + len(mark))
+    except OSError:
+        return False
+    return head.startswith(PNG_SIGNATURE) and head[header:] == mark
 
 
 def _write_chunk(f: BinaryIO, kind: bytes, data: bytes) -> None:

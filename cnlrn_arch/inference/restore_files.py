@@ -4,7 +4,8 @@ Each image is written as the PNG OUTDIR/<name><suffix>.png in its own mode
 and bit depth, upright; each video (by its extension) as OUTDIR/<name><suffix>.mp4
 (see :mod:`.restore_video`). An input that cannot be read, is over the pixel
 limit, has several frames, gives a non-finite output, or whose output would
-overwrite an input, is reported and skipped; the others are still restored.
+overwrite an input or a file cnlrn infer did not write, is reported and skipped; the others
+are still restored.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ from dataclasses import dataclass
 
 from tqdm import tqdm
 
-from cnlrn_arch.inference.image_io import read_image
+from cnlrn_arch.inference.image_io import is_own_png, read_image
 from cnlrn_arch.inference.inputs import find_images, is_video_name
 from cnlrn_arch.inference.network import LoadedNetwork
 from cnlrn_arch.inference.restore_video import restore_video
 from cnlrn_arch.inference.settings import InferenceSettings
 from cnlrn_arch.inference.upscale import restore_image
-from cnlrn_arch.inference.video_io import check_crf, open_video, output_extension
+from cnlrn_arch.inference.video_io import check_crf, is_own_video, open_video, output_extension
 from cnlrn_base.errors import UserError
 from cnlrn_base.inference_defaults import DEFAULT_CRF, DEFAULT_MAX_PIXELS, DEFAULT_SUFFIX, SUGGESTED_TILE
 
@@ -40,6 +41,8 @@ class FileOptions:
         lossless (bool): encode the videos' restored frames exactly (``crf`` unused).
         frames_out (str | None): folder that also receives each video's restored frames as PNGs,
             in FRAMES_OUT/<name><suffix>/; a rerun reuses the frames found there.
+        overwrite (bool): replace an existing file of an output's name that ``cnlrn infer`` did not
+            write (without it such an input is skipped; its own earlier outputs are always replaced).
 
     Raises:
         UserError: for a ``crf`` libx264 does not take.
@@ -50,6 +53,7 @@ class FileOptions:
     crf: int = DEFAULT_CRF
     lossless: bool = False
     frames_out: str | None = None
+    overwrite: bool = False
 
     def __post_init__(self):
         check_crf(self.crf)
@@ -64,8 +68,14 @@ def _file_id(path):
     return stat.st_dev, stat.st_ino
 
 
-def _check_output(path, out_path, input_ids, written_ids):
-    """Refuse to replace an input, or an output written earlier in this run (two inputs with the same stem)."""
+def _is_own_output(path):
+    """Whether the file ``path`` is an image or a video that ``cnlrn infer`` wrote."""
+    return is_own_video(path) if is_video_name(path) else is_own_png(path)
+
+
+def _check_output(path, out_path, input_ids, written_ids, overwrite):
+    """Refuse to replace an input, an output written earlier in this run (two inputs with the same stem), or,
+    unless ``overwrite``, a file this project did not write (another container's extension, ``--suffix ''``)."""
     # (device, inode) pairs see through symlinks, hard links and case-insensitive file names
     owner = _file_id(out_path)
     if owner in input_ids:
@@ -74,6 +84,11 @@ def _check_output(path, out_path, input_ids, written_ids):
         )
     if owner in written_ids:
         raise UserError(f'{path}: its output {out_path} was already written from {written_ids[owner]}')
+    if not overwrite and os.path.lexists(out_path) and not _is_own_output(out_path):
+        raise UserError(
+            f'{path}: its output {out_path} exists and was not written by cnlrn infer; '
+            'choose another -o or --suffix, or pass --overwrite to replace it'
+        )
 
 
 def restore_files(
@@ -114,7 +129,7 @@ def restore_files(
                 if is_video_name(path):
                     with open_video(path, options.max_pixels) as video:
                         out_path = os.path.join(output, stem + output_extension(video))
-                    _check_output(path, out_path, input_ids, written_ids)
+                    _check_output(path, out_path, input_ids, written_ids, options.overwrite)
                     frames = os.path.join(options.frames_out, stem) if options.frames_out is not None else None
                     restore_video(
                         network,
@@ -129,7 +144,7 @@ def restore_files(
                     written_ids[_file_id(out_path)] = path
                     continue
                 out_path = os.path.join(output, stem + '.png')
-                _check_output(path, out_path, input_ids, written_ids)
+                _check_output(path, out_path, input_ids, written_ids, options.overwrite)
                 image = read_image(path, options.max_pixels)
                 height, width = image.pixels.shape[:2]
                 if settings.tile is None and height * width > LARGE_INPUT_PIXELS and not hinted:

@@ -49,6 +49,8 @@ def frame_png(frames_out: str | os.PathLike, index: int) -> str:
 
 
 FRAMES_STAMP = '.restored_with.json'  # in a --frames-out folder: what its frames were restored from and with
+# the stamp's entry claiming frames 0 to this count - 1 as this project's: written before those frames are
+CLAIMED_KEY = 'frames'
 _FRAME_NAME = re.compile(r'\d{8}\.png')
 
 
@@ -64,29 +66,69 @@ def frames_stamp(network: LoadedNetwork, path: str | os.PathLike, settings: Infe
     }
 
 
-def keep_matching_frames(frames_out: str | os.PathLike, stamp: dict) -> None:
-    """Keep the frames in ``frames_out`` when an earlier run made them as ``stamp`` says; else delete them.
+class FramesFolder:
+    """A ``--frames-out`` folder: frame PNGs, and a stamp saying what made them and which are this project's.
 
-    Frames of another input, weights or settings would otherwise be taken as
-    already restored. Only the frame PNGs (:func:`frame_png`) are deleted.
+    Only the frames the stamp claims (:data:`CLAIMED_KEY`) are ever read, replaced
+    or deleted; a frame is claimed before it is written, so an interrupted run
+    leaves none that is not. Any other file is the user's.
+
+    Args:
+        path (str | os.PathLike): the folder, created if missing.
+        stamp (dict): what the frames about to be restored are made from (:func:`frames_stamp`).
+
+    Raises:
+        UserError: for a folder that cannot be created, or that holds a frame PNG the stamp does
+            not claim (the user's own frames, or any left there before the first run).
     """
-    stamp_path = os.path.join(frames_out, FRAMES_STAMP)
-    try:
-        with open(stamp_path, encoding='utf-8') as f:
-            earlier = json.load(f)
-    except (OSError, ValueError):
-        earlier = None
-    if earlier != stamp:
-        stale = sorted(n for n in os.listdir(frames_out) if _FRAME_NAME.fullmatch(n))
-        if stale:
-            print(
-                f'{frames_out}: {len(stale)} frames there were restored from another input or with other weights or '
-                'settings: restoring every frame again',
-                file=sys.stderr,
+
+    def __init__(self, path: str | os.PathLike, stamp: dict):
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as err:
+            raise UserError(f'cannot create folder {path}: {err.strerror}') from None
+        self.path, self.stamp = path, stamp
+        earlier = self._read_stamp()
+        claimed = earlier.pop(CLAIMED_KEY, 0) if isinstance(earlier, dict) else 0
+        self.claimed = claimed if isinstance(claimed, int) else 0
+        frames = sorted(name for name in os.listdir(path) if _FRAME_NAME.fullmatch(name))
+        foreign = [name for name in frames if int(name[:8]) >= self.claimed]
+        if foreign:
+            more = f' and {len(foreign) - 1} more' if len(foreign) > 1 else ''
+            raise UserError(
+                f'{path}: {foreign[0]}{more} were not written by cnlrn infer (not in its {FRAMES_STAMP}); '
+                'move them away or choose another --frames-out'
             )
-        for name in stale:
-            os.remove(os.path.join(frames_out, name))
-        atomic_write(stamp_path, json.dumps(stamp, indent=1).encode())
+        if earlier != stamp:
+            if frames:
+                print(
+                    f'{path}: {len(frames)} frames there were restored from another input or with other weights or '
+                    'settings: restoring every frame again',
+                    file=sys.stderr,
+                )
+            for name in frames:
+                os.remove(os.path.join(path, name))
+            self._write_stamp(0)
+
+    def _read_stamp(self) -> object:
+        try:
+            with open(os.path.join(self.path, FRAMES_STAMP), encoding='utf-8') as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
+
+    def png(self, index: int) -> str:
+        """The PNG of restored frame ``index`` (see :func:`frame_png`)."""
+        return frame_png(self.path, index)
+
+    def claim(self, count: int) -> None:
+        """Record frames 0 to ``count`` - 1 as this project's, before any of them is written."""
+        if count > self.claimed:
+            self._write_stamp(count)
+
+    def _write_stamp(self, claimed: int) -> None:
+        atomic_write(os.path.join(self.path, FRAMES_STAMP), json.dumps({**self.stamp, CLAIMED_KEY: claimed}).encode())
+        self.claimed = claimed
 
 
 def _written_frame(png_path: str, height: int, width: int, scale: int) -> np.ndarray | None:
@@ -110,6 +152,7 @@ def restore_video(
     progress: bool = True,
     batch: int | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_frames: int | None = None,
 ) -> int:
     """Write every frame of the video ``path`` upscaled by ``network`` into the video ``out_path``; return how many.
 
@@ -127,34 +170,36 @@ def restore_video(
         frames_out (str | os.PathLike | None): folder for the restored frames as PNGs
             (:func:`frame_png`); frames already there, from an interrupted run of the same
             input, network and settings, are read instead of being restored again; those
-            of another (:data:`FRAMES_STAMP` tells) are deleted.
+            of another (:data:`FRAMES_STAMP` tells) are deleted. Frame PNGs there that
+            this project did not write are refused (see :class:`FramesFolder`).
         progress (bool): show a progress bar of frames with an ETA.
         batch (int | None): whole frames per network call; None: :func:`frames_per_batch`.
-            Running out of memory on a batch goes on one frame at a time.
-        max_pixels (int): videos of larger frames (width x height) are refused before any is decoded.
+            Running out of memory on a batch goes on one frame at a time. With tiles, 1:
+            a batch of whole frames would undo the tiles' bound on memory.
+        max_pixels (int): videos of larger frames (width x height) are refused: from the header before
+            any frame is decoded, and each decoded frame before it reaches the network.
+        max_frames (int | None): videos of more frames are refused, counted as they are decoded
+            (headers can be wrong), before the first frame over it reaches the network; None: any.
 
     Raises:
         UserError: one line naming ``path`` for a file that cannot be opened or decoded,
             is truncated, has no video stream or an unsupported codec, has frames over
-            ``max_pixels``, or whose output cannot be written; nothing is then left at ``out_path``.
+            ``max_pixels`` or more than ``max_frames``, or whose output cannot be written;
+            nothing is then left at ``out_path``.
     """
     av = import_optional('av', FEATURE)
     check_crf(crf)
-    if frames_out is not None:
-        try:
-            os.makedirs(frames_out, exist_ok=True)
-        except OSError as err:
-            raise UserError(f'cannot create folder {frames_out}: {err.strerror}') from None
-    if frames_out is not None:
-        keep_matching_frames(frames_out, frames_stamp(network, path, settings))
+    frames = FramesFolder(frames_out, frames_stamp(network, path, settings)) if frames_out is not None else None
+    if settings.tile:
+        batch = 1
     with (
-        open_video(path, max_pixels) as video,
+        open_video(path, max_pixels, max_frames) as video,
         video_output(out_path) as out,
         tqdm(
             total=video.frame_count, unit='frame', desc=os.path.basename(path), disable=not progress, leave=False
         ) as bar,
     ):
-        restorer = _Restorer(video, out, network, settings, crf, lossless, frames_out, batch, bar)
+        restorer = _Restorer(video, out, network, settings, crf, lossless, frames, batch, bar)
         for item in video.contents():
             if isinstance(item, av.Packet):
                 restorer.copy_audio(item)
@@ -171,9 +216,9 @@ class _Restorer:
     Frames wait until a batch is full; audio packets wait until the writer exists.
     """
 
-    def __init__(self, video, out, network, settings, crf, lossless, frames_out, batch, bar):
+    def __init__(self, video, out, network, settings, crf, lossless, frames, batch, bar):
         self.video, self.out, self.network, self.settings = video, out, network, settings
-        self.crf, self.lossless, self.frames_out, self.batch, self.bar = crf, lossless, frames_out, batch, bar
+        self.crf, self.lossless, self.frames, self.batch, self.bar = crf, lossless, frames, batch, bar
         self.writer = None
         self.audio = []  # packets demuxed before the output's streams exist
         self.pending = []  # frames decoded, not yet restored
@@ -199,11 +244,13 @@ class _Restorer:
         """Restore the frames waiting and encode them."""
         first = self.decoded - len(self.pending)
         names = [f'{self.video.path} (frame {first + i})' for i in range(len(self.pending))]
-        pngs = [self.frames_out and frame_png(self.frames_out, first + i) for i in range(len(self.pending))]
+        pngs = [self.frames and self.frames.png(first + i) for i in range(len(self.pending))]
         images = [UserImage(frame_rgb(frame)[..., ::-1]) for frame in self.pending]  # BGR, as read_image gives
         scale = self.network.scale
         restored = [png and _written_frame(png, *image.pixels.shape[:2], scale) for png, image in zip(pngs, images)]
         missing = [i for i, done in enumerate(restored) if done is None]
+        if self.frames and missing:
+            self.frames.claim(first + missing[-1] + 1)
         outputs = self._forward([images[i] for i in missing]) if len(missing) > 1 else None
         for k, i in enumerate(missing):
             if outputs is None:

@@ -24,9 +24,12 @@ import numpy as np
 from cnlrn_base.errors import UserError, first_line
 from cnlrn_base.inference_defaults import MAX_CRF
 from cnlrn_base.optional import import_optional
+from cnlrn_base.output_paths import OUTPUT_MARK
 
 # output containers by extension, as FFmpeg names them
 OUTPUT_FORMATS = {'.mp4': 'mp4', '.mkv': 'matroska'}
+# the container tag holding OUTPUT_MARK (MP4 and Matroska both store it)
+MARK_TAG = 'comment'
 FEATURE = 'video files'
 
 
@@ -54,12 +57,17 @@ class InputVideo:
         container: the PyAV input container.
         video: its first video stream.
         audio (list): its audio streams, copied to the output.
+        max_pixels (int | None): :meth:`contents` refuses a frame of more pixels (width x height); None: any.
+        max_frames (int | None): :meth:`contents` refuses a video of more frames, counted as they are
+            decoded (headers can be wrong, or silent); None: any length.
     """
 
     path: str
     container: object
     video: object
     audio: list
+    max_pixels: int | None = None
+    max_frames: int | None = None
 
     @property
     def announced_frames(self) -> int:
@@ -87,12 +95,26 @@ class InputVideo:
         except ValueError:
             return None
 
+    def _check_limits(self, frame, number: int) -> None:
+        """Refuse the decoded ``frame``, the ``number``-th, when it is over the pixel or the frame limit."""
+        pixels = frame.width * frame.height
+        if self.max_pixels is not None and pixels > self.max_pixels:
+            # the header gave the first frame's size only: any later frame may be larger
+            raise UserError(
+                f'{self.path}: frame {number - 1} is {frame.width}x{frame.height}, {pixels} pixels, '
+                f'over the limit of {self.max_pixels}'
+            )
+        if self.max_frames is not None and number > self.max_frames:
+            raise UserError(f'{self.path}: more than {self.max_frames} frames, over the limit of {self.max_frames}')
+
     def contents(self) -> Iterator[object]:
         """The decoded video frames (``av.VideoFrame``) and the audio packets (``av.Packet``), in file order.
 
         Raises:
-            UserError: naming the file when the data cannot be read or decoded, or
-                when fewer frames or seconds than announced were decoded (a truncated file).
+            UserError: naming the file when the data cannot be read or decoded, when fewer
+                frames or seconds than announced were decoded (a truncated file), or when a
+                frame is over ``max_pixels`` or one more than ``max_frames`` was decoded
+                (before that frame is yielded).
         """
         av = _av()
         decoded, last_time = 0, None
@@ -101,6 +123,7 @@ class InputVideo:
                 if packet.stream is self.video:
                     for frame in packet.decode():
                         decoded += 1
+                        self._check_limits(frame, decoded)
                         last_time = frame.time if frame.time is not None else last_time
                         yield frame
                 elif packet.size:  # the empty packets that flush the demuxer carry nothing to copy
@@ -123,12 +146,17 @@ class InputVideo:
 
 
 @contextmanager
-def open_video(path: str | os.PathLike, max_pixels: int | None = None) -> Iterator[InputVideo]:
+def open_video(
+    path: str | os.PathLike, max_pixels: int | None = None, max_frames: int | None = None
+) -> Iterator[InputVideo]:
     """``path`` opened for reading, closed after the ``with`` block.
 
     Args:
         path (str | os.PathLike): the video file.
-        max_pixels (int | None): refuse frames of more pixels (width x height); None: any size.
+        max_pixels (int | None): refuse frames of more pixels (width x height): the header's
+            size here, every decoded frame's in :meth:`InputVideo.contents`; None: any size.
+        max_frames (int | None): refuse videos of more frames, as :meth:`InputVideo.contents`
+            counts them; None: any length.
 
     Raises:
         UserError: one line naming the file, for a file that cannot be read or
@@ -154,7 +182,7 @@ def open_video(path: str | os.PathLike, max_pixels: int | None = None) -> Iterat
                 f'over the limit of {max_pixels}'
             )
         video.thread_type = 'AUTO'  # frame threads: several frames in flight, a few more frames of memory
-        yield InputVideo(os.fspath(path), container, video, list(container.streams.audio))
+        yield InputVideo(os.fspath(path), container, video, list(container.streams.audio), max_pixels, max_frames)
     finally:
         container.close()
 
@@ -251,9 +279,9 @@ class VideoWriter:
 def video_output(path: str | os.PathLike) -> Iterator[object]:
     """A PyAV output container that appears at ``path`` (.mp4 or .mkv) only once the ``with`` block completes.
 
-    It is written as a hidden temporary file in the same folder and renamed
-    over ``path``; if anything raises, the temporary file is removed and
-    ``path`` is untouched.
+    It is written as a hidden temporary file in the same folder, tagged as this
+    project's (:func:`is_own_video`), fsynced and renamed over ``path``; if
+    anything raises, the temporary file is removed and ``path`` is untouched.
 
     Raises:
         UserError: when the file cannot be written (a full disk, a missing folder).
@@ -270,6 +298,7 @@ def video_output(path: str | os.PathLike) -> Iterator[object]:
             out = av.open(tmp_path, 'w', format=OUTPUT_FORMATS[extension])
         except (av.FFmpegError, OSError) as err:
             raise UserError(f'cannot write {path}: {_reason(err)}') from None
+        out.metadata[MARK_TAG] = OUTPUT_MARK
         try:
             yield out
             out.close()  # writes the index
@@ -283,6 +312,17 @@ def video_output(path: str | os.PathLike) -> Iterator[object]:
     finally:
         if os.path.exists(tmp_path):
             os.remove(tmp_path)
+
+
+def is_own_video(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a video :func:`video_output` wrote (its container's tag says so)."""
+    av = _av()
+    try:
+        with av.open(os.fspath(path), metadata_errors='ignore') as container:
+            tags = {key.lower(): value for key, value in container.metadata.items()}
+    except (av.FFmpegError, OSError):
+        return False
+    return tags.get(MARK_TAG) == OUTPUT_MARK
 
 
 def _fsync(path: str) -> None:

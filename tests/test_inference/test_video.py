@@ -1,5 +1,6 @@
 """``cnlrn infer`` on videos: frames, timing and audio kept, lossless frames equal to images, bad inputs, resumption."""
 
+import io
 import os
 
 import av
@@ -15,7 +16,7 @@ from cnlrn_arch.inference.network import LoadedNetwork
 from cnlrn_arch.inference.restore_video import FRAMES_STAMP, frame_png, restore_video
 from cnlrn_arch.inference.settings import InferenceSettings
 from cnlrn_base.errors import UserError
-from tests.helpers import TINY_CNLRN, TINY_CNLRN_ARGS, assert_one_line_error, decoded_frames, infer
+from tests.helpers import TINY_CNLRN, TINY_CNLRN_ARGS, assert_one_line_error, decoded_frames, infer, noise
 
 FRAMES = 12
 SIZE = (32, 24)
@@ -318,3 +319,149 @@ def test_frames_in_batches_equal_frames_one_at_a_time_and_running_out_of_memory_
     assert running_out.batches == [5] + [1] * FRAMES
     for a, b in zip(single, fallback):
         np.testing.assert_array_equal(a, b)
+
+
+def test_frames_out_never_touches_frame_pngs_it_did_not_write(clip, tmp_path):
+    """PNGs named like frames that were there before the first run, or that the stamp does not claim, are the user's."""
+    frames_out = tmp_path / 'frames'
+    frames_out.mkdir()
+    own = {name: noise((4, 4, 3), seed=i) for i, name in enumerate(['00000000.png', '00000003.png', '00000099.png'])}
+    for name, img in own.items():
+        cv2.imwrite(str(frames_out / name), img)
+    before = {name: (frames_out / name).read_bytes() for name in own}
+    with pytest.raises(UserError) as err:
+        restore(Nearest(), clip, tmp_path / 'a.mp4', frames_out=frames_out, progress=False)
+    assert_one_line_error(str(err.value), f'{frames_out}: 00000000.png and 2 more were not written by cnlrn infer')
+    assert {name: (frames_out / name).read_bytes() for name in own} == before
+    assert sorted(os.listdir(tmp_path)) == ['frames']
+
+    # a folder of this project's frames: those the stamp claims go when the input changes, the others stay
+    ours = tmp_path / 'ours'
+    restore(Nearest(), clip, tmp_path / 'a.mp4', frames_out=ours, progress=False)
+    (ours / 'notes.txt').write_text('mine')
+    claimed = sorted(os.listdir(ours))
+    other = tmp_path / 'other.mp4'
+    make_demo_clip(other, frames=3, size=SIZE, seed=1)
+    restore(Nearest(), other, tmp_path / 'b.mp4', frames_out=ours, progress=False)
+    assert sorted(os.listdir(ours)) == [FRAMES_STAMP, '00000000.png', '00000001.png', '00000002.png', 'notes.txt']
+    assert len(claimed) == FRAMES + 2
+    cv2.imwrite(str(ours / '00000005.png'), own['00000000.png'])  # beyond the 3 frames the stamp now claims
+    with pytest.raises(UserError, match='00000005.png were not written by cnlrn infer'):
+        restore(Nearest(), clip, tmp_path / 'c.mp4', frames_out=ours, progress=False)
+    assert (ours / '00000005.png').is_file() and (ours / 'notes.txt').read_text() == 'mine'
+
+
+def test_an_input_changed_since_the_frames_were_restored_is_restored_again(model, clip, tmp_path):
+    """Same path and size, another modification time: the frames in --frames-out may be of the old content."""
+    changed = tmp_path / 'clip.mp4'
+    changed.write_bytes(clip.read_bytes())
+    frames_out = tmp_path / 'frames'
+    restore(Nearest(), changed, tmp_path / 'a.mp4', frames_out=frames_out, progress=False)
+    stat = os.stat(changed)
+    os.utime(changed, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    counted = InterruptAfter(Nearest())
+    restore(counted, changed, tmp_path / 'b.mp4', frames_out=frames_out, progress=False)
+    assert counted.calls == FRAMES
+
+
+def raw_h264(sizes):
+    """A raw H.264 stream of one grey frame per (width, height) in ``sizes``: its header tells only the first size."""
+    data = b''
+    for width, height in sizes:
+        buffer = io.BytesIO()
+        with av.open(buffer, 'w', format='h264') as out:
+            stream = out.add_stream('libx264', rate=12)
+            stream.width, stream.height, stream.pix_fmt = width, height, 'yuv420p'
+            frame = av.VideoFrame.from_ndarray(np.full((height, width, 3), 80, np.uint8), format='rgb24')
+            frame.pts = 0
+            out.mux(stream.encode(frame))
+            out.mux(stream.encode(None))
+        data += buffer.getvalue()
+    return data
+
+
+def test_every_decoded_frame_is_checked_against_max_pixels_before_the_network_sees_it(model, tmp_path, capsys):
+    clip = tmp_path / 'grows.mkv'  # FFmpeg finds the raw stream whatever the name says
+    clip.write_bytes(raw_h264([(16, 12), (32, 24), (16, 12)]))
+    counted = InterruptAfter(Nearest())
+    with pytest.raises(UserError) as err:
+        restore(counted, clip, tmp_path / 'x.mp4', batch=1, progress=False, max_pixels=16 * 12)
+    assert_one_line_error(str(err.value), f'{clip}: frame 1 is 32x24, 768 pixels, over the limit of 192')
+    assert counted.calls == 1 and not (tmp_path / 'x.mp4').exists()
+
+    argv = ['-i', clip, '-o', tmp_path / 'out', '--weights', model['weights'], '--opt', model['opt']]
+    assert infer(*argv, '--max-pixels', 16 * 12) == 1
+    stderr = capsys.readouterr().err
+    assert f'skipped {clip}: frame 1 is 32x24, 768 pixels, over the limit of 192' in stderr
+    assert '--tile' not in stderr  # tiles would restore it anyway
+
+
+def test_max_frames_counts_the_decoded_frames_and_the_announced_count_is_not_trusted(clip, tmp_path):
+    assert restore(Nearest(), clip, tmp_path / 'at.mp4', progress=False, max_frames=FRAMES) == FRAMES
+    counted = InterruptAfter(Nearest())
+    with pytest.raises(UserError) as err:
+        restore(counted, clip, tmp_path / 'over.mp4', batch=1, progress=False, max_frames=FRAMES - 1)
+    assert_one_line_error(str(err.value), f'{clip}: more than {FRAMES - 1} frames, over the limit of {FRAMES - 1}')
+    assert counted.calls == FRAMES - 1 and not (tmp_path / 'over.mp4').exists()
+
+    # AVI counts the empty chunks that stand for frames without data: 24 announced, 6 in the file
+    avi = tmp_path / 'sparse.avi'
+    make_demo_clip(avi, frames=6, size=SIZE, video_codec='mpeg4', audio_codec=None)
+    with av.open(str(avi)) as container:
+        assert container.streams.video[0].frames == 24
+    assert restore(Nearest(), avi, tmp_path / 'avi.mp4', progress=False, max_frames=6) == 6
+    assert len(decoded_frames(tmp_path / 'avi.mp4')[0]) == 6
+
+
+def test_the_temporary_video_is_fsynced_before_it_is_renamed(clip, tmp_path, monkeypatch):
+    """Without the fsync a crash after the rename may leave an empty or partial file under the final name."""
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(('fsync', os.readlink(f'/proc/self/fd/{fd}')))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(('replace', os.fspath(src)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, 'fsync', fsync)
+    monkeypatch.setattr(os, 'replace', replace)
+    restore(Nearest(), clip, tmp_path / 'out.mp4', progress=False)
+    (renamed,) = [path for kind, path in events if kind == 'replace']
+    assert os.path.basename(renamed).startswith('.out.mp4.tmp')
+    assert events.index(('fsync', renamed)) < events.index(('replace', renamed))
+    assert events[-1] == ('fsync', str(tmp_path))  # the rename itself
+
+
+def test_tiles_and_batches_compose(model, clip, tmp_path):
+    """A batch of whole frames would be cut into tiles after the network ran: with tiles, frames go one by one."""
+    tiles = InferenceSettings(tile=8, tile_pad=2)
+    restore(model['net'], clip, tmp_path / 'one.mp4', tiles, lossless=True, progress=False)
+    restore(model['net'], clip, tmp_path / 'two.mp4', tiles, lossless=True, progress=False, batch=2)
+    one, two = decoded_frames(tmp_path / 'one.mp4')[0], decoded_frames(tmp_path / 'two.mp4')[0]
+    assert len(two) == FRAMES
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_outputs_never_replace_an_input_or_a_file_cnlrn_infer_did_not_write(model, tmp_path, capsys):
+    folder = tmp_path / 'videos'
+    folder.mkdir()
+    make_demo_clip(folder / 'clip.mkv', frames=2, size=SIZE)  # AAC: restored into clip.mp4
+    make_demo_clip(folder / 'clip.mp4', frames=3, size=SIZE, seed=1)  # another video, the user's
+    user_video = (folder / 'clip.mp4').read_bytes()
+    common = ['-o', folder, '--suffix', '', '--weights', model['weights'], '--opt', model['opt']]
+
+    assert infer('-i', folder / 'clip.mkv', *common) == 1
+    refusal = f'{folder / "clip.mp4"} exists and was not written by cnlrn infer; choose another -o or --suffix, or pass'
+    assert f'{refusal} --overwrite to replace it' in capsys.readouterr().err
+    assert (folder / 'clip.mp4').read_bytes() == user_video
+    assert infer('-i', folder / 'clip.mp4', *common) == 1  # its output would be itself
+    assert 'would overwrite the input' in capsys.readouterr().err
+    assert (folder / 'clip.mp4').read_bytes() == user_video
+
+    assert infer('-i', folder / 'clip.mkv', *common, '--overwrite') == 0
+    assert len(decoded_frames(folder / 'clip.mp4')[0]) == 2
+    assert infer('-i', folder / 'clip.mkv', *common) == 0  # its own output of the run before: replaced
