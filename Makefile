@@ -15,7 +15,7 @@ $(VENV)/.installed: setup.py
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -q --no-build-isolation basicsr==1.4.2
-	$(PY) -m pip install -q --no-build-isolation -e '.[video,safetensors,onnx,web,test]'
+	$(PY) -m pip install -q --no-build-isolation -e '.[video,safetensors,onnx,web,spandrel,test]'
 	touch $@
 
 demo: venv

@@ -46,6 +46,7 @@ setup(
         'safetensors': ['safetensors'],  # .safetensors weights
         'onnx': ['onnx', 'onnxruntime'],  # cnlrn export --onnx, cnlrn infer --backend onnxruntime
         'web': ['gradio', 'av'],  # cnlrn serve
+        'spandrel': ['spandrel'],  # spandrel's ModelLoader (chaiNNer, ComfyUI) loads CNLRN weights (docs/spandrel.md)
         'test': ['pytest', 'ruff', 'selenium', 'import-linter'],
     },
     entry_points={

@@ -1,4 +1,4 @@
-"""Optional dependencies (PyAV, safetensors, onnx, onnxruntime, gradio), imported only by the feature that needs them.
+"""Optional dependencies (PyAV, safetensors, onnx, onnxruntime, gradio, spandrel), imported only where needed.
 
 BasicSR workflows that use none of these features run without them installed.
 """
@@ -15,6 +15,7 @@ PACKAGES = {
     'onnx': ('onnx', 'onnx'),
     'onnxruntime': ('onnxruntime', 'onnx'),
     'gradio': ('gradio', 'web'),
+    'spandrel': ('spandrel', 'spandrel'),
 }
 
 
