@@ -107,12 +107,19 @@ def load_network(
             (None: the defaults, float32 on the CPU).
         backend (str): 'torch', or 'onnxruntime' to run the ONNX file ``weights_path``
             through onnxruntime behind the same module interface (``opt_path`` is then unused).
+
+    Raises:
+        UserError: naming the weights, for weights that cannot be loaded or do not fit, a
+            network that does not upscale images by an integer factor, or an ONNX graph that
+            is not an image network (see :class:`~.onnx_backend.OnnxNetwork`) or not x4.
     """
     settings = settings or InferenceSettings()
     source = os.fspath(weights_path)
     if backend == 'onnxruntime':
         net = OnnxNetwork(weights_path, settings.device)
         scale = measured_scale(net, net.size_multiple, settings.device, source)
+        if scale != SCALE:  # a file's graph may be any network's; the outputs are named and sized as x4 ones
+            raise UserError(f'{source}: the network upscales x{scale}, not x{SCALE} as CNLRN networks do')
         return LoadedNetwork(net, backend, scale, net.size_multiple, BACKEND_PRECISIONS[backend], net.sha256, source)
     net, network_opt = build_loaded(weights_path, opt_path)
     network = LoadedNetwork.of_torch(net.eval().to(settings.device), network_opt=network_opt, source=source)

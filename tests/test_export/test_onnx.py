@@ -16,7 +16,7 @@ from cnlrn_arch.inference.upscale import upscale
 from cnlrn_arch.weights.onnx_file import MAX_OPSET, MIN_OPSET, export_onnx
 from cnlrn_base.errors import UserError
 from cnlrn_cli.main import main
-from tests.helpers import decoded_frames, noise, tiny_net
+from tests.helpers import assert_one_line_error, decoded_frames, infer, noise, tiny_net
 
 TOLERANCE = 1e-4  # max abs, on outputs in [0, 1]
 
@@ -139,3 +139,63 @@ def test_pytorch_options_with_the_onnxruntime_backend_are_refused_up_front(expor
     assert main([*argv, '--weights', str(exported['sdpa'][1]), *options]) == 2
     assert f'{named}: PyTorch options, not for --backend onnxruntime' in capsys.readouterr().err
     assert not (tmp_path / 'out').exists()
+
+
+def image_graph(path, scale=4, shape=('n', 3, 'h', 'w'), dtype='float', outputs=1, name='x', metadata=None):
+    """Write the ONNX file ``path`` of a nearest-neighbour upscaler by ``scale`` whose input ``name`` has ``shape``."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    elem = {'float': TensorProto.FLOAT, 'int64': TensorProto.INT64}[dtype]
+    nodes = [helper.make_node('Cast', [name], ['image'], to=TensorProto.FLOAT)]
+    scales = helper.make_tensor('scales', TensorProto.FLOAT, [4], [1, 1, scale, scale])
+    nodes.append(helper.make_node('Resize', ['image', '', 'scales'], ['y0'], mode='nearest'))
+    nodes += [helper.make_node('Identity', ['y0'], [f'y{i}']) for i in range(1, outputs)]
+    graph = helper.make_graph(
+        nodes,
+        'upscaler',
+        [helper.make_tensor_value_info(name, elem, list(shape))],
+        [helper.make_tensor_value_info(f'y{i}', TensorProto.FLOAT, None) for i in range(outputs)],
+        [scales],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)])
+    onnx.helper.set_model_props(model, metadata or {})
+    onnx.save(model, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    'graph, message',
+    [
+        (dict(scale=1), 'the network upscales x1, not x4'),
+        (dict(scale=100), 'the network upscales x100, not x4'),
+        (dict(shape=('n', 1, 'h', 'w')), "its input x has shape ['n', 1, 'h', 'w'], not (N, 3, H, W) RGB images"),
+        (dict(dtype='int64'), 'its input x is tensor(int64), not float32 images'),
+        (dict(outputs=2), 'the graph has 1 inputs and 2 outputs, not one image each'),
+        (dict(shape=(1, 3, 64, 64)), 'its input x has a fixed height or width [64, 64]'),
+        (dict(metadata={'size_multiple': '3000'}), "metadata size_multiple '3000' must be an integer from 1 to 256"),
+        (dict(metadata={'size_multiple': 'x'}), "metadata size_multiple 'x' must be an integer from 1 to 256"),
+    ],
+    ids=['x1', 'x100', 'gray', 'int64', 'two_outputs', 'fixed_size', 'size_multiple_3000', 'size_multiple_text'],
+)
+def test_onnx_graphs_other_than_x4_rgb_image_networks_are_one_line_before_any_image_is_read(
+    tmp_path, capsys, graph, message
+):
+    path = image_graph(tmp_path / 'other.onnx', **graph)
+    with pytest.raises(UserError) as err:
+        load_network(path, backend='onnxruntime')
+    assert_one_line_error(str(err.value), f'{path}: {message}')
+    cv2.imwrite(str(tmp_path / 'x.png'), noise((6, 5, 3)))
+    argv = ['-i', tmp_path / 'x.png', '-o', tmp_path / 'out', '--backend', 'onnxruntime', '--weights', path]
+    assert infer(*argv) == 2
+    assert_one_line_error(capsys.readouterr().err, message)
+    assert not (tmp_path / 'out').exists()
+
+
+def test_an_x4_rgb_graph_of_another_input_name_and_size_multiple_runs(tmp_path):
+    network = load_network(
+        image_graph(tmp_path / 'm.onnx', name='input', metadata={'size_multiple': '8'}), backend='onnxruntime'
+    )
+    assert (network.scale, network.size_multiple) == (4, 8)
+    x = torch.rand(1, 3, 5, 7)
+    np.testing.assert_array_equal(network.module(x).numpy(), torch.nn.functional.interpolate(x, scale_factor=4).numpy())

@@ -294,3 +294,19 @@ def test_emulated_bf16_on_the_cpu_is_one_line_saying_to_leave_it_off(
     assert (tmp_path / 'x_cnlrn.png').is_file()
     # float32 never gets the note
     assert infer(*args, '--suffix', '_fp32') == 0 and 'emulated' not in capsys.readouterr().err
+
+
+def test_an_image_output_replaces_only_what_cnlrn_infer_wrote_unless_overwrite(model, tmp_path, capsys):
+    cv2.imwrite(str(tmp_path / 'x.png'), noise((8, 8, 3)))
+    out = tmp_path / 'out'
+    out.mkdir()
+    cv2.imwrite(str(out / 'x_cnlrn.png'), noise((4, 4, 3), seed=1))  # the user's, of the output's name
+    users = (out / 'x_cnlrn.png').read_bytes()
+    argv = ['-i', tmp_path / 'x.png', '-o', out, '--weights', model['checkpoint'], '--opt', model['opt']]
+
+    assert infer(*argv) == 1
+    assert f'{out / "x_cnlrn.png"} exists and was not written by cnlrn infer' in capsys.readouterr().err
+    assert (out / 'x_cnlrn.png').read_bytes() == users
+    assert infer(*argv, '--overwrite') == 0
+    assert cv2.imread(str(out / 'x_cnlrn.png')).shape == (32, 32, 3)
+    assert infer(*argv) == 0  # its own output: replaced without --overwrite
