@@ -27,6 +27,12 @@ DEFAULT_HOST, DEFAULT_PORT = '127.0.0.1', 7860
 DEFAULT_MAX_UPLOAD_MB = 200
 # the page restores short clips: a longer one would hold the queue for long (cnlrn infer restores any length)
 DEFAULT_MAX_FRAMES = 300
+# a job running longer is stopped, so one upload cannot hold the one-job queue
+DEFAULT_JOB_MINUTES = 20
+# uploads and results are removed this long after their last use (at once once a result is downloaded)
+DEFAULT_KEEP_MINUTES = 30
+# the server's temporary folder (uploads and results) stays under this: the oldest files go first, then jobs wait
+DEFAULT_MAX_TEMP_MB = 4000
 
 # cnlrn demo --quick: a smoke run for CI, a few iterations per stage
 DEMO_QUICK_ITERS = 4

@@ -5,8 +5,11 @@ import sys
 
 from cnlrn_base.inference_defaults import (
     DEFAULT_HOST,
+    DEFAULT_JOB_MINUTES,
+    DEFAULT_KEEP_MINUTES,
     DEFAULT_MAX_FRAMES,
     DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_TEMP_MB,
     DEFAULT_MAX_UPLOAD_MB,
     DEFAULT_PORT,
 )
@@ -20,8 +23,12 @@ bicubic upscaling and downloaded (a PNG, or the restored clip). Jobs run one
 at a time, queued.
 
 The page listens on {DEFAULT_HOST} (this machine only) unless --host is
-given. Nothing on the page names a file on the server; uploads and results
-are kept in a temporary folder removed when the server stops (Ctrl-C).
+given. The page names the weights by their file name and no other file on
+the server. Uploads and results are kept in a temporary folder: each job's
+are removed once its result is downloaded, or --keep-minutes after their
+last use, the oldest first while the folder is over --max-temp-mb, and the
+whole folder when the server stops (Ctrl-C or SIGTERM: the running job stops
+too).
 """
 
 
@@ -62,6 +69,28 @@ def add_arguments(parser):
         metavar='MB',
         help='refuse larger uploads (default: %(default)s)',
     )
+    parser.add_argument(
+        '--job-minutes',
+        type=int_at_least(1),
+        default=DEFAULT_JOB_MINUTES,
+        metavar='M',
+        help='stop a job running longer, so that it frees the queue (default: %(default)s)',
+    )
+    parser.add_argument(
+        '--keep-minutes',
+        type=int_at_least(1),
+        default=DEFAULT_KEEP_MINUTES,
+        metavar='M',
+        help='remove uploads and results unused this long (at once once a result is downloaded) (default: %(default)s)',
+    )
+    parser.add_argument(
+        '--max-temp-mb',
+        type=int_at_least(1),
+        default=DEFAULT_MAX_TEMP_MB,
+        metavar='MB',
+        help='bound the temporary folder: the oldest uploads and results go first, then jobs are refused '
+        '(default: %(default)s)',
+    )
     parser.set_defaults(run=run)
 
 
@@ -75,6 +104,7 @@ def is_loopback(host):
 
 def run(args):
     from cnlrn_arch.web import app
+    from cnlrn_arch.web.jobs import ServeLimits
 
     if not is_loopback(args.host):
         print(
@@ -82,6 +112,7 @@ def run(args):
             '(no login, no TLS)',
             file=sys.stderr,
         )
-    app.serve(
-        args.weights, args.opt, args.host, args.port, args.device, args.max_pixels, args.max_frames, args.max_upload_mb
+    limits = ServeLimits(
+        args.max_pixels, args.max_frames, args.max_upload_mb, args.job_minutes, args.keep_minutes, args.max_temp_mb
     )
+    app.serve(args.weights, args.opt, args.host, args.port, args.device, limits)

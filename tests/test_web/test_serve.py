@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -19,6 +18,7 @@ import pytest
 from cnlrn_arch.web.jobs import write_examples
 from cnlrn_base.project import DEMO_CHECKPOINT
 from tests.helpers import ENV, REPO_DIR, command
+from tests.test_web.test_jobs import free_port
 
 pytestmark = pytest.mark.slow
 webdriver = pytest.importorskip('selenium.webdriver')
@@ -45,12 +45,6 @@ CHROMIUM_FLAGS = (
 SCREENSHOT = os.path.join(REPO_DIR, 'docs', 'serve.png')
 # urllib without the environment's proxies: the server is on this machine
 LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def wait_until_serving(url, process, log, timeout=120):
