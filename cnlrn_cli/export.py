@@ -50,6 +50,9 @@ def run(args):
     refuse_input_as_output(args.onnx or args.safetensors or args.pth, {'--weights': args.weights, '--opt': args.opt})
     from cnlrn_arch.weights.conversion import export_weights
     from cnlrn_arch.weights.loading import build_loaded
+    from cnlrn_arch.weights.sources import resolve_weights
+
+    args.weights = resolve_weights(args.weights)  # a path, an http(s) URL or a model name
 
     if args.onnx:
         from cnlrn_arch.weights import onnx_file  # onnx is optional

@@ -167,6 +167,7 @@ def run(args):
     from cnlrn_arch.inference.restore_files import FileOptions, restore_files
     from cnlrn_arch.inference.settings import InferenceSettings
     from cnlrn_arch.runtime.speed import slow_precision_note, use_tf32
+    from cnlrn_arch.weights.sources import resolve_weights
 
     use_tf32(args.tf32)
     settings = InferenceSettings.checked(
@@ -184,7 +185,7 @@ def run(args):
         note = slow_precision_note(args.precision, settings.device.type)
         if note:
             print(f'note: --{args.precision}: {note}', file=sys.stderr)
-    network = load_network(args.weights, args.opt, settings, args.backend)
+    network = load_network(resolve_weights(args.weights), args.opt, settings, args.backend)
     print(weights_line(network.source), flush=True)
     skipped = restore_files(args.input, args.output, network, settings, options)
     return 1 if skipped else 0

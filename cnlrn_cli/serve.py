@@ -105,6 +105,7 @@ def is_loopback(host):
 def run(args):
     from cnlrn_arch.web import app
     from cnlrn_arch.web.jobs import ServeLimits
+    from cnlrn_arch.weights.sources import resolve_weights
 
     if not is_loopback(args.host):
         print(
@@ -115,4 +116,4 @@ def run(args):
     limits = ServeLimits(
         args.max_pixels, args.max_frames, args.max_upload_mb, args.job_minutes, args.keep_minutes, args.max_temp_mb
     )
-    app.serve(args.weights, args.opt, args.host, args.port, args.device, limits)
+    app.serve(resolve_weights(args.weights), args.opt, args.host, args.port, args.device, limits)
