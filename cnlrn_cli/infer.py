@@ -40,7 +40,8 @@ duration are kept), the audio streams copied unchanged, H.264 of quality
 video's length; the output appears under its name only once complete.
 --frames-out DIR also writes the restored frames as PNGs in
 DIR/<name><suffix>/; a run that was interrupted restarts from the frames
-found there.
+found there. Frame PNGs there that cnlrn infer did not write are refused,
+never replaced. Every decoded frame is checked against --max-pixels.
 
 An input that cannot be read, or whose output would overwrite an input, is
 reported and skipped; the exit status is then 1. So is an input whose output
