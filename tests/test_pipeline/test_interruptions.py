@@ -199,8 +199,9 @@ def test_ctrl_c_during_cnlrn_infer_says_how_many_images_were_written(tmp_path, m
     out.mkdir()
     for name in ('a', 'b', 'c'):
         cv2.imwrite(str(src / f'{name}.png'), np.full((8, 8, 3), 100, np.uint8))
-    (out / 'a_cnlrn.png').write_bytes(b'from an earlier run: written again')
-    (out / 'c_cnlrn.png').write_bytes(b'from an earlier run: not reached')
+    # outputs of an earlier run (cnlrn infer replaces only its own): a is written again, c is not reached
+    for name in ('a', 'c'):
+        upscale.write_png(out / f'{name}_cnlrn.png', [np.zeros((4, 4, 3), np.uint8)])
     torch.save({'params': CNLRN(**TINY_CNLRN_ARGS).state_dict()}, tmp_path / 'net.pth')
     (tmp_path / 'tiny.yml').write_text(yaml.safe_dump({'network_g': TINY_CNLRN}))
     write_png = upscale.write_png
