@@ -92,8 +92,9 @@ def api_error_for_server_path(url, path):
 def test_upload_restore_download_in_chromium(tmp_path, browser):
     (tmp_path / 'examples').mkdir()
     photo = write_examples(str(tmp_path / 'examples'))[1]  # the coffee cup's blurry 64x64 LR
-    corrupt, big = tmp_path / 'corrupt.png', tmp_path / 'big.png'
+    corrupt, big, notes = tmp_path / 'corrupt.png', tmp_path / 'big.png', tmp_path / 'notes.txt'
     corrupt.write_bytes(b'\x89PNG\r\n\x1a\nnot really')
+    notes.write_text('not a picture')
     big.write_bytes(np.random.default_rng(0).bytes(1_500_000))
     tmp, cwd, downloads, log = (tmp_path / name for name in ('tmp', 'cwd', 'downloads', 'serve.log'))
     tmp.mkdir()
@@ -135,6 +136,11 @@ def test_upload_restore_download_in_chromium(tmp_path, browser):
 
         upload(big)
         message('maximum allowed size', 'big.png')
+        upload(notes)
+        shown('#upload td.filename[aria-label="notes.txt"]')
+        browser.find_element(By.ID, 'restore').click()
+        message('notes.txt: not an image or a clip')
+        browser.find_element(By.CSS_SELECTOR, '#upload button[aria-label="Clear"]').click()
         upload(corrupt)
         shown('#upload td.filename[aria-label="corrupt.png"]')
         browser.find_element(By.ID, 'restore').click()
@@ -153,6 +159,10 @@ def test_upload_restore_download_in_chromium(tmp_path, browser):
         link.click()
         downloaded = downloads / 'coffee_cnlrn.png'
         wait.until(lambda d: downloaded.exists())
+        # the job's files and its upload are removed once its download was fetched
+        [uploads] = tmp.glob('cnlrn-serve-*/uploads')
+        wait.until(lambda d: not [p for p in uploads.glob('*/coffee*.png') if p.parent.name != 'examples'])
+        assert not list(uploads.glob('job-*'))
 
         assert infer.wait(timeout=120) == 0, infer.stderr.read()
         page, command_output = (
@@ -179,5 +189,8 @@ def test_upload_restore_download_in_chromium(tmp_path, browser):
         infer.kill()
         infer.wait()
     assert returncode == 0, log.read_text()
+    # the one traceback is Gradio's own, refusing the API's server path above; uploads log one line each
+    assert log.read_text().count('Traceback') == log.read_text().count('InvalidPathError: Cannot move') == 1
+    assert 'cnlrn serve: refused: notes.txt: not an image or a clip' in log.read_text()
     assert os.listdir(tmp) == []  # the server's temporary folder, uploads and results in it, is gone
     assert os.listdir(cwd) == []
