@@ -26,6 +26,8 @@ def test_quick_demo_runs_end_to_end(tmp_path):
     result = run_command('cnlrn', 'demo', '--quick', cwd=tmp_path, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
+    assert 'torch threads: 1 (OMP_NUM_THREADS is set)' in out  # tests.helpers runs commands with one thread
+    assert out.count('estimated demo time: ') == 2  # once per training stage
     for step in ('$ cnlrn make-demo-data', '$ basicsr train -opt', 'pretrain.yml', 'joint.yml', '$ basicsr test -opt'):
         assert step in out
     assert f'| {BICUBIC} | 23.' in out
