@@ -4,6 +4,12 @@ import argparse
 import ast
 import importlib.util
 import os
+import re
+
+# reStructuredText in docstrings, shown as plain text in --help: ``literal`` and :role:`target` (a target's leading
+# '.' or '~', Sphinx's hints on finding and showing it, is dropped)
+REST_LITERAL = re.compile(r'``([^`]+)``')
+REST_ROLE = re.compile(r':[a-z]+:`[.~]?([^`]+)`')
 
 
 def int_at_least(minimum):
@@ -78,6 +84,11 @@ def data_prep_command(module, prepare, default_root, root_help):
     return add_arguments
 
 
+def plain_text(docstring):
+    """``docstring`` without its reStructuredText markup: a terminal shows the backticks and roles as they are."""
+    return REST_ROLE.sub(r'\1', REST_LITERAL.sub(r'\1', docstring))
+
+
 def description(module):
     """The docstring of library module ``module`` (a dotted name) without its first line: its command's ``--help``.
 
@@ -87,4 +98,4 @@ def description(module):
     package, *path = module.split('.')
     folder = importlib.util.find_spec(package).submodule_search_locations[0]
     with open(os.path.join(folder, *path) + '.py', encoding='utf-8') as f:
-        return ast.get_docstring(ast.parse(f.read()), clean=False).split('\n', 2)[2]
+        return plain_text(ast.get_docstring(ast.parse(f.read()), clean=False).split('\n', 2)[2])

@@ -6,7 +6,7 @@ release side by side; one training step (forward, L1, backward, Adam) for
 both; bf16 autocast where the hardware computes in bf16, and with --tf32
 (CUDA) float32 with TF32 convolutions and matmuls. Each case is measured
 against the GEMM peak of its own precision (the best library and shape, see
-:mod:`.gemm_peak`), and float32 cases run in IEEE
+:mod:`cnlrn_tools.hardware.gemm_peak`), and float32 cases run in IEEE
 float32 (TF32 off), as ``speed: {tf32: false}`` trains. On CPU the PSNR
 change of bf16 is measured on the demo validation images in any case (the
 rounding is the same where it is emulated, only far slower). Every case runs in a fresh process so that

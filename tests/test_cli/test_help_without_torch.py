@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from cnlrn_base.command_defaults import QUALITY_VARIANTS
-from cnlrn_cli.arguments import description
+from cnlrn_cli.arguments import description, plain_text
 from cnlrn_cli.main import COMMANDS
 from tests.helpers import ENV
 
@@ -71,7 +71,7 @@ def test_answers_without_importing_torch(command, case, tmp_path):
 
 @pytest.mark.parametrize('module', HELP_MODULES)
 def test_help_text_read_from_the_source_is_the_modules_docstring(module):
-    assert description(module) == importlib.import_module(module).__doc__.split('\n', 2)[2]
+    assert description(module) == plain_text(importlib.import_module(module).__doc__.split('\n', 2)[2])
 
 
 def test_bench_quality_offers_the_librarys_variants_in_its_order():
