@@ -7,6 +7,12 @@ import cv2
 import numpy as np
 
 ZOOM = 3  # magnification of the detail crops in the picture
+LABEL_FONT = cv2.FONT_HERSHEY_SIMPLEX
+# a label's font scales, the largest first: the smallest that keeps it readable, then wrapped (narrow panels)
+LABEL_SCALES = (0.6, 0.5, 0.4)
+# a label too large for the panel at the smallest scale, wrapped, shrinks down to this
+MIN_LABEL_SCALE = 0.2
+LABEL_MARGIN, LABEL_LINE_GAP = 6, 4  # pixels around the text and between its lines
 
 
 def markdown_table(columns, rows):
@@ -16,13 +22,65 @@ def markdown_table(columns, rows):
     ]
 
 
+def _text_width(text, scale):
+    return cv2.getTextSize(text, LABEL_FONT, scale, 1)[0][0]
+
+
+def _wrapped(text, scale, room):
+    """``text`` in lines at most ``room`` pixels wide, broken at spaces (a word wider than that is a line alone)."""
+    lines = []
+    for word in text.split():
+        if lines and _text_width(f'{lines[-1]} {word}', scale) <= room:
+            lines[-1] += f' {word}'
+        else:
+            lines.append(word)
+    return lines
+
+
+def _label_metrics(scale, lines):
+    """(text height, line pitch, box width, box height) in pixels of ``lines`` at font ``scale``."""
+    (_, height), baseline = cv2.getTextSize(lines[0], LABEL_FONT, scale, 1)  # the same for any text of a scale
+    pitch = height + baseline + LABEL_LINE_GAP
+    width = max(_text_width(line, scale) for line in lines)
+    return height, pitch, width + 2 * LABEL_MARGIN, len(lines) * pitch - LABEL_LINE_GAP + 2 * LABEL_MARGIN
+
+
+def label_layout(text, panel_width, panel_height):
+    """(font scale, lines) of a panel's label, so that it fits in the panel.
+
+    One line at the largest of LABEL_SCALES that fits; else lines broken at spaces at the smallest, made smaller
+    still (down to MIN_LABEL_SCALE) until they fit.
+    """
+
+    def fits(scale, lines):
+        _, _, box_width, box_height = _label_metrics(scale, lines)
+        return box_width < panel_width and box_height < panel_height  # the box's far edges are drawn too
+
+    for scale in LABEL_SCALES:
+        if fits(scale, [text]):
+            return scale, [text]
+    scale = LABEL_SCALES[-1]
+    while True:
+        lines = _wrapped(text, scale, panel_width - 2 * LABEL_MARGIN - 1)
+        if fits(scale, lines) or scale <= MIN_LABEL_SCALE:
+            return scale, lines
+        scale = round(scale - 0.05, 2)
+
+
+def draw_label(img, scale, lines):
+    """White ``lines`` at font ``scale`` on a black box at the top left of ``img``, in place (a thicker black
+    outline would not line up: OpenCV widens each glyph's advance with the stroke thickness)."""
+    height, pitch, box_width, box_height = _label_metrics(scale, lines)
+    cv2.rectangle(img, (0, 0), (box_width, box_height), (0, 0, 0), -1)
+    for i, line in enumerate(lines):
+        origin = (LABEL_MARGIN, LABEL_MARGIN + height + i * pitch)
+        cv2.putText(img, line, origin, LABEL_FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
+
+
 def _label(img, text):
-    """White text on a black box at the top left (a thicker black outline would not line up: OpenCV widens
-    each glyph's advance with the stroke thickness)."""
+    """A copy of ``img`` with ``text`` at its top left, fitted to its size."""
     out = img.copy()
-    (width, height), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.6, 1)
-    cv2.rectangle(out, (0, 0), (width + 12, height + baseline + 12), (0, 0, 0), -1)
-    cv2.putText(out, text, (6, height + 6), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
+    draw_label(out, *label_layout(text, *img.shape[1::-1]))
     return out
 
 
