@@ -283,11 +283,16 @@ class _Restorer:
         if self.writer is None:
             height, width = rgb.shape[:2]
             self.writer = VideoWriter(self.out, self.video, frame, width, height, self.crf, self.lossless)
+            self.input_size = frame.height, frame.width
             for packet in self.audio:
                 self.writer.copy_packet(packet)
             self.audio = None
         elif rgb.shape[:2] != (self.writer.stream.height, self.writer.stream.width):
-            cause = f'{png} is from another run: remove its folder' if png else 'videos must keep their frame size'
+            # the input changed size, or a restored frame found in --frames-out was made from another input
+            if (frame.height, frame.width) != self.input_size or not png:
+                cause = 'videos must keep their frame size'
+            else:
+                cause = f'{png} is from another run: remove its folder'
             raise UserError(
                 f'{self.video.path}: frame {self.writer.frames} restored is {rgb.shape[1]}x{rgb.shape[0]}, '
                 f'unlike the frames before it; {cause}'

@@ -284,7 +284,15 @@ class Restorer:
             first = UserImage(frame_rgb(frame)[..., ::-1])  # BGR, as read_image gives a file's samples
         network = dataclasses.replace(self.network, module=job.counted(self.network.module, first, frames))
         frames_out = job.path('_frames')
-        restore_video(network, upload, clip, job.settings, frames_out=frames_out, max_pixels=self.max_pixels)
+        restore_video(
+            network,
+            upload,
+            clip,
+            job.settings,
+            frames_out=frames_out,
+            max_pixels=self.max_pixels,
+            max_frames=self.max_frames,
+        )
         bicubic_path = job.path('_bicubic.png')
         write_png(bicubic_path, [bicubic(first, self.network.scale)])
         return Result(bicubic_path, frame_png(frames_out, 0), clip)

@@ -187,12 +187,13 @@ def test_server_paths_hidden_from_messages(tmp_path):
     )
 
 
-def test_clip_whose_frame_size_changes_names_no_server_path(restorer, tmp_path):
-    """Two raw H.264 streams of different sizes, one after the other, in a file named .mkv."""
+def raw_h264(path, sizes):
+    """A raw H.264 stream (no frame count in any header) of 2 black frames of each (width, height) in turn."""
     av = pytest.importorskip('av')
+    path.parent.mkdir(parents=True, exist_ok=True)
     parts = []
-    for size in ((16, 12), (32, 24)):
-        part = tmp_path / f'{size[0]}.h264'
+    for size in sizes:
+        part = path.with_suffix(f'.{size[0]}.h264')
         with av.open(str(part), 'w', format='h264') as container:
             stream = container.add_stream('libx264', rate=5)
             stream.width, stream.height, stream.pix_fmt = *size, 'yuv420p'
@@ -201,15 +202,28 @@ def test_clip_whose_frame_size_changes_names_no_server_path(restorer, tmp_path):
                 container.mux(stream.encode(frame))
             container.mux(stream.encode())
         parts.append(part.read_bytes())
-    uploads = tmp_path / 'server' / 'uploads' / '3f9a'
-    uploads.mkdir(parents=True)
-    (uploads / 'clip.mkv').write_bytes(b''.join(parts))
+    path.write_bytes(b''.join(parts))
+    return path
+
+
+def test_clip_whose_frame_size_changes_names_no_server_path(restorer, tmp_path):
+    """Two raw H.264 streams of different sizes, one after the other, in a file named .mkv."""
+    upload = raw_h264(tmp_path / 'server' / 'uploads' / '3f9a' / 'clip.mkv', ((16, 12), (32, 24)))
     job = tmp_path / 'server' / 'uploads' / 'job-1'
     job.mkdir()
     with pytest.raises(UserError) as err:
-        restorer.restore(str(uploads / 'clip.mkv'), str(job))
+        restorer.restore(str(upload), str(job))
     message = str(err.value)
     assert message.startswith('clip.mkv: ') and str(tmp_path) not in message and '\n' not in message
+    assert message.endswith('unlike the frames before it; videos must keep their frame size')
+
+
+def test_max_frames_counted_where_no_header_says_how_many(restorer, tmp_path, monkeypatch):
+    """A raw H.264 stream named .mkv announces no frame count: 2,723 of 3,000 frames were restored."""
+    upload = raw_h264(tmp_path / 'uploads' / 'clip.mkv', ((16, 12), (16, 12)))
+    monkeypatch.setattr(restorer, 'max_frames', 3)
+    with pytest.raises(UserError, match='more than 3 frames, over the limit of 3'):
+        restorer.restore(str(upload), str(tmp_path / 'job'))
 
 
 def entry(uploads, name, size, mtime):
