@@ -42,6 +42,7 @@ def method(label, mean, std, n=3, paper=None):
 
 def test_summary_is_mean_and_sample_standard_deviation():
     assert summary([1.0, 2.0, 4.0]) == dict(mean=7 / 3, std=pytest.approx(math.sqrt(7 / 3)), n=3)
+    assert summary([1.0, 3.0]) == dict(mean=2.0, std=pytest.approx(math.sqrt(2)), n=2)  # two seeds: a spread
     assert summary([5.0]) == dict(mean=5.0, std=None, n=1)  # one seed: no spread measured
 
 
