@@ -16,6 +16,9 @@ DEFAULT_SUFFIX = '_cnlrn'
 # libx264's quality scale: 0 lossless, 23 its default; 18 is commonly taken as visually lossless
 DEFAULT_CRF = 18
 MAX_CRF = 51
+# --ext: the output images' type; auto keeps PNG, JPEG and WebP inputs' own type and writes PNG for the others
+OUTPUT_EXTS = ('auto', 'png', 'jpg', 'webp')
+DEFAULT_EXT = 'auto'
 # the precisions a torch network can autocast to (--bf16, --fp16): the keys of runtime.speed.AMP_DTYPES
 AUTOCAST_PRECISIONS = ('bf16', 'fp16')
 # what runs the network: PyTorch, or an exported .onnx file through onnxruntime

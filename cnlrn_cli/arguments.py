@@ -3,6 +3,7 @@
 import argparse
 import ast
 import importlib.util
+import math
 import os
 import re
 
@@ -26,6 +27,17 @@ def int_at_least(minimum):
 
 
 positive_int = int_at_least(1)
+
+
+def positive_float(text):
+    """argparse type: a finite number above 0."""
+    value = float(text)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f'must be a number above 0, got {text}')
+    return value
+
+
+positive_float.__name__ = 'float'  # argparse names the type in "invalid float value"
 
 
 def add_device_argument(parser):

@@ -1,24 +1,11 @@
 """``cnlrn bench-quality``."""
 
-import argparse
-import math
 import shlex
 import sys
 
 from cnlrn_base.command_defaults import QUALITY_BUDGET_S, QUALITY_DEFAULT_VARIANTS, QUALITY_SEEDS, QUALITY_VARIANTS
 from cnlrn_base.project import DEMO_DATA
-from cnlrn_cli.arguments import add_device_argument, description, int_at_least
-
-
-def positive_float(text):
-    """argparse type: a finite number above 0."""
-    value = float(text)
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f'must be a number above 0, got {text}')
-    return value
-
-
-positive_float.__name__ = 'float'  # argparse names the type in "invalid float value"
+from cnlrn_cli.arguments import add_device_argument, description, int_at_least, positive_float
 
 
 def add_arguments(parser):

@@ -7,19 +7,25 @@ from cnlrn_base.inference_defaults import (
     AUTOCAST_PRECISIONS,
     BACKENDS,
     DEFAULT_CRF,
+    DEFAULT_EXT,
     DEFAULT_MAX_PIXELS,
     DEFAULT_SUFFIX,
     DEFAULT_TILE_PAD,
+    OUTPUT_EXTS,
 )
 from cnlrn_base.project import DEMO_CHECKPOINT
-from cnlrn_cli.arguments import add_device_argument, add_opt_argument, int_at_least
+from cnlrn_cli.arguments import add_device_argument, add_opt_argument, int_at_least, positive_float
 
 DESCRIPTION = f"""\
 Inputs are image files, folders (their images, not recursive) or glob
 patterns (quoted, so the shell leaves them alone): PNG, JPEG, BMP, TIFF and
 WebP, 8- or 16-bit, grayscale, gray+alpha, RGB or RGBA. Each is written as
-the PNG OUTDIR/<name><suffix>.png in the same mode and bit depth; the alpha
-channel is upscaled with bicubic, since the network sees RGB only. An EXIF
+OUTDIR/<name><suffix>.<ext>: with --ext auto (the default) PNG, JPEG and
+WebP inputs keep their type, others become PNG. PNG keeps the mode and bit
+depth; WebP keeps alpha in 8 bits; JPEG is 8-bit and drops the alpha
+channel. The alpha channel is upscaled with bicubic, since the network sees
+RGB only. --outscale S resizes the x4 output to S times the input's size
+(Lanczos, as Real-ESRGAN does), for images and videos. An EXIF
 orientation is applied on reading, so outputs are written upright (without
 EXIF), as image viewers show the inputs.
 
@@ -125,6 +131,20 @@ def add_arguments(parser):
         metavar='N',
         help='skip larger images (width x height) without decoding them (default: %(default)s)',
     )
+    parser.add_argument(
+        '--outscale',
+        type=positive_float,
+        metavar='S',
+        help="final size = input size x S (e.g. 2 or 3.5): the network's x4 output resized by Lanczos, "
+        'for images and videos (default: x4, not resized)',
+    )
+    parser.add_argument(
+        '--ext',
+        choices=OUTPUT_EXTS,
+        default=DEFAULT_EXT,
+        help="output image type: auto keeps PNG, JPEG and WebP inputs' type (others: png); png keeps 16 bits "
+        'and alpha, webp keeps alpha (8-bit), jpg drops alpha (8-bit) (default: %(default)s)',
+    )
     parser.add_argument('--suffix', default=DEFAULT_SUFFIX, help='appended to each output name (default: %(default)s)')
     parser.add_argument(
         '--overwrite',
@@ -181,7 +201,16 @@ def run(args):
         args.compile,
         args.backend,
     )
-    options = FileOptions(args.max_pixels, args.suffix, args.crf, args.lossless, args.frames_out, args.overwrite)
+    options = FileOptions(
+        args.max_pixels,
+        args.suffix,
+        args.crf,
+        args.lossless,
+        args.frames_out,
+        args.overwrite,
+        args.outscale,
+        args.ext,
+    )
     if args.backend == 'torch':
         note = slow_precision_note(args.precision, settings.device.type)
         if note:

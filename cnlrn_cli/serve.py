@@ -4,6 +4,7 @@ import ipaddress
 import sys
 
 from cnlrn_base.inference_defaults import (
+    DEFAULT_EXT,
     DEFAULT_HOST,
     DEFAULT_JOB_MINUTES,
     DEFAULT_KEEP_MINUTES,
@@ -12,14 +13,17 @@ from cnlrn_base.inference_defaults import (
     DEFAULT_MAX_TEMP_MB,
     DEFAULT_MAX_UPLOAD_MB,
     DEFAULT_PORT,
+    OUTPUT_EXTS,
 )
 from cnlrn_base.project import DEMO_CHECKPOINT
-from cnlrn_cli.arguments import add_device_argument, add_opt_argument, int_at_least
+from cnlrn_cli.arguments import add_device_argument, add_opt_argument, int_at_least, positive_float
 
 DESCRIPTION = f"""\
 Starts a web page (Gradio; pip install -e '.[web]') where an image or a
 short clip is uploaded, restored as cnlrn infer restores it, compared with
-bicubic upscaling and downloaded (a PNG, or the restored clip). Jobs run one
+bicubic upscaling and downloaded (an image, or the restored clip).
+--outscale and --ext choose the results' size and image type for every
+upload, as they do for cnlrn infer. Jobs run one
 at a time, queued.
 
 The page listens on {DEFAULT_HOST} (this machine only) unless --host is
@@ -91,6 +95,18 @@ def add_arguments(parser):
         help='bound the temporary folder: the oldest uploads and results go first, then jobs are refused '
         '(default: %(default)s)',
     )
+    parser.add_argument(
+        '--outscale',
+        type=positive_float,
+        metavar='S',
+        help="results' size = the upload's x S, the x4 output resized by Lanczos (default: x4)",
+    )
+    parser.add_argument(
+        '--ext',
+        choices=OUTPUT_EXTS,
+        default=DEFAULT_EXT,
+        help='type of restored images, as cnlrn infer --ext: jpg drops alpha (default: %(default)s)',
+    )
     parser.set_defaults(run=run)
 
 
@@ -116,4 +132,5 @@ def run(args):
     limits = ServeLimits(
         args.max_pixels, args.max_frames, args.max_upload_mb, args.job_minutes, args.keep_minutes, args.max_temp_mb
     )
-    app.serve(resolve_weights(args.weights), args.opt, args.host, args.port, args.device, limits)
+    weights = resolve_weights(args.weights)
+    app.serve(weights, args.opt, args.host, args.port, args.device, limits, args.outscale, args.ext)

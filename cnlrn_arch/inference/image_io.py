@@ -5,8 +5,9 @@ Every mode is kept: 8- or 16-bit, grayscale, gray+alpha, RGB or RGBA. A
 orientation says (as image viewers show them); the network sees RGB floats
 in [0, 1], made one tile at a time. Headers are read before anything is
 decoded, so images over the pixel limit and animations are refused unread.
-Outputs are always PNG, encoded band by band as they are computed, so
-nothing is lost and no full-size copy is held.
+PNG outputs are encoded band by band as they are computed, so nothing is
+lost and no full-size copy is held; JPEG and WebP outputs (``--ext``) and
+outputs resized to another scale (``--outscale``) are written whole.
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ _PNG_COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}
 _PNG_FILTER_UP = 2
 # the tEXt chunk that tells the PNGs write_png wrote (see is_own_png)
 _PNG_MARK = b'Software\0' + OUTPUT_MARK.encode()
+# the input extensions --ext auto keeps as the output's type (any other input is written as PNG)
+_KEPT_TYPES = {'.png': 'png', '.jpg': 'jpg', '.jpeg': 'jpg', '.webp': 'webp'}
+# Pillow's format names; JPEG at OpenCV's (and so Real-ESRGAN's) default quality, WebP lossless as OpenCV's default
+_PILLOW_FORMATS = {'jpg': ('JPEG', {'quality': 95}), 'webp': ('WEBP', {'lossless': True})}
 
 
 @dataclass
@@ -235,3 +240,73 @@ def _write_chunk(f: BinaryIO, kind: bytes, data: bytes) -> None:
         f.write(struct.pack('>I', len(data)) + kind)
         f.write(data)
         f.write(struct.pack('>I', zlib.crc32(data, zlib.crc32(kind))))
+
+
+def output_type(path: str, ext: str) -> str:
+    """The type ('png', 'jpg' or 'webp') of the output of the input ``path`` for ``--ext ext``.
+
+    Args:
+        path (str): the input image.
+        ext (str): 'png', 'jpg', 'webp', or 'auto': the input's own type for PNG, JPEG and WebP, else PNG.
+    """
+    if ext != 'auto':
+        return ext
+    return _KEPT_TYPES.get(os.path.splitext(path)[1].lower(), 'png')
+
+
+def resized(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``pixels`` (any mode, 8- or 16-bit) resized to ``width`` x ``height`` by Lanczos, as Real-ESRGAN's --outscale."""
+    if pixels.shape[:2] == (height, width):
+        return pixels
+    return cv2.resize(pixels, (width, height), interpolation=cv2.INTER_LANCZOS4)
+
+
+def write_image(path: str | os.PathLike, pixels: np.ndarray, kind: str) -> None:
+    """Write ``pixels`` as the image of type ``kind`` at ``path``, marked as this project's (:func:`is_own_image`).
+
+    PNG keeps every mode and 16 bits; WebP keeps alpha, in 8 bits (gray becomes RGB); JPEG
+    keeps neither alpha (dropped) nor 16 bits.
+
+    Args:
+        path (str | os.PathLike): the file to write; it appears only once complete.
+        pixels (np.ndarray): uint8 or uint16 samples in RGB order, as :func:`write_png` takes them.
+        kind (str): 'png', 'jpg' or 'webp'.
+    """
+    if kind == 'png':
+        write_png(path, [pixels])
+        return
+    if pixels.dtype == np.uint16:
+        pixels = np.round(pixels / 257).astype(np.uint8)  # 65535 -> 255
+    has_alpha = pixels.ndim == 3 and pixels.shape[2] in (2, 4)
+    colour = pixels[..., :-1] if has_alpha else pixels
+    if colour.ndim == 3 and colour.shape[2] == 1:
+        colour = colour[..., 0]
+    if kind == 'webp':  # Pillow writes WebP as RGB or RGBA only
+        if colour.ndim == 2:
+            colour = np.repeat(colour[..., None], 3, axis=2)
+        if has_alpha:
+            colour = np.dstack([colour, pixels[..., -1]])
+    image = Image.fromarray(np.ascontiguousarray(colour))
+    exif = Image.Exif()
+    exif[ExifTags.Base.Software] = OUTPUT_MARK
+    name, options = _PILLOW_FORMATS[kind]
+
+    def encode(f: BinaryIO) -> None:
+        image.save(f, name, exif=exif.tobytes(), **options)
+
+    try:
+        atomic_write(path, encode)
+    except OSError as err:
+        raise UserError(write_failure(path, err)) from None
+
+
+def is_own_image(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is an image :func:`write_image` wrote: a marked PNG, or a JPEG or WebP whose EXIF
+    Software tag is the mark (read from the header, nothing decoded)."""
+    if is_own_png(path):
+        return True
+    try:
+        with Image.open(path) as img:
+            return img.format in ('JPEG', 'WEBP') and img.getexif().get(ExifTags.Base.Software) == OUTPUT_MARK
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
+        return False

@@ -1,11 +1,11 @@
 """Restoring image and video files into a folder, one after another (``cnlrn infer``).
 
-Each image is written as the PNG OUTDIR/<name><suffix>.png in its own mode
-and bit depth, upright; each video (by its extension) as OUTDIR/<name><suffix>.mp4
-(see :mod:`.restore_video`). An input that cannot be read, is over the pixel
-limit, has several frames, gives a non-finite output, or whose output would
-overwrite an input or a file cnlrn infer did not write, is reported and skipped; the others
-are still restored.
+Each image is written as OUTDIR/<name><suffix>.<ext>, upright: a PNG (its own mode
+and bit depth) unless the input or ``ext`` names JPEG or WebP, resized if ``outscale``
+says; each video (by its extension) as OUTDIR/<name><suffix>.mp4 (see :mod:`.restore_video`).
+An input that cannot be read, is over the pixel limit, has several frames, gives a
+non-finite output, or whose output would overwrite an input or a file cnlrn infer did
+not write, is reported and skipped; the others are still restored.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from tqdm import tqdm
 
-from cnlrn_arch.inference.image_io import is_own_png, read_image
+from cnlrn_arch.inference.image_io import is_own_image, output_type, read_image
 from cnlrn_arch.inference.inputs import find_images, is_video_name
 from cnlrn_arch.inference.network import LoadedNetwork
 from cnlrn_arch.inference.restore_video import restore_video
@@ -24,7 +24,14 @@ from cnlrn_arch.inference.settings import InferenceSettings
 from cnlrn_arch.inference.upscale import restore_image
 from cnlrn_arch.inference.video_io import check_crf, is_own_video, open_video, output_extension
 from cnlrn_base.errors import UserError
-from cnlrn_base.inference_defaults import DEFAULT_CRF, DEFAULT_MAX_PIXELS, DEFAULT_SUFFIX, SUGGESTED_TILE
+from cnlrn_base.inference_defaults import (
+    DEFAULT_CRF,
+    DEFAULT_EXT,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_SUFFIX,
+    OUTPUT_EXTS,
+    SUGGESTED_TILE,
+)
 
 # LR inputs above this many pixels print a hint to use --tile (full-size activations take gigabytes)
 LARGE_INPUT_PIXELS = 1024 * 1024
@@ -43,9 +50,12 @@ class FileOptions:
             in FRAMES_OUT/<name><suffix>/; a rerun reuses the frames found there.
         overwrite (bool): replace an existing file of an output's name that ``cnlrn infer`` did not
             write (without it such an input is skipped; its own earlier outputs are always replaced).
+        outscale (float | None): each output's size over its input's, resized by Lanczos after the network
+            (images and videos); None: the network's scale.
+        ext (str): the images' output type, one of OUTPUT_EXTS ('auto': see :func:`~.image_io.output_type`).
 
     Raises:
-        UserError: for a ``crf`` libx264 does not take.
+        UserError: for a ``crf`` libx264 does not take, an ``outscale`` that is not positive, an unknown ``ext``.
     """
 
     max_pixels: int = DEFAULT_MAX_PIXELS
@@ -54,9 +64,15 @@ class FileOptions:
     lossless: bool = False
     frames_out: str | None = None
     overwrite: bool = False
+    outscale: float | None = None
+    ext: str = DEFAULT_EXT
 
     def __post_init__(self):
         check_crf(self.crf)
+        if self.outscale is not None and not self.outscale > 0:
+            raise UserError(f'--outscale {self.outscale}: must be a positive number')
+        if self.ext not in OUTPUT_EXTS:
+            raise UserError(f'--ext {self.ext}: must be one of {", ".join(OUTPUT_EXTS)}')
 
 
 def _file_id(path):
@@ -70,7 +86,7 @@ def _file_id(path):
 
 def _is_own_output(path):
     """Whether the file ``path`` is an image or a video that ``cnlrn infer`` wrote."""
-    return is_own_video(path) if is_video_name(path) else is_own_png(path)
+    return is_own_video(path) if is_video_name(path) else is_own_image(path)
 
 
 def _check_output(path, out_path, input_ids, written_ids, overwrite):
@@ -140,10 +156,12 @@ def restore_files(
                         options.lossless,
                         frames,
                         max_pixels=options.max_pixels,
+                        outscale=options.outscale,
                     )
                     written_ids[_file_id(out_path)] = path
                     continue
-                out_path = os.path.join(output, stem + '.png')
+                kind = output_type(path, options.ext)
+                out_path = os.path.join(output, f'{stem}.{kind}')
                 _check_output(path, out_path, input_ids, written_ids, options.overwrite)
                 image = read_image(path, options.max_pixels)
                 height, width = image.pixels.shape[:2]
@@ -153,7 +171,7 @@ def restore_files(
                         file=sys.stderr,
                     )
                     hinted = True
-                restore_image(network.module, image, path, out_path, settings)
+                restore_image(network.module, image, path, out_path, settings, options.outscale, kind)
                 del image  # before the next input is decoded
                 written_ids[_file_id(out_path)] = path
             except UserError as err:

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from cnlrn_arch.inference.image_io import UserImage, write_png
 from cnlrn_arch.inference.network import LoadedNetwork
 from cnlrn_arch.inference.settings import InferenceSettings
-from cnlrn_arch.inference.upscale import forward, is_out_of_memory, release_cached_memory, upscale_into
+from cnlrn_arch.inference.upscale import forward, is_out_of_memory, outscaled, release_cached_memory, upscale_into
 from cnlrn_arch.inference.video_io import FEATURE, VideoWriter, check_crf, frame_rgb, open_video, video_output
 from cnlrn_base.atomic import atomic_write
 from cnlrn_base.errors import UserError
@@ -153,6 +153,7 @@ def restore_video(
     batch: int | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_frames: int | None = None,
+    outscale: float | None = None,
 ) -> int:
     """Write every frame of the video ``path`` upscaled by ``network`` into the video ``out_path``; return how many.
 
@@ -180,6 +181,9 @@ def restore_video(
             any frame is decoded, and each decoded frame before it reaches the network.
         max_frames (int | None): videos of more frames are refused, counted as they are decoded
             (headers can be wrong), before the first frame over it reaches the network; None: any.
+        outscale (float | None): the output frames' size over the input's, each restored frame resized by
+            Lanczos before it is encoded (see :func:`~.upscale.outscaled`; ``frames_out`` keeps the network's
+            scale); None: the network's.
 
     Raises:
         UserError: one line naming ``path`` for a file that cannot be opened or decoded,
@@ -199,7 +203,7 @@ def restore_video(
             total=video.frame_count, unit='frame', desc=os.path.basename(path), disable=not progress, leave=False
         ) as bar,
     ):
-        restorer = _Restorer(video, out, network, settings, crf, lossless, frames, batch, bar)
+        restorer = _Restorer(video, out, network, settings, crf, lossless, frames, batch, bar, outscale)
         for item in video.contents():
             if isinstance(item, av.Packet):
                 restorer.copy_audio(item)
@@ -216,8 +220,9 @@ class _Restorer:
     Frames wait until a batch is full; audio packets wait until the writer exists.
     """
 
-    def __init__(self, video, out, network, settings, crf, lossless, frames, batch, bar):
+    def __init__(self, video, out, network, settings, crf, lossless, frames, batch, bar, outscale):
         self.video, self.out, self.network, self.settings = video, out, network, settings
+        self.outscale = outscale
         self.crf, self.lossless, self.frames, self.batch, self.bar = crf, lossless, frames, batch, bar
         self.writer = None
         self.audio = []  # packets demuxed before the output's streams exist
@@ -260,8 +265,9 @@ class _Restorer:
             restored[i] = upscale_into(lambda bands: np.concatenate(list(bands)), net, images[i], names[i], settings)
             if pngs[i]:
                 write_png(pngs[i], [restored[i]])
-        for frame, rgb, png in zip(self.pending, restored, pngs):
-            self._write(frame, rgb, png)
+        for frame, rgb, png, image in zip(self.pending, restored, pngs, images):
+            height, width = image.pixels.shape[:2]
+            self._write(frame, outscaled(rgb, width, height, self.outscale), png)
         self.pending = []
 
     def _forward(self, images):

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import torch
 
-from cnlrn_arch.inference.image_io import UserImage, write_png
+from cnlrn_arch.inference.image_io import UserImage, resized, write_image, write_png
 from cnlrn_arch.inference.settings import InferenceSettings
 from cnlrn_arch.inference.tiling import tiled_bands, whole_bands
 from cnlrn_arch.runtime.self_ensemble import self_ensemble
@@ -114,13 +114,37 @@ def restore_image(
     path: str,
     out_path: str | os.PathLike,
     settings: InferenceSettings,
+    outscale: float | None = None,
+    kind: str = 'png',
 ) -> None:
-    """Write ``image`` (read from ``path``) upscaled to the PNG ``out_path``, as ``cnlrn infer`` does.
+    """Write ``image`` (read from ``path``) upscaled to the image ``out_path``, as ``cnlrn infer`` does.
 
-    Running out of memory, and a non-finite output, become a :class:`UserError` naming ``path``
-    (suggesting tiles, or float32); nothing is then written.
+    A PNG at the network's scale streams band by band (see :func:`~.image_io.write_png`); another
+    scale or type is written whole (see :func:`~.image_io.write_image`). Running out of memory, and
+    a non-finite output, become a :class:`UserError` naming ``path`` (suggesting tiles, or float32);
+    nothing is then written.
+
+    Args:
+        net, image, settings: as :func:`upscale` takes them.
+        path (str): where ``image`` came from, for messages.
+        out_path (str | os.PathLike): the output file.
+        outscale (float | None): the output's size over the input's (see :func:`outscaled`); None: the network's.
+        kind (str): the output's type, 'png', 'jpg' or 'webp'.
     """
-    upscale_into(partial(write_png, out_path), net, image, path, settings)
+    if outscale is None and kind == 'png':
+        upscale_into(partial(write_png, out_path), net, image, path, settings)
+        return
+    restored = upscale_into(lambda bands: np.concatenate(list(bands)), net, image, path, settings)
+    height, width = image.pixels.shape[:2]
+    write_image(out_path, outscaled(restored, width, height, outscale), kind)
+
+
+def outscaled(restored: np.ndarray, width: int, height: int, outscale: float | None) -> np.ndarray:
+    """``restored``, the output for a ``width`` x ``height`` input, resized to int(width x ``outscale``) x
+    int(height x ``outscale``) (at least 1) by Lanczos, as Real-ESRGAN's --outscale; None: unchanged."""
+    if outscale is None:
+        return restored
+    return resized(restored, max(1, int(width * outscale)), max(1, int(height * outscale)))
 
 
 def is_out_of_memory(err: RuntimeError) -> bool:

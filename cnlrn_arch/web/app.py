@@ -23,7 +23,7 @@ from types import ModuleType
 from cnlrn_arch.runtime.speed import slow_precision_note
 from cnlrn_arch.web.jobs import MB, Restorer, ServeLimits, ServerFiles, run_job, serving_folder, write_examples
 from cnlrn_base.errors import UserError
-from cnlrn_base.inference_defaults import DEFAULT_HOST, DEFAULT_PORT
+from cnlrn_base.inference_defaults import DEFAULT_EXT, DEFAULT_HOST, DEFAULT_PORT
 from cnlrn_base.optional import import_optional
 from cnlrn_base.project import DEMO_CHECKPOINT
 
@@ -32,7 +32,8 @@ INTRO = """\
 Upload a small, blurry photograph (PNG, JPEG, TIFF, WebP, BMP; 8- or 16-bit, with or without alpha)
 or a short clip: it is deblurred and upscaled 4x as `cnlrn infer` does, and shown beside bicubic
 upscaling (a clip's first frame; drag the slider, scroll over the picture to zoom). The result
-downloads in full: a PNG in the input's mode, or the restored clip with its sound.
+downloads in full: an image (PNG in the input's mode unless the server chose otherwise, see below),
+or the restored clip with its sound.
 """
 # how often the server removes old files while it waits for a signal
 SWEEP_SECONDS = 2.0
@@ -48,6 +49,13 @@ def weights_label(source: str) -> str:
     if os.path.realpath(source) == os.path.realpath(DEMO_CHECKPOINT):
         return f'{name}, the shipped demo checkpoint, trained on the embedded demo data'
     return name
+
+
+def output_label(restorer: Restorer) -> str:
+    """The results' scale and image type, as ``cnlrn serve --outscale`` and ``--ext`` chose them."""
+    scale = restorer.outscale or restorer.network.scale
+    kind = "the upload's type (PNG, JPEG, WebP; others as PNG)" if restorer.ext == 'auto' else restorer.ext.upper()
+    return f"Results: x{scale:g} the upload's size; images as {kind}"
 
 
 def build_page(gr: ModuleType, restorer: Restorer, files: ServerFiles, examples: list[str]):
@@ -82,7 +90,8 @@ def build_page(gr: ModuleType, restorer: Restorer, files: ServerFiles, examples:
     if slow:
         half_label += f': {slow}'
     with gr.Blocks(title=TITLE, analytics_enabled=False) as page:
-        gr.Markdown(f'# {TITLE}\n{INTRO}\nWeights: {weights_label(restorer.network.source)}.', elem_id='intro')
+        intro = f'{INTRO}\nWeights: {weights_label(restorer.network.source)}. {output_label(restorer)}.'
+        gr.Markdown(f'# {TITLE}\n{intro}', elem_id='intro')
         with gr.Row():
             with gr.Column(scale=1):
                 # no file_types: Gradio would refuse other files with a traceback in the log; the job refuses them
@@ -205,6 +214,8 @@ def serve(
     port: int = DEFAULT_PORT,
     device: str = 'auto',
     limits: ServeLimits = ServeLimits(),  # noqa: B008 (frozen)
+    outscale: float | None = None,
+    ext: str = DEFAULT_EXT,
 ) -> None:
     """Serve the page until Ctrl-C or SIGTERM; then stop the running job and remove the temporary folder.
 
@@ -215,6 +226,8 @@ def serve(
         port (int): the port.
         device (str): 'auto', 'cpu' or 'cuda'.
         limits (ServeLimits): what one upload may claim.
+        outscale (float | None): results' size over the upload's (``cnlrn infer --outscale``); None: the network's.
+        ext (str): the type of restored images (``cnlrn infer --ext``).
 
     Raises:
         UserError: where the port cannot be listened on (checked before the network is loaded).
@@ -224,7 +237,9 @@ def serve(
     with stopped_by_signals(stop), serving_folder() as folder:
         os.environ['GRADIO_ANALYTICS_ENABLED'] = 'False'  # no usage reports or version checks over the network
         gr = import_optional('gradio', 'cnlrn serve')
-        restorer = Restorer(weights, opt, device, limits.max_pixels, limits.max_frames, limits.job_minutes * 60)
+        restorer = Restorer(
+            weights, opt, device, limits.max_pixels, limits.max_frames, limits.job_minutes * 60, outscale, ext
+        )
         files = ServerFiles(os.path.join(folder, 'uploads'), limits.keep_minutes * 60, limits.max_temp_mb * MB)
         # the examples live among the uploads, so Gradio serves them without a copy that would age away
         examples = os.path.join(files.uploads, 'examples')

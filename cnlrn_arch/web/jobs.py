@@ -31,7 +31,7 @@ from torch import nn
 
 from cnlrn_arch.data_prep import demo_data
 from cnlrn_arch.data_prep.demo_clip import make_demo_clip
-from cnlrn_arch.inference.image_io import UserImage, read_image, write_png
+from cnlrn_arch.inference.image_io import UserImage, output_type, read_image, write_png
 from cnlrn_arch.inference.inputs import is_image_name, is_video_name
 from cnlrn_arch.inference.network import LoadedNetwork, load_network
 from cnlrn_arch.inference.restore_video import frame_png, restore_video
@@ -40,6 +40,7 @@ from cnlrn_arch.inference.upscale import restore_image
 from cnlrn_arch.inference.video_io import FEATURE, frame_rgb, open_video, output_extension
 from cnlrn_base.errors import UserError, user_message
 from cnlrn_base.inference_defaults import (
+    DEFAULT_EXT,
     DEFAULT_JOB_MINUTES,
     DEFAULT_KEEP_MINUTES,
     DEFAULT_MAX_FRAMES,
@@ -154,15 +155,17 @@ def half_precision(network: LoadedNetwork, device: torch.device) -> str | None:
     return name if name in network.autocast_precisions and autocast_works(device, name) else None
 
 
-def bicubic(image: UserImage, scale: int) -> np.ndarray:
-    """``image`` upscaled x ``scale`` by bicubic, in its mode and sample type, colours in RGB order as write_png
-    takes them.
+def bicubic(image: UserImage, scale: float) -> np.ndarray:
+    """``image`` upscaled by bicubic to int(its size x ``scale``), in its mode and sample type, colours in RGB order
+    as write_png takes them.
 
     Args:
         image (UserImage): the input.
-        scale (int): the factor, the network's.
+        scale (float): the factor: the network's, or the page's ``--outscale``.
     """
-    up = cv2.resize(image.pixels, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+    height, width = image.pixels.shape[:2]
+    size = max(1, int(width * scale)), max(1, int(height * scale))
+    up = cv2.resize(image.pixels, size, interpolation=cv2.INTER_CUBIC)
     if up.ndim == 3 and up.shape[2] >= 3:
         up = up[..., [2, 1, 0, *range(3, up.shape[2])]]  # BGR(A) -> RGB(A)
     return up
@@ -184,6 +187,8 @@ class Restorer:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         max_frames: int = DEFAULT_MAX_FRAMES,
         job_seconds: float = DEFAULT_JOB_MINUTES * 60,
+        outscale: float | None = None,
+        ext: str = DEFAULT_EXT,
     ):
         """
         Args:
@@ -193,12 +198,16 @@ class Restorer:
             max_pixels (int): larger images and clip frames are refused before they are decoded.
             max_frames (int): longer clips are refused before they are decoded.
             job_seconds (float): a job still running this long after it started is stopped.
+            outscale (float | None): results' size over the upload's, as ``cnlrn infer --outscale`` (a clip's
+                shown frame keeps the network's scale); None: the network's.
+            ext (str): the type of restored images, as ``cnlrn infer --ext``.
         """
         self.settings = InferenceSettings.checked(device)
         self.network = load_network(weights, opt, self.settings)
         self.max_pixels = max_pixels
         self.max_frames = max_frames
         self.job_seconds = job_seconds
+        self.outscale, self.ext = outscale, ext
         self.stopping = threading.Event()
         self.half = half_precision(self.network, self.settings.device)
 
@@ -260,10 +269,12 @@ class Restorer:
 
     def _restore_image(self, upload: str, name: str, job: Job) -> Result:
         image = read_image(upload, self.max_pixels)
-        restored = job.path(f'{DEFAULT_SUFFIX}.png')  # named as cnlrn infer names it
-        restore_image(job.counted(self.network.module, image, frames=1), image, name, restored, job.settings)
+        kind = output_type(name, self.ext)
+        restored = job.path(f'{DEFAULT_SUFFIX}.{kind}')  # named as cnlrn infer names it
+        net = job.counted(self.network.module, image, frames=1)
+        restore_image(net, image, name, restored, job.settings, self.outscale, kind)
         bicubic_path = job.path('_bicubic.png')
-        write_png(bicubic_path, [bicubic(image, self.network.scale)])
+        write_png(bicubic_path, [bicubic(image, self.outscale or self.network.scale)])
         # the download is a second name of the shown picture, so fetching it tells a download from a display
         download = os.path.join(job.folder, 'download', os.path.basename(restored))
         os.mkdir(os.path.dirname(download))
@@ -292,6 +303,7 @@ class Restorer:
             frames_out=frames_out,
             max_pixels=self.max_pixels,
             max_frames=self.max_frames,
+            outscale=self.outscale,
         )
         bicubic_path = job.path('_bicubic.png')
         write_png(bicubic_path, [bicubic(first, self.network.scale)])

@@ -95,7 +95,7 @@ def test_glob_raw_weights_tiles_and_name_clashes(model, tmp_path, capsys):
         assert cv2.imwrite(str(src / name), noise((9, 11, 3), seed=seed))
     b_before = (src / 'b.png').read_bytes()
 
-    # writing next to the inputs with no suffix: a.jpg -> a.png is new, a.bmp would give a.png
+    # writing next to the inputs with no suffix, all as PNG: a.jpg -> a.png is new, a.bmp would give a.png
     # again and b.png would replace itself, so both of those are skipped
     status = infer(
         '-i',
@@ -106,6 +106,8 @@ def test_glob_raw_weights_tiles_and_name_clashes(model, tmp_path, capsys):
         src,
         '--suffix',
         '',
+        '--ext',
+        'png',
         '--weights',
         model['raw'],
         '--opt',
@@ -125,7 +127,8 @@ def test_glob_raw_weights_tiles_and_name_clashes(model, tmp_path, capsys):
     assert 'wrote 1 of 3 images' in stdout
     assert f'weights: {model["raw"]}\n' in stdout
     tiled = cv2.imread(str(src / 'a.png'), cv2.IMREAD_UNCHANGED).astype(int)
-    argv = ['-i', src / 'a.jpg', '-o', tmp_path / 'whole', '--weights', model['raw'], '--opt', model['opt']]
+    argv = ['-i', src / 'a.jpg', '-o', tmp_path / 'whole', '--ext', 'png', '--weights', model['raw']]
+    argv += ['--opt', model['opt']]
     assert infer(*argv, '--self-ensemble') == 0
     whole = cv2.imread(str(tmp_path / 'whole' / 'a_cnlrn.png'), cv2.IMREAD_UNCHANGED).astype(int)
     assert tiled.shape == whole.shape == (36, 44, 3)
@@ -217,7 +220,7 @@ def test_exif_orientation_is_applied_so_the_output_is_upright(model, tmp_path):
     stored = cv2.imread(str(tmp_path / 'sideways.jpg'), cv2.IMREAD_UNCHANGED)  # the samples as stored: 12 x 8
     assert stored.shape == (12, 8, 3)
     cv2.imwrite(str(tmp_path / 'upright.png'), np.rot90(stored, -1))  # the same samples, turned as viewers turn them
-    argv = ['-o', tmp_path / 'out', '--weights', model['checkpoint'], '--opt', model['opt']]
+    argv = ['-o', tmp_path / 'out', '--ext', 'png', '--weights', model['checkpoint'], '--opt', model['opt']]
     assert infer('-i', tmp_path / 'sideways.jpg', tmp_path / 'upright.png', *argv) == 0
     sideways = cv2.imread(str(tmp_path / 'out' / 'sideways_cnlrn.png'), cv2.IMREAD_UNCHANGED)
     upright = cv2.imread(str(tmp_path / 'out' / 'upright_cnlrn.png'), cv2.IMREAD_UNCHANGED)

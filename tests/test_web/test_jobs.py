@@ -5,9 +5,11 @@ import os
 import shutil
 import socket
 
+import av
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from cnlrn_arch.data_prep.demo_clip import make_demo_clip
 from cnlrn_arch.data_prep.demo_data import make_demo_data
@@ -360,3 +362,23 @@ def test_page_shows_the_weights_and_leaves_file_types_to_the_job(restorer, infer
     assert 'Weights: w.pth.' in intro and str(infer_setup) not in intro
     # Gradio's own check of file types prints a traceback in the server's log; the job refuses in one line
     assert by_id['upload'].file_types is None
+
+
+def test_outscale_and_ext_give_the_page_s_results_their_size_and_type(infer_setup, clip, tmp_path):
+    small = Restorer(infer_setup / 'w.pth', infer_setup / 'tiny.yml', 'cpu', outscale=2, ext='jpg')
+    (tmp_path / 'image').mkdir()
+    (tmp_path / 'clip').mkdir()
+    result = small.restore(str(infer_setup / 'x.png'), str(tmp_path / 'image'))
+    assert os.path.basename(result.download) == 'x_cnlrn.jpg'
+    with Image.open(result.download) as jpg:
+        assert (jpg.format, jpg.size) == ('JPEG', (40, 24))  # the 12x20 input x2
+    assert read(result.bicubic).shape == (24, 40, 3)
+    clip_result = small.restore(str(clip), str(tmp_path / 'clip'))
+    with av.open(clip_result.download) as video:
+        assert (video.streams.video[0].width, video.streams.video[0].height) == (32, 24)  # 16x12 x2
+    gr = pytest.importorskip('gradio')
+    from cnlrn_arch.web.app import build_page
+
+    page = build_page(gr, small, ServerFiles(str(tmp_path / 'uploads'), keep_seconds=60, max_bytes=MB), [])
+    intro = next(block.value for block in page.blocks.values() if getattr(block, 'elem_id', None) == 'intro')
+    assert "Results: x2 the upload's size; images as JPG" in intro
