@@ -9,11 +9,21 @@ from cnlrn_base.errors import UserError
 OUTPUT_MARK = 'cnlrn infer'
 
 
-def refuse_input_as_output(output, inputs):
-    """Raise ``UserError`` when ``output`` is the same file as one of ``inputs`` (option -> path, or None).
+def file_id(path):
+    """(device, inode) of the file ``path`` names, or None where there is none (reading a broken link reports it).
 
-    Symlinks, hard links and other spellings of one path count as the same file.
+    Equal ids see through symlinks, hard links and case-insensitive file names: one file, however it is named.
     """
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+def refuse_input_as_output(output, inputs):
+    """Raise ``UserError`` when ``output`` is the same file as one of ``inputs`` (option -> path, or None)."""
+    owner = file_id(output)
     for option, path in inputs.items():
-        if path is not None and os.path.exists(output) and os.path.exists(path) and os.path.samefile(output, path):
+        if owner is not None and path is not None and file_id(path) == owner:
             raise UserError(f'{output} is the input {option} {path}: write the output to another file')

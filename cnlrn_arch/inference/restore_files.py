@@ -32,6 +32,7 @@ from cnlrn_base.inference_defaults import (
     OUTPUT_EXTS,
     SUGGESTED_TILE,
 )
+from cnlrn_base.output_paths import file_id
 
 # LR inputs above this many pixels print a hint to use --tile (full-size activations take gigabytes)
 LARGE_INPUT_PIXELS = 1024 * 1024
@@ -75,15 +76,6 @@ class FileOptions:
             raise UserError(f'--ext {self.ext}: must be one of {", ".join(OUTPUT_EXTS)}')
 
 
-def _file_id(path):
-    """(device, inode) of the file ``path`` names, or None where there is none (reading a broken link reports it)."""
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return None
-    return stat.st_dev, stat.st_ino
-
-
 def _is_own_output(path):
     """Whether the file ``path`` is an image or a video that ``cnlrn infer`` wrote."""
     return is_own_video(path) if is_video_name(path) else is_own_image(path)
@@ -92,8 +84,7 @@ def _is_own_output(path):
 def _check_output(path, out_path, input_ids, written_ids, overwrite):
     """Refuse to replace an input, an output written earlier in this run (two inputs with the same stem), or,
     unless ``overwrite``, a file this project did not write (another container's extension, ``--suffix ''``)."""
-    # (device, inode) pairs see through symlinks, hard links and case-insensitive file names
-    owner = _file_id(out_path)
+    owner = file_id(out_path)
     if owner in input_ids:
         raise UserError(
             f'{path}: its output {out_path} would overwrite the input {input_ids[owner]}; choose another -o or --suffix'
@@ -132,7 +123,7 @@ def restore_files(
         os.makedirs(output, exist_ok=True)
     except OSError as err:
         raise UserError(f'cannot create output folder {output}: {err.strerror}') from None
-    input_ids = {file_id: path for path in inputs if (file_id := _file_id(path))}
+    input_ids = {ident: path for path in inputs if (ident := file_id(path))}
     written_ids = {}
     hinted = False
     failed = 0
@@ -158,7 +149,7 @@ def restore_files(
                         max_pixels=options.max_pixels,
                         outscale=options.outscale,
                     )
-                    written_ids[_file_id(out_path)] = path
+                    written_ids[file_id(out_path)] = path
                     continue
                 kind = output_type(path, options.ext)
                 out_path = os.path.join(output, f'{stem}.{kind}')
@@ -173,7 +164,7 @@ def restore_files(
                     hinted = True
                 restore_image(network.module, image, path, out_path, settings, options.outscale, kind)
                 del image  # before the next input is decoded
-                written_ids[_file_id(out_path)] = path
+                written_ids[file_id(out_path)] = path
             except UserError as err:
                 failed += 1
                 tqdm.write(f'cnlrn infer: skipped {err}', file=sys.stderr)
