@@ -177,10 +177,10 @@ def add_arguments(parser):
 
 def weights_line(weights):
     """One line saying which weights ``cnlrn infer`` runs: their file, and what the shipped ones are."""
-    if os.path.abspath(weights) == os.path.abspath(DEMO_CHECKPOINT):
-        name = os.path.basename(weights)
-        return f'weights: {name}, the shipped demo checkpoint, trained on the embedded demo data (--weights for yours)'
-    return f'weights: {weights}'
+    from cnlrn_arch.weights.sources import known_description
+
+    known = known_description(weights)
+    return f'weights: {os.path.basename(weights)}, {known} (--weights for yours)' if known else f'weights: {weights}'
 
 
 def run(args):

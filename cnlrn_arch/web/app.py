@@ -22,10 +22,10 @@ from types import ModuleType
 
 from cnlrn_arch.runtime.speed import slow_precision_note
 from cnlrn_arch.web.jobs import MB, Restorer, ServeLimits, ServerFiles, run_job, serving_folder, write_examples
+from cnlrn_arch.weights.sources import known_description
 from cnlrn_base.errors import UserError
 from cnlrn_base.inference_defaults import DEFAULT_EXT, DEFAULT_HOST, DEFAULT_PORT
 from cnlrn_base.optional import import_optional
-from cnlrn_base.project import DEMO_CHECKPOINT
 
 TITLE = 'CNLRN: 4x super-resolution of blurry photographs'
 INTRO = """\
@@ -45,10 +45,8 @@ FILE_ROUTE = '/gradio_api/file='
 
 def weights_label(source: str) -> str:
     """The weights named on the page: their file name, and for the shipped checkpoint what it was trained on."""
-    name = os.path.basename(source)
-    if os.path.realpath(source) == os.path.realpath(DEMO_CHECKPOINT):
-        return f'{name}, the shipped demo checkpoint, trained on the embedded demo data'
-    return name
+    name, known = os.path.basename(source), known_description(source)
+    return f'{name}, {known}' if known else name
 
 
 def output_label(restorer: Restorer) -> str:

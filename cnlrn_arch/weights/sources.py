@@ -79,6 +79,14 @@ MODELS = {
 }
 
 
+def known_description(path: str) -> str | None:
+    """What :data:`MODELS` says of the local file ``path`` (e.g. the shipped demo checkpoint), or None."""
+    for entry in MODELS.values():
+        if entry.path is not None and os.path.realpath(path) == os.path.realpath(entry.path):
+            return entry.description
+    return None
+
+
 def cache_dir() -> str:
     """The folder downloads go to: ``$CNLRN_CACHE``, else ``$XDG_CACHE_HOME/cnlrn``, else ``~/.cache/cnlrn``."""
     if os.environ.get(CACHE_ENV):
