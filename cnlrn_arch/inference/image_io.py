@@ -254,6 +254,11 @@ def output_type(path: str, ext: str) -> str:
     return _KEPT_TYPES.get(os.path.splitext(path)[1].lower(), 'png')
 
 
+def scaled_size(width: int, height: int, scale: float) -> tuple[int, int]:
+    """(width, height) of an output ``scale`` times a ``width`` x ``height`` input: int() of each, at least 1."""
+    return max(1, int(width * scale)), max(1, int(height * scale))
+
+
 def resized(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
     """``pixels`` (any mode, 8- or 16-bit) resized to ``width`` x ``height`` by Lanczos, as Real-ESRGAN's --outscale."""
     if pixels.shape[:2] == (height, width):

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import torch
 
-from cnlrn_arch.inference.image_io import UserImage, resized, write_image, write_png
+from cnlrn_arch.inference.image_io import UserImage, resized, scaled_size, write_image, write_png
 from cnlrn_arch.inference.settings import InferenceSettings
 from cnlrn_arch.inference.tiling import tiled_bands, whole_bands
 from cnlrn_arch.runtime.self_ensemble import self_ensemble
@@ -144,7 +144,7 @@ def outscaled(restored: np.ndarray, width: int, height: int, outscale: float | N
     int(height x ``outscale``) (at least 1) by Lanczos, as Real-ESRGAN's --outscale; None: unchanged."""
     if outscale is None:
         return restored
-    return resized(restored, max(1, int(width * outscale)), max(1, int(height * outscale)))
+    return resized(restored, *scaled_size(width, height, outscale))
 
 
 def is_out_of_memory(err: RuntimeError) -> bool:

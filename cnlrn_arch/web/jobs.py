@@ -31,7 +31,7 @@ from torch import nn
 
 from cnlrn_arch.data_prep import demo_data
 from cnlrn_arch.data_prep.demo_clip import make_demo_clip
-from cnlrn_arch.inference.image_io import UserImage, output_type, read_image, write_png
+from cnlrn_arch.inference.image_io import UserImage, output_type, read_image, scaled_size, write_png
 from cnlrn_arch.inference.inputs import is_image_name, is_video_name
 from cnlrn_arch.inference.network import LoadedNetwork, load_network
 from cnlrn_arch.inference.restore_video import frame_png, restore_video
@@ -164,8 +164,7 @@ def bicubic(image: UserImage, scale: float) -> np.ndarray:
         scale (float): the factor: the network's, or the page's ``--outscale``.
     """
     height, width = image.pixels.shape[:2]
-    size = max(1, int(width * scale)), max(1, int(height * scale))
-    up = cv2.resize(image.pixels, size, interpolation=cv2.INTER_CUBIC)
+    up = cv2.resize(image.pixels, scaled_size(width, height, scale), interpolation=cv2.INTER_CUBIC)
     if up.ndim == 3 and up.shape[2] >= 3:
         up = up[..., [2, 1, 0, *range(3, up.shape[2])]]  # BGR(A) -> RGB(A)
     return up
