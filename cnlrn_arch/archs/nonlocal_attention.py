@@ -36,27 +36,28 @@ ATTN_IMPLS = ('sdpa', 'naive')
 FEED_FORWARD_HALO = 3
 
 
-def image_to_tokens(image: torch.Tensor, patch: int) -> torch.Tensor:
-    """(B, H, W, c) -> (B, 1, N, patch*patch*c) pixel-major patch tokens, N = HW/patch^2.
+def image_to_tokens(image: torch.Tensor, patch: int, parts: int) -> torch.Tensor:
+    """(B, H, W, parts*c) -> (parts, B, 1, N, patch*patch*c) pixel-major patch tokens, N = HW/patch^2, in one copy.
 
     Args:
-        image (torch.Tensor): (B, H, W, c); H and W multiples of ``patch``.
+        image (torch.Tensor): (B, H, W, parts*c); H and W multiples of ``patch``.
         patch (int): side of the square, non-overlapping patches.
+        parts (int): equal channel groups, each tokenized on its own (the query, key and value of a head).
     """
-    b, h, w, c = image.shape
-    image = image.unflatten(1, (h // patch, patch)).unflatten(3, (w // patch, patch)).transpose(2, 3)
-    return image.reshape(b, 1, (h // patch) * (w // patch), patch * patch * c)
+    b, h, w, channels = image.shape
+    grid = image.view(b, h // patch, patch, w // patch, patch, parts, channels // parts)
+    return grid.permute(5, 0, 1, 3, 2, 4, 6).reshape(parts, b, 1, (h // patch) * (w // patch), -1)
 
 
 def fold_tokens_into(image: torch.Tensor, tokens: torch.Tensor, patch: int) -> None:
-    """Inverse of :func:`image_to_tokens`, written into ``image``, a (B, H, W, c) view."""
+    """Inverse of :func:`image_to_tokens` for one part, written into ``image``, a (B, H, W, c) view."""
     h, w = image.shape[1:3]
     grid = image.unflatten(1, (h // patch, patch)).unflatten(3, (w // patch, patch))
     grid.copy_(_patch_grid(tokens, image.shape, patch))
 
 
 def tokens_to_image(tokens: torch.Tensor, shape: Sequence[int], patch: int) -> torch.Tensor:
-    """Inverse of :func:`image_to_tokens` as a new (B, H, W, c) tensor of ``shape``."""
+    """Inverse of :func:`image_to_tokens` for one part, as a new (B, H, W, c) tensor of ``shape``."""
     return _patch_grid(tokens, shape, patch).reshape(shape)
 
 
@@ -95,6 +96,10 @@ class PatchMultiHeadAttention(nn.Module):
         self.key_embedding = nn.Conv2d(n_feats, n_feats, 1)
         self.output_linear = nn.Sequential(nn.Conv2d(n_feats, n_feats, 3, padding=1), nn.LeakyReLU(0.2, inplace=True))
 
+    @property
+    def embeddings(self) -> tuple[nn.Conv2d, nn.Conv2d, nn.Conv2d]:
+        return self.query_embedding, self.key_embedding, self.value_embedding
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, channels, height, width = x.shape
         attend = F.scaled_dot_product_attention if self.attn_impl == 'sdpa' else naive_attention
@@ -105,12 +110,10 @@ class PatchMultiHeadAttention(nn.Module):
         out = None if exported else x.new_empty(b, height, width, channels)
         for head, patch in enumerate(self.patch_sizes):
             head_slice = slice(head * self.head_channels, (head + 1) * self.head_channels)
-            query, key, value = (
-                image_to_tokens(
-                    F.linear(pixels, embedding.weight[head_slice].flatten(1), embedding.bias[head_slice]), patch
-                )
-                for embedding in (self.query_embedding, self.key_embedding, self.value_embedding)
-            )
+            # the head's query, key and value embeddings as one product (a wider GEMM) and one token copy
+            weight = torch.cat([embedding.weight[head_slice] for embedding in self.embeddings]).flatten(1)
+            bias = torch.cat([embedding.bias[head_slice] for embedding in self.embeddings])
+            query, key, value = image_to_tokens(F.linear(pixels, weight, bias), patch, parts=3)
             attended = attend(query, key, value)
             del query, key, value
             if exported:

@@ -53,7 +53,8 @@ class InferenceSettings:
         tile_pad (int): LR pixels of context around each tile; unused without ``tile``.
         self_ensemble (bool): average over the 8 flips/rotations (8 times slower).
         precision (str | None): None (float32) or a key of AMP_DTYPES to autocast to.
-        channels_last (bool): the weights, and so the activations, in NHWC memory order.
+        channels_last (bool): the weights, and so the activations, in NHWC memory order on a GPU too
+            (the CPU always runs NHWC: see :func:`~cnlrn_arch.runtime.speed.channels_last_on`).
         compile_backend (str | None): torch.compile's backend; None: not compiled.
     """
 
@@ -119,8 +120,8 @@ class InferenceSettings:
         return Speed(self.channels_last, {'backend': self.compile_backend} if self.compile_backend else None)
 
     def prepare(self, net: nn.Module) -> nn.Module:
-        """``net`` in channels-last order and compiled, as asked (else ``net`` itself)."""
-        return compiled(to_memory_format(net, self.speed), self.speed)
+        """``net`` in channels-last order (asked, or on the CPU) and compiled, as asked (else ``net`` itself)."""
+        return compiled(to_memory_format(net, self.speed, self.device), self.speed)
 
     def stamp(self) -> dict:
         """The settings as JSON-able data, for records of what was computed with them."""

@@ -7,7 +7,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnlrn_arch.runtime.speed import check_autocast, compiled, parse_speed, to_memory_format, use_tf32
+from cnlrn_arch.runtime.speed import (
+    channels_last_on,
+    check_autocast,
+    compiled,
+    parse_speed,
+    to_memory_format,
+    use_tf32,
+)
 from cnlrn_base.errors import UserError
 
 
@@ -45,21 +52,22 @@ class Precision:
         use_tf32(self.speed.tf32)
         self.compiled_nets = {}  # module -> its torch.compile wrapper, made at first use
 
-    @property
-    def memory_format(self) -> torch.memory_format:
-        """The memory format of the network's inputs: channels-last with ``speed.channels_last``, else kept."""
-        return torch.channels_last if self.speed.channels_last else torch.preserve_format
+    def memory_format(self, device: torch.device) -> torch.memory_format:
+        """The memory format of the network's inputs on ``device``: channels-last where
+        :func:`~cnlrn_arch.runtime.speed.channels_last_on` (``speed.channels_last``, or the CPU), else kept."""
+        return torch.channels_last if channels_last_on(self.speed, device) else torch.preserve_format
 
-    def in_memory_format(self, net: nn.Module) -> nn.Module:
-        """``net`` in the memory format of ``speed`` (the caller has moved it to its device).
+    def in_memory_format(self, net: nn.Module, device: torch.device) -> nn.Module:
+        """``net`` in the memory format of ``speed`` on ``device``, where the caller has moved it.
 
         Args:
             net (nn.Module): a bare network.
+            device (torch.device): where ``net`` is.
 
         Returns:
             nn.Module: ``net``, converted in place.
         """
-        return to_memory_format(net, self.speed)
+        return to_memory_format(net, self.speed, device)
 
     def run(self, net: nn.Module) -> nn.Module:
         """``net`` as it runs: compiled when ``speed.compile`` is set, else itself.

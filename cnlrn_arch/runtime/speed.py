@@ -1,15 +1,16 @@
 """Speed options shared by ``RobustSRModel``, ``cnlrn infer`` and ``cnlrn bench``: autocast, channels_last,
 torch.compile, TF32.
 
-All are off by default, so a plain run computes in float32 on contiguous
-tensors, exactly as before they existed. In option files they read::
+All are off by default, so a plain run computes in float32, exactly as
+before they existed; on the CPU it always runs in channels-last order (see
+:func:`channels_last_on`), which changes how, not what, it computes. In option files they read::
 
     train:
       amp: ~                 # ~ or fp32 (float32), bf16 or fp16; fp16 trains with a gradient scaler
     val:
       amp: ~                 # validation and ``basicsr test``; ~ follows train:amp
     speed:
-      channels_last: false   # network weights, and so its activations, in NHWC memory order
+      channels_last: false   # network weights, and so its activations, in NHWC memory order (always on the CPU)
       compile: false         # true, or torch.compile's arguments: {mode, backend, dynamic, fullgraph}
       tf32: false            # CUDA float32 convolutions and matmuls in TF32 (10-bit mantissa) on Ampere and later
 
@@ -191,9 +192,21 @@ def tf32_set_to(enabled: bool) -> Iterator[None]:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
 
 
-def to_memory_format(net, speed):
-    """``net`` with its weights in channels_last order when asked; convolutions then output that order too."""
-    return net.to(memory_format=torch.channels_last) if speed.channels_last else net
+def channels_last_on(speed: Speed, device: torch.device) -> bool:
+    """Whether a network runs in NHWC memory order on ``device``: where ``speed`` asks, and always on the CPU.
+
+    oneDNN's CPU convolutions run faster on NHWC maps than on NCHW ones
+    (benchmarks/RESULTS.md), and the SR module keeps its activations NHWC
+    in any case (its strips are), so NCHW weights would be reordered at
+    every call. On a GPU the choice stays the user's.
+    """
+    return speed.channels_last or device.type == 'cpu'
+
+
+def to_memory_format(net: nn.Module, speed: Speed, device: torch.device) -> nn.Module:
+    """``net`` with its weights in channels_last order where :func:`channels_last_on`; its convolutions then
+    output that order too."""
+    return net.to(memory_format=torch.channels_last) if channels_last_on(speed, device) else net
 
 
 def compiled(net, speed):

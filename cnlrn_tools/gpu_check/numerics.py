@@ -118,7 +118,7 @@ def fixture(args: dict[str, Any], found: Findings) -> None:
         found.figures[f'{impl} fp32 max |diff| to stored'] = rounded(diff)
         found.expect(diff <= FIXTURE_ATOL, f'{impl} float32 differs from the stored output by {diff:.2e}')
     net, stored = _fixture_network('sdpa', device)
-    net = to_memory_format(net, Speed(channels_last=True))
+    net = to_memory_format(net, Speed(channels_last=True), torch.device(device))
     x = stored['input'].to(device, memory_format=torch.channels_last)
     with torch.inference_mode():
         diff = _max_diff(net(x), stored['output'])

@@ -54,6 +54,15 @@ def test_small_fixture_reproduces_release(fixture, attn_impl):
     assert (out - fixture['output']).abs().max().item() < 1e-5
 
 
+def test_the_small_fixture_in_nhwc_order_reproduces_the_release(fixture):
+    """The CPU runs the network channels-last (cnlrn_arch.runtime.speed.channels_last_on): same outputs."""
+    net = CNLRN(**fixture['config']).eval().to(memory_format=torch.channels_last)
+    net.load_state_dict(fixture['state_dict'], strict=True)
+    with torch.inference_mode():
+        out = net(fixture['input'].contiguous(memory_format=torch.channels_last))
+    assert (out - fixture['output']).abs().max().item() < 1e-5
+
+
 @pytest.mark.parametrize(
     'size, expected',
     [((1, 3, 17, 23), (1, 3, 68, 92)), ((2, 3, 5, 3), (2, 3, 20, 12)), ((1, 3, 16, 24), (1, 3, 64, 96))],

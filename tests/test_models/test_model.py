@@ -49,6 +49,14 @@ def test_joint_stage_has_two_learning_rates():
     assert 0 < low < 1e-4 and 0 < high < 2e-3 and high / low == pytest.approx(20, rel=1e-3)
 
 
+def test_adam_runs_fused_unless_the_options_choose_an_implementation():
+    assert build_model(stage_opt('joint')).optimizer_g.defaults['fused'] is True
+    opt = stage_opt('joint')
+    opt['train']['optim_g']['foreach'] = True
+    chosen = build_model(opt).optimizer_g.defaults
+    assert chosen['foreach'] is True and not chosen['fused']
+
+
 def test_stage_and_network_must_agree():
     opt = stage_opt('pretrain')
     opt['network_g'] = dict(TINY_CNLRN)

@@ -140,19 +140,20 @@ def test_no_cuda_start_up_for_the_cpu(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    'train, speed_section, scaled, memory_format',
+    'train, speed_section, scaled, gpu_memory_format',
     [
         ({}, {}, False, torch.preserve_format),
         ({'amp': 'bf16'}, {'channels_last': True}, False, torch.channels_last),
         ({'amp': 'fp16'}, {}, True, torch.preserve_format),
     ],
 )
-def test_precision_scales_the_loss_only_for_fp16_and_formats_inputs_as_speed_says(
-    train, speed_section, scaled, memory_format
+def test_precision_scales_the_loss_only_for_fp16_and_formats_inputs_as_speed_says_on_a_gpu_and_nhwc_on_the_cpu(
+    train, speed_section, scaled, gpu_memory_format
 ):
     precision = Precision(make_opt(train=train, speed=speed_section))
     assert precision.grad_scaler('cpu').is_enabled() is scaled
-    assert precision.memory_format == memory_format
+    assert precision.memory_format(torch.device('cuda')) == gpu_memory_format
+    assert precision.memory_format(torch.device('cpu')) == torch.channels_last
 
 
 def test_precision_runs_the_plain_network_unless_compiled_and_compiles_each_network_once():

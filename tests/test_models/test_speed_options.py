@@ -63,6 +63,13 @@ def plain(batch):
     return dict(tested=tested, output=model.output.detach().clone(), log=log, grads=grads(model))
 
 
+def test_the_cpu_runs_the_network_channels_last_unasked(batch):
+    model = build()
+    model.feed_data(batch)
+    assert model.lq.is_contiguous(memory_format=torch.channels_last)
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in model.net_g.parameters() if p.ndim == 4)
+
+
 @pytest.mark.parametrize(
     'speed, atol',
     [(dict(channels_last=True), CHANNELS_LAST_ATOL), (dict(compile=COMPILE), COMPILE_ATOL)],
