@@ -1,9 +1,9 @@
 """onnxruntime against PyTorch on the CPU, side by side, against the floor (``cnlrn bench --onnxruntime``).
 
 One CNLRN with random weights (speed does not depend on their values) is
-exported to ONNX; PyTorch (the path ``cnlrn infer`` and ``basicsr test`` run,
-its OpenMP threads waiting passively), PyTorch as before (libgomp's spinning
-threads, in a worker process: see :mod:`.spinning_worker`) and onnxruntime
+exported to ONNX; PyTorch (the path ``cnlrn infer`` and ``basicsr test`` run: the network
+prepared by :class:`~cnlrn_arch.inference.settings.InferenceSettings`,
+channels-last on the CPU), PyTorch as before (NCHW weights) and onnxruntime
 (the exported graph, where attention is MatMul-Softmax-MatMul with the score
 matrix written out) then run LR frames of each size with the same threads,
 taking turns run by run, so that any drift of a shared machine touches all
@@ -16,11 +16,10 @@ operator by operator (:mod:`.operator_profile`). Writes ``onnxruntime.json``;
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 from collections.abc import Sequence
 from functools import partial
@@ -31,6 +30,7 @@ from tqdm import tqdm
 
 from cnlrn_arch.archs.cnlrn_arch import CNLRN
 from cnlrn_arch.inference.onnx_backend import OnnxNetwork
+from cnlrn_arch.inference.settings import InferenceSettings
 from cnlrn_arch.weights.onnx_file import INPUT_NAME, export_onnx
 from cnlrn_base.optional import import_optional
 from cnlrn_tools.hardware.cpu import cpu_flags, cpu_name
@@ -38,55 +38,18 @@ from cnlrn_tools.hardware.flops import count_flops, cross_check, floor_seconds, 
 from cnlrn_tools.hardware.gemm_peak import measure_network_peaks, peak_of
 from cnlrn_tools.speed import operator_profile
 from cnlrn_tools.speed.case import timed
-from cnlrn_tools.speed.speed_report import ONNXRUNTIME_RESULTS, SPINNING, write_report
-from cnlrn_tools.speed.spinning_worker import SPINNING_ENV
+from cnlrn_tools.speed.speed_report import NCHW, ONNXRUNTIME_RESULTS, write_report
 
 
-class SpinningTorch:
-    """The same network in :mod:`.spinning_worker`'s process, with libgomp's spinning threads; called with a size.
-
-    Args:
-        config (dict): CNLRN arguments (the weights come from the same seed as this process's network).
-        threads (int): torch threads.
-    """
-
-    def __init__(self, config: dict, threads: int):
-        command = [sys.executable, '-m', 'cnlrn_tools.speed.spinning_worker', json.dumps(config), str(threads)]
-        env = dict(os.environ, **SPINNING_ENV)
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
-
-    def seconds(self, size: Sequence[int]) -> float:
-        """Seconds of one forward at LR ``size``, timed inside the worker."""
-        self.process.stdin.write(f'{size[0]} {size[1]}\n')
-        self.process.stdin.flush()
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError('the spinning-threads worker stopped')
-        return float(line)
-
-    def __enter__(self) -> SpinningTorch:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        """End the worker: on closed input it leaves its loop; killed if an error left it mid-forward."""
-        self.process.stdin.close()
-        if any(exc_info):
-            self.process.kill()
-        self.process.wait()
-
-
-def time_in_turns(
-    networks: dict, spinning: SpinningTorch, x: torch.Tensor, runs: int
-) -> tuple[dict[str, list[float]], dict[str, torch.Tensor]]:
-    """Seconds of ``runs`` forwards of each network and of ``spinning`` on ``x``, taking turns; each one's output."""
-    times = {name: [] for name in (*networks, SPINNING)}
+def time_in_turns(networks: dict, x: torch.Tensor, runs: int) -> tuple[dict[str, list[float]], dict[str, torch.Tensor]]:
+    """Seconds of ``runs`` forwards of each network on ``x``, taking turns; each one's output."""
+    times = {name: [] for name in networks}
     outputs = {}
     for _ in tqdm(range(runs), desc=f'{size_label(x.shape[-2:])} runs', unit='run'):
         for name, network in networks.items():
             with torch.inference_mode():
                 (seconds,), outputs[name] = timed(partial(network, x), 1, torch.device('cpu'))
             times[name].append(seconds)
-        times[SPINNING].append(spinning.seconds(x.shape[-2:]))
     return times, outputs
 
 
@@ -165,24 +128,25 @@ def compare_onnxruntime(
         print('exporting to ONNX ...', flush=True)
         path = osp.join(folder, 'cnlrn.onnx')
         export_onnx(net, path)
-        networks = {'torch': net, 'onnxruntime': OnnxNetwork(path)}
-        with SpinningTorch(config, torch.get_num_threads()) as spinning:
-            for size in sizes:
-                x = torch.rand(1, 3, *size)
-                times, outputs = time_in_turns(networks, spinning, x, runs)
-                flops = count_flops(config, size)['total']
-                result['sizes'][size_label(size)] = {
-                    'output_shape': list(outputs['torch'].shape),
-                    'flops': flops,
-                    'floor_s': floor_seconds(flops, peak['gflops']),
-                    'times_s': times,
-                    'median_s': {name: statistics.median(values) for name, values in times.items()},
-                    # a turn's runs share the machine's load of the moment: their ratio is the steadier measure
-                    'turn_ratios': [o / t for t, o in zip(times['torch'], times['onnxruntime'])],
-                    'max_abs_difference': (outputs['onnxruntime'] - outputs['torch']).abs().max().item(),
-                }
+        default = InferenceSettings().prepare(copy.deepcopy(net))
+        networks = {NCHW: net, 'torch': default, 'onnxruntime': OnnxNetwork(path)}
+        for size in sizes:
+            x = torch.rand(1, 3, *size)
+            times, outputs = time_in_turns(networks, x, runs)
+            flops = count_flops(config, size)['total']
+            result['sizes'][size_label(size)] = {
+                'output_shape': list(outputs['torch'].shape),
+                'flops': flops,
+                'floor_s': floor_seconds(flops, peak['gflops']),
+                'times_s': times,
+                'median_s': {name: statistics.median(values) for name, values in times.items()},
+                # a turn's runs share the machine's load of the moment: their ratio is the steadier measure
+                'turn_ratios': [o / t for t, o in zip(times['torch'], times['onnxruntime'])],
+                'max_abs_difference': (outputs['onnxruntime'] - outputs['torch']).abs().max().item(),
+                'max_abs_difference_to_before': (outputs[NCHW] - outputs['torch']).abs().max().item(),
+            }
         print(f'profiling one forward of each at {size_label(largest)} ...', flush=True)
-        result['profile'] = profiles(net, config, path, torch.rand(1, 3, *largest))
+        result['profile'] = profiles(default, config, path, torch.rand(1, 3, *largest))
     os.makedirs(out, exist_ok=True)
     with open(osp.join(out, ONNXRUNTIME_RESULTS), 'w') as f:
         json.dump(result, f, indent=1)

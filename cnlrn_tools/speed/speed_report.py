@@ -16,8 +16,8 @@ from cnlrn_tools.hardware.flops import floor_of, floor_ratio, size_label
 GB = 1e9
 # written by cnlrn bench --onnxruntime (onnx_compare.py), beside the results_<device>.json of the other cases
 ONNXRUNTIME_RESULTS = 'onnxruntime.json'
-# the times of PyTorch with libgomp's spinning threads, as it ran before issue 23, in that file
-SPINNING = 'torch_spinning'
+# the times of PyTorch with NCHW weights, as the CPU ran it before channels-last became its default, in that file
+NCHW = 'torch_nchw'
 
 
 def below_floor(run):
@@ -218,8 +218,8 @@ def onnxruntime_section(comparison):
     config = f'CNLRN{comparison["config"]}' if comparison['config'] else 'the released CNLRN configuration'
     peak = comparison['peak']
     runtimes = {
-        SPINNING: f'PyTorch {comparison["torch"]}, spinning OpenMP threads (before)',
-        'torch': f'PyTorch {comparison["torch"]}, passive OpenMP threads (default)',
+        NCHW: f'PyTorch {comparison["torch"]}, NCHW weights (before)',
+        'torch': f'PyTorch {comparison["torch"]}, channels-last (default)',
         'onnxruntime': f'onnxruntime {comparison["onnxruntime"]}',
     }
     rows, ratio_lines = [], []
@@ -241,7 +241,8 @@ def onnxruntime_section(comparison):
         ratios = measured['turn_ratios']
         ratio_lines.append(
             f'- {label}: {", ".join(f"{r:.2f}" for r in ratios)} (median {statistics.median(ratios):.2f}); '
-            f'largest difference between the outputs {measured["max_abs_difference"]:.1e}'
+            f'largest difference between the outputs {measured["max_abs_difference"]:.1e}; between PyTorch before and '
+            f'now {measured["max_abs_difference_to_before"]:.1e}'
         )
     columns = [
         'LR input',
@@ -261,8 +262,8 @@ def onnxruntime_section(comparison):
         f'One forward of {config} (random weights) per run, batch 1, float32, {comparison["threads"]} threads for '
         'all, taking turns run by run (the first run of each is included and doubles as warm-up), '
         'with the fixed mmap threshold that importing cnlrn_arch sets. PyTorch runs the path `cnlrn infer` and '
-        "`basicsr test` run, before (libgomp's default spinning threads, in a worker process: the OpenMP policy is "
-        'read once per process) and now (passive threads); onnxruntime runs the graph of `cnlrn export --onnx` '
+        '`basicsr test` run, before (NCHW weights, whose convolutions reorder them for the NHWC maps at every '
+        'call) and now (channels-last, the CPU default); onnxruntime runs the graph of `cnlrn export --onnx` '
         f'(default opset), whose attention writes out the score matrix. CPU flags: '
         f'{comparison["cpu_flags"] or "unknown"}. The floor is the FLOPs at {peak["gflops"]:.0f} GFLOP/s, the '
         f'best rate measured in this process ({peak["library"]}, {peak["shape"]}).',

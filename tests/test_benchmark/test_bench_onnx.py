@@ -26,9 +26,10 @@ def test_onnxruntime_comparison_writes_its_section(tmp_path, capsys, monkeypatch
     assert measured['floor_s'] == pytest.approx(measured['flops'] / (comparison['peak']['gflops'] * 1e9))
     report = (tmp_path / 'RESULTS.md').read_text()
     ratio = measured['median_s']['torch'] / measured['median_s']['onnxruntime']
-    assert set(measured['times_s']) == {'torch', 'torch_spinning', 'onnxruntime'}
-    assert f'| 10x13 | PyTorch {comparison["torch"]}, passive OpenMP threads (default) | 2 |' in report
-    assert f'| 10x13 | PyTorch {comparison["torch"]}, spinning OpenMP threads (before) | 2 |' in report
+    assert set(measured['times_s']) == {'torch', 'torch_nchw', 'onnxruntime'}
+    assert measured['max_abs_difference_to_before'] <= 1e-5
+    assert f'| 10x13 | PyTorch {comparison["torch"]}, channels-last (default) | 2 |' in report
+    assert f'| 10x13 | PyTorch {comparison["torch"]}, NCHW weights (before) | 2 |' in report
     assert f'| {ratio:.2f} |' in report
     assert f'| 8x8 | onnxruntime {comparison["onnxruntime"]} | 2 |' in report
     assert len(measured['turn_ratios']) == 2 and 'turn by turn' in report
