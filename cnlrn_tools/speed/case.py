@@ -28,7 +28,7 @@ import torch
 from torch.autograd.profiler_util import FunctionEventAvg
 
 from cnlrn_arch.archs.cnlrn_arch import CNLRN
-from cnlrn_arch.runtime.speed import AMP_DTYPES, autocast, use_tf32
+from cnlrn_arch.runtime.speed import AMP_DTYPES, Speed, autocast, to_memory_format, use_tf32
 from cnlrn_base.errors import UserError
 
 PROFILE_ROWS = 12
@@ -77,7 +77,8 @@ def run_case(case):
     torch.manual_seed(0)
     torch.backends.cudnn.benchmark = True
     use_tf32(case['precision'] == 'tf32')
-    net = CNLRN(**case['config'], attn_impl=case['impl']).to(device)
+    # in the memory order cnlrn infer, basicsr test and training run it in: channels-last on the CPU
+    net = to_memory_format(CNLRN(**case['config'], attn_impl=case['impl']).to(device), Speed(), device)
     dtype = AMP_DTYPES.get(case['precision'])  # None: float32, with or without TF32
     height, width = case['size']
     x = torch.rand(case['batch'], 3, height, width, device=device)
@@ -91,7 +92,7 @@ def run_case(case):
                 return net(x)
     else:
         target = torch.rand(case['batch'], 3, 4 * height, 4 * width, device=device)
-        optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
+        optimizer = torch.optim.Adam(net.parameters(), lr=1e-4, fused=True)  # as RobustSRModel builds it
         # Adam's state is allocated on the first step; keep it out of the activations
         for param in net.parameters():
             optimizer.state[param] = {
