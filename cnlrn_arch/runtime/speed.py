@@ -32,6 +32,7 @@ applied to convolutions and matmuls alike when the model is built, by
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -66,15 +67,46 @@ def bf16_native(device: str) -> bool:
     return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
+def cpu_bf16_time_ratio() -> float:
+    """Time of a bf16 3x3 convolution over that of the same convolution in float32 on this CPU.
+
+    Hardware bf16 is not always the faster: on an Intel Xeon with AVX512-BF16
+    (no AMX) oneDNN ran CNLRN's 3x3 convolutions at 170 GFLOP/s in bf16
+    against 250 in float32, and MKL's 2048 GEMM at 163 against 307. The
+    probe is one 64-channel convolution on a 32x32 channels-last map (75
+    MFLOP), best of 3 after a warm-up in each precision.
+    """
+    conv = nn.Conv2d(64, 64, 3, padding=1).requires_grad_(False).to(memory_format=torch.channels_last)
+    x = torch.rand(1, 64, 32, 32).contiguous(memory_format=torch.channels_last)
+    seconds = []
+    with torch.inference_mode():
+        for dtype in (torch.bfloat16, torch.float32):
+            conv_d, x_d = conv.to(dtype), x.to(dtype)
+            conv_d(x_d)
+            times = []
+            for _ in range(3):
+                start = time.perf_counter()
+                conv_d(x_d)
+                times.append(time.perf_counter() - start)
+            seconds.append(min(times))
+    return seconds[0] / seconds[1]
+
+
 def slow_precision_note(precision: str | None, device: str) -> str | None:
     """One line for a ``precision`` that runs slower than float32 on ``device`` ('cpu' or 'cuda'), else None.
 
     Without AVX512-BF16 or AMX a CPU converts bf16 to float32 for every
     product: measured on an AVX2 CPU, 30.6 s of CPU time against 14.3 s in
-    float32 for one 256x256 image.
+    float32 for one 256x256 image. With them it may still be slower
+    (:func:`cpu_bf16_time_ratio`), which a probe of a few milliseconds tells.
     """
-    if precision == 'bf16' and device == 'cpu' and not bf16_native('cpu'):
+    if precision != 'bf16' or device != 'cpu':
+        return None
+    if not bf16_native('cpu'):
         return 'bf16 is emulated on this CPU (no AVX512-BF16 or AMX), about 2x slower than float32: leave it off'
+    ratio = cpu_bf16_time_ratio()
+    if ratio > 1:
+        return f'bf16 runs slower than float32 on this CPU (a 3x3 convolution took {ratio:.1f}x as long): leave it off'
     return None
 
 

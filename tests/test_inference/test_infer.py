@@ -283,20 +283,30 @@ def test_non_finite_weights_are_refused(model, tmp_path, capsys):
     assert_one_line_error(capsys.readouterr().err, f'{tmp_path / "empty.pth"}: empty file, not PyTorch weights')
 
 
-@pytest.mark.parametrize('native', [False, True])
-def test_emulated_bf16_on_the_cpu_is_one_line_saying_to_leave_it_off(
-    infer_setup, tmp_path, capsys, monkeypatch, native
+@pytest.mark.parametrize(
+    'native, ratio, said', [(False, 0.5, 'emulated'), (True, 1.4, 'runs slower'), (True, 0.6, None)]
+)
+def test_bf16_slower_than_float32_on_the_cpu_is_one_line_saying_to_leave_it_off(
+    infer_setup, tmp_path, capsys, monkeypatch, native, ratio, said
 ):
     from cnlrn_arch.runtime import speed
 
     monkeypatch.setattr(speed, 'bf16_native', lambda device: native)
+    monkeypatch.setattr(speed, 'cpu_bf16_time_ratio', lambda: ratio)
     args = ['-i', infer_setup / 'x.png', '-o', tmp_path, '--weights', infer_setup / 'w.pth', '--device', 'cpu']
     assert infer(*args, '--bf16') == 0
-    notes = [line for line in capsys.readouterr().err.splitlines() if 'emulated' in line]
-    assert notes == ([] if native else [f'note: --bf16: {speed.slow_precision_note("bf16", "cpu")}'])
+    notes = [line for line in capsys.readouterr().err.splitlines() if 'leave it off' in line]
+    assert notes == ([f'note: --bf16: {speed.slow_precision_note("bf16", "cpu")}'] if said else [])
+    assert not said or said in notes[0]
     assert (tmp_path / 'x_cnlrn.png').is_file()
     # float32 never gets the note
-    assert infer(*args, '--suffix', '_fp32') == 0 and 'emulated' not in capsys.readouterr().err
+    assert infer(*args, '--suffix', '_fp32') == 0 and 'leave it off' not in capsys.readouterr().err
+
+
+def test_the_bf16_probe_times_both_precisions():
+    from cnlrn_arch.runtime import speed
+
+    assert speed.cpu_bf16_time_ratio() > 0
 
 
 def test_an_image_output_replaces_only_what_cnlrn_infer_wrote_unless_overwrite(model, tmp_path, capsys):
