@@ -34,14 +34,15 @@ import numpy as np
 
 from cnlrn_arch.data_prep.demo_clip import demo_frames, make_demo_clip
 from cnlrn_arch.inference.restore_video import frame_png
-from cnlrn_arch.inference.video_io import frame_rgb, open_video
-from cnlrn_arch.options.option_file import load_option_file
+from cnlrn_arch.inference.video_io import frame_rgb
 from cnlrn_arch.reports import pictures as reporting
 from cnlrn_arch.reports.scores import read_results, read_val, score
 from cnlrn_base.errors import UserError
 from cnlrn_base.image_formats import bicubic_resize_uint8
 from cnlrn_base.inference_defaults import DEFAULT_SUFFIX, DEMO_QUICK_ITERS
+from cnlrn_base.option_file import load_option_file
 from cnlrn_base.project import DEMO_DATA, DEMO_JOINT, DEMO_PRETRAIN, DEMO_VAL, SCALE, option_path
+from cnlrn_base.video_input import open_video
 
 # experiment and result names of options/demo/*.yml
 PRETRAIN, JOINT = 'CNLRN_demo_pretrain', 'CNLRN_demo_joint'

@@ -4,6 +4,9 @@ The command-line entry points print these as one line and exit non-zero;
 anything else is a bug and keeps its traceback.
 """
 
+import sys
+from contextlib import contextmanager
+
 
 class UserError(Exception):
     """A problem the user can fix; the message names the culprit."""
@@ -27,3 +30,17 @@ def first_line(err):
     """The first line of ``err``'s message, or its type's name when the message is empty (e.g. ``EOFError()``)."""
     lines = str(err).strip().splitlines()
     return lines[0] if lines else type(err).__name__
+
+
+@contextmanager
+def exit_on_user_error(prog):
+    """Inside, a UserError ends the process as the entry points end it: ``prog: error: ...`` on stderr, exit 2.
+
+    Args:
+        prog (str): the command, as its messages name it (e.g. 'basicsr train').
+    """
+    try:
+        yield
+    except UserError as err:
+        print(f'{prog}: error: {user_message(err)}', file=sys.stderr)
+        sys.exit(2)

@@ -3,7 +3,6 @@
 import os
 
 import numpy as np
-from basicsr.utils.matlab_functions import imresize
 
 # lower and upper case, as suffix matches are case-sensitive
 IMG_EXTENSIONS = tuple(
@@ -41,5 +40,8 @@ def _unseen(folder, seen):
 
 def bicubic_resize_uint8(img, scale):
     """MATLAB-compatible bicubic resize (BasicSR's ``imresize``) of a uint8 image, rounded to uint8."""
+    # imported here: basicsr imports torch, and the file types above are read before torch is (cnlrn infer)
+    from basicsr.utils.matlab_functions import imresize
+
     out = imresize(img.astype(np.float32) / 255.0, scale)
     return np.clip(np.round(out * 255.0), 0, 255).astype(np.uint8)

@@ -7,6 +7,10 @@ The pipeline's own arguments (``--launcher``, ``--auto_resume``, ``--debug``,
 import argparse
 import sys
 
+from cnlrn_base.errors import exit_on_user_error
+from cnlrn_base.option_file import load_option_file
+from cnlrn_base.pipeline_arguments import pipeline_parser
+
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
@@ -21,9 +25,13 @@ def main(argv=None):
         parser.print_help()
         sys.exit(0 if argv else 2)
     phase = parser.parse_args(argv[:1]).phase
+    prog = f'basicsr {phase}'
+    # bounded before torch and the plugins are imported (most of a gigabyte): a "billion laughs" costs megabytes
+    with exit_on_user_error(prog):
+        load_option_file(pipeline_parser(prog).parse_args(argv[1:]).opt)
     from cnlrn_arch.training.pipeline import run_entry_point
 
-    run_entry_point(phase, argv[1:], f'basicsr {phase}')
+    run_entry_point(phase, argv[1:], prog)
 
 
 if __name__ == '__main__':

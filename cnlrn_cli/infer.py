@@ -13,7 +13,10 @@ from cnlrn_base.inference_defaults import (
     DEFAULT_TILE_PAD,
     OUTPUT_EXTS,
 )
+from cnlrn_base.input_files import find_images
 from cnlrn_base.project import DEMO_CHECKPOINT
+from cnlrn_base.stored_options import check_network_options
+from cnlrn_base.video_input import refused_videos
 from cnlrn_cli.arguments import add_device_argument, add_opt_argument, int_at_least, positive_float
 
 DESCRIPTION = f"""\
@@ -47,7 +50,10 @@ video's length; the output appears under its name only once complete.
 --frames-out DIR also writes the restored frames as PNGs in
 DIR/<name><suffix>/; a run that was interrupted restarts from the frames
 found there. Frame PNGs there that cnlrn infer did not write are refused,
-never replaced. Every decoded frame is checked against --max-pixels.
+never replaced. Every decoded frame is checked against --max-pixels. While
+every input is a video, each is decoded once first ('checking NAME'), before
+the network is loaded, until one would be restored: videos that are all
+refused are refused in seconds, without loading the network.
 
 An input that cannot be read, or whose output would overwrite an input, is
 reported and skipped; the exit status is then 1. So is an input whose output
@@ -184,6 +190,14 @@ def weights_line(weights):
 
 
 def run(args):
+    # what the inputs claim is bounded before torch is imported, whose import alone takes most of a gigabyte
+    if args.backend == 'torch':
+        check_network_options(args.weights, args.opt)
+    refused = refused_videos(find_images(args.input), args.max_pixels)
+    if refused:
+        for message in refused:
+            print(f'cnlrn infer: skipped {message}', file=sys.stderr)
+        return 1
     from cnlrn_arch.inference.network import load_network
     from cnlrn_arch.inference.restore_files import FileOptions, restore_files
     from cnlrn_arch.inference.settings import InferenceSettings

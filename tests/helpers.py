@@ -15,7 +15,7 @@ from basicsr.utils.matlab_functions import imresize
 
 # tiny REDS-shaped data (LMDBs for training, folders for validation) is made by the library, for gpu-check too
 from cnlrn_arch.data_prep.tiny_reds import make_tiny_reds  # noqa: F401
-from cnlrn_arch.options.option_file import deep_update
+from cnlrn_base.option_file import deep_update
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_DIR = os.path.dirname(TESTS_DIR)
@@ -44,6 +44,30 @@ def run_command(name, *args, cwd=None, timeout=600, **env):
     """The installed console script ``name`` run with ``args`` in a fresh process (``env`` added to ENV)."""
     return subprocess.run(
         [command(name), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=ENV | env
+    )
+
+
+# a console script's main(argv) in a fresh interpreter, its last line saying whether that imported torch
+CALL_MAIN = """
+import sys
+from {module} import main
+try:
+    status = main(sys.argv[1:])
+except SystemExit as exit_:
+    status = exit_.code
+print('exit status', status, '| torch imported:', 'torch' in sys.modules)
+"""
+
+
+def run_main_afresh(module, *args, cwd=None):
+    """The completed process of ``module``'s ``main(args)`` run in a fresh interpreter, so that no import of the
+    tests hides one of its own; its stdout ends with 'exit status S | torch imported: True|False'."""
+    return subprocess.run(
+        [sys.executable, '-c', CALL_MAIN.format(module=module), *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=ENV,
     )
 
 
@@ -252,3 +276,21 @@ def decoded_frames(path):
     with av.open(str(path)) as container:
         frames = list(container.decode(video=0))
         return [f.to_ndarray(format='rgb24') for f in frames], [f.time for f in frames]
+
+
+def raw_h264(sizes):
+    """A raw H.264 stream of one grey frame per (width, height) in ``sizes``: its header tells only the first size."""
+    import av
+
+    data = b''
+    for width, height in sizes:
+        buffer = io.BytesIO()
+        with av.open(buffer, 'w', format='h264') as out:
+            stream = out.add_stream('libx264', rate=12)
+            stream.width, stream.height, stream.pix_fmt = width, height, 'yuv420p'
+            frame = av.VideoFrame.from_ndarray(np.full((height, width, 3), 80, np.uint8), format='rgb24')
+            frame.pts = 0
+            out.mux(stream.encode(frame))
+            out.mux(stream.encode(None))
+        data += buffer.getvalue()
+    return data

@@ -1,4 +1,4 @@
-"""Read and write the images users give ``cnlrn infer`` (found by :mod:`.inputs`).
+"""Read and write the images users give ``cnlrn infer`` (found by :mod:`cnlrn_base.input_files`).
 
 Every mode is kept: 8- or 16-bit, grayscale, gray+alpha, RGB or RGBA. A
 :class:`UserImage` holds the decoded samples, turned upright as their EXIF

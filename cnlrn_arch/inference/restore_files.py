@@ -17,12 +17,11 @@ from dataclasses import dataclass
 from tqdm import tqdm
 
 from cnlrn_arch.inference.image_io import is_own_image, output_type, read_image
-from cnlrn_arch.inference.inputs import find_images, is_video_name
 from cnlrn_arch.inference.network import LoadedNetwork
 from cnlrn_arch.inference.restore_video import restore_video
 from cnlrn_arch.inference.settings import InferenceSettings
 from cnlrn_arch.inference.upscale import restore_image
-from cnlrn_arch.inference.video_io import check_crf, is_own_video, open_video, output_extension
+from cnlrn_arch.inference.video_io import check_crf, is_own_video, output_extension
 from cnlrn_base.errors import UserError
 from cnlrn_base.inference_defaults import (
     DEFAULT_CRF,
@@ -32,7 +31,9 @@ from cnlrn_base.inference_defaults import (
     OUTPUT_EXTS,
     SUGGESTED_TILE,
 )
+from cnlrn_base.input_files import find_images, is_video_name
 from cnlrn_base.output_paths import file_id
+from cnlrn_base.video_input import open_video
 
 # LR inputs above this many pixels print a hint to use --tile (full-size activations take gigabytes)
 LARGE_INPUT_PIXELS = 1024 * 1024

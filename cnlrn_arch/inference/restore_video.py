@@ -24,11 +24,12 @@ from cnlrn_arch.inference.image_io import UserImage, write_png
 from cnlrn_arch.inference.network import LoadedNetwork
 from cnlrn_arch.inference.settings import InferenceSettings
 from cnlrn_arch.inference.upscale import forward, is_out_of_memory, outscaled, release_cached_memory, upscale_into
-from cnlrn_arch.inference.video_io import FEATURE, VideoWriter, check_crf, frame_rgb, open_video, video_output
+from cnlrn_arch.inference.video_io import VideoWriter, check_crf, frame_rgb, video_output
 from cnlrn_base.atomic import atomic_write
 from cnlrn_base.errors import UserError
 from cnlrn_base.inference_defaults import DEFAULT_CRF, DEFAULT_MAX_PIXELS
 from cnlrn_base.optional import import_optional
+from cnlrn_base.video_input import FEATURE, open_video
 
 # whole frames share a network call on a GPU up to this many LR pixels in all (a 640x360 frame fills a GPU
 # alone) and this many frames; on the CPU one frame already keeps every core busy

@@ -1,7 +1,7 @@
-"""Read the videos users give ``cnlrn infer`` and write their restored copies, with PyAV (FFmpeg's libraries).
+"""Write the restored copies of the videos users give ``cnlrn infer``, with PyAV (FFmpeg's libraries).
 
-Any container and codec FFmpeg decodes is read; the first video stream is
-restored, its audio streams are copied packet for packet (bit-identical),
+The inputs are read by :mod:`cnlrn_base.video_input` (any container and codec FFmpeg decodes); the first
+video stream is restored, its audio streams are copied packet for packet (bit-identical),
 other streams (subtitles, data, further video streams) are left out. The
 output is H.264 in MP4, or in Matroska when an audio codec cannot go into MP4
 (:func:`output_extension`). Every restored frame keeps its input timestamp,
@@ -16,175 +16,25 @@ import io
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
 
-from cnlrn_base.errors import UserError, first_line
+from cnlrn_base.errors import UserError
 from cnlrn_base.inference_defaults import MAX_CRF
-from cnlrn_base.optional import import_optional
 from cnlrn_base.output_paths import OUTPUT_MARK
+from cnlrn_base.video_input import InputVideo, ffmpeg_reason, import_av
 
 # output containers by extension, as FFmpeg names them
 OUTPUT_FORMATS = {'.mp4': 'mp4', '.mkv': 'matroska'}
 # the container tag holding OUTPUT_MARK (MP4 and Matroska both store it)
 MARK_TAG = 'comment'
-FEATURE = 'video files'
 
 
 def check_crf(crf: int) -> None:
     """Raise a UserError unless ``crf`` is a quality libx264 takes."""
     if not 0 <= crf <= MAX_CRF:
         raise UserError(f'--crf {crf}: must lie between 0 (best) and {MAX_CRF}')
-
-
-def _av():
-    return import_optional('av', FEATURE)
-
-
-def _reason(err: Exception) -> str:
-    """FFmpeg's words for ``err`` without PyAV's errno and file name around them."""
-    return getattr(err, 'strerror', None) or first_line(err)
-
-
-@dataclass
-class InputVideo:
-    """An opened video file: its first video stream and its audio streams.
-
-    Attributes:
-        path (str): the file, for messages.
-        container: the PyAV input container.
-        video: its first video stream.
-        audio (list): its audio streams, copied to the output.
-        max_pixels (int | None): :meth:`contents` refuses a frame of more pixels (width x height); None: any.
-        max_frames (int | None): :meth:`contents` refuses a video of more frames, counted as they are
-            decoded (headers can be wrong, or silent); None: any length.
-    """
-
-    path: str
-    container: object
-    video: object
-    audio: list
-    max_pixels: int | None = None
-    max_frames: int | None = None
-
-    @property
-    def announced_frames(self) -> int:
-        """The frame count an MP4 or MOV file's index gives, else 0 (other containers' counts are estimates:
-        AVI's, for one, counts the dropped frames that hold no data)."""
-        return self.video.frames if 'mov' in self.container.format.name.split(',') else 0
-
-    @property
-    def frame_count(self) -> int | None:
-        """Frames the container announces, else an estimate from the duration and frame rate, else None."""
-        if self.announced_frames:
-            return self.announced_frames
-        rate = self.video.average_rate or self.video.guessed_rate
-        duration = self.container.duration  # microseconds
-        return round(duration / 1_000_000 * rate) if duration and rate else None
-
-    @property
-    def announced_duration(self) -> float | None:
-        """Seconds of video the stream's DURATION tag gives (FFmpeg's Matroska and WebM muxers write it in the
-        header on closing, so a cut copy keeps it), else None."""
-        tag = self.video.metadata.get('DURATION', '')
-        try:
-            hours, minutes, seconds = tag.split(':')
-            return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
-        except ValueError:
-            return None
-
-    def _check_limits(self, frame, number: int) -> None:
-        """Refuse the decoded ``frame``, the ``number``-th, when it is over the pixel or the frame limit."""
-        pixels = frame.width * frame.height
-        if self.max_pixels is not None and pixels > self.max_pixels:
-            # the header gave the first frame's size only: any later frame may be larger
-            raise UserError(
-                f'{self.path}: frame {number - 1} is {frame.width}x{frame.height}, {pixels} pixels, '
-                f'over the limit of {self.max_pixels}'
-            )
-        if self.max_frames is not None and number > self.max_frames:
-            raise UserError(f'{self.path}: more than {self.max_frames} frames, over the limit of {self.max_frames}')
-
-    def contents(self) -> Iterator[object]:
-        """The decoded video frames (``av.VideoFrame``) and the audio packets (``av.Packet``), in file order.
-
-        Raises:
-            UserError: naming the file when the data cannot be read or decoded, when fewer
-                frames or seconds than announced were decoded (a truncated file), or when a
-                frame is over ``max_pixels`` or one more than ``max_frames`` was decoded
-                (before that frame is yielded).
-        """
-        av = _av()
-        decoded, last_time = 0, None
-        try:
-            for packet in self.container.demux(self.video, *self.audio):
-                if packet.stream is self.video:
-                    for frame in packet.decode():
-                        decoded += 1
-                        self._check_limits(frame, decoded)
-                        last_time = frame.time if frame.time is not None else last_time
-                        yield frame
-                elif packet.size:  # the empty packets that flush the demuxer carry nothing to copy
-                    yield packet
-        except av.FFmpegError as err:
-            raise UserError(f'{self.path}: cannot decode the video after frame {decoded} ({_reason(err)})') from None
-        if decoded < self.announced_frames:
-            raise UserError(
-                f'{self.path}: truncated or damaged, {decoded} of {self.announced_frames} frames could be decoded'
-            )
-        if not decoded:
-            raise UserError(f'{self.path}: the video stream holds no frame that can be decoded')
-        duration, rate = self.announced_duration, self.video.average_rate or self.video.guessed_rate
-        # the last frame starts one period before the end; two allow for a variable frame rate
-        if duration and rate and last_time is not None and last_time + 2 / rate < duration:
-            raise UserError(
-                f'{self.path}: truncated or damaged, its video stops at {last_time:.2f} s '
-                f'of the {duration:.2f} s its header announces'
-            )
-
-
-@contextmanager
-def open_video(
-    path: str | os.PathLike, max_pixels: int | None = None, max_frames: int | None = None
-) -> Iterator[InputVideo]:
-    """``path`` opened for reading, closed after the ``with`` block.
-
-    Args:
-        path (str | os.PathLike): the video file.
-        max_pixels (int | None): refuse frames of more pixels (width x height): the header's
-            size here, every decoded frame's in :meth:`InputVideo.contents`; None: any size.
-        max_frames (int | None): refuse videos of more frames, as :meth:`InputVideo.contents`
-            counts them; None: any length.
-
-    Raises:
-        UserError: one line naming the file, for a file that cannot be read or
-            parsed (e.g. truncated before its index), that has no video stream,
-            whose video codec FFmpeg cannot decode, or whose frames are over ``max_pixels``.
-    """
-    av = _av()
-    try:
-        container = av.open(os.fspath(path), metadata_errors='ignore')
-    except av.FFmpegError as err:
-        raise UserError(f'{path}: cannot open as a video ({_reason(err)})') from None
-    except OSError as err:
-        raise UserError(f'{path}: cannot read ({err.strerror or err})') from None
-    try:
-        if not container.streams.video:
-            raise UserError(f'{path}: no video stream')
-        video = container.streams.video[0]
-        if video.codec_context is None:
-            raise UserError(f'{path}: its video codec is not supported (FFmpeg has no decoder for it)')
-        if max_pixels is not None and video.width * video.height > max_pixels:
-            raise UserError(
-                f'{path}: {video.width}x{video.height} frames are {video.width * video.height} pixels, '
-                f'over the limit of {max_pixels}'
-            )
-        video.thread_type = 'AUTO'  # frame threads: several frames in flight, a few more frames of memory
-        yield InputVideo(os.fspath(path), container, video, list(container.streams.audio), max_pixels, max_frames)
-    finally:
-        container.close()
 
 
 def output_extension(video: InputVideo) -> str:
@@ -195,7 +45,7 @@ def output_extension(video: InputVideo) -> str:
     """
     if not video.audio:
         return '.mp4'
-    av = _av()
+    av = import_av()
     for extension, container_format in OUTPUT_FORMATS.items():
         probe = av.open(io.BytesIO(), 'w', format=container_format)
         try:
@@ -254,7 +104,7 @@ class VideoWriter:
 
     def write_frame(self, rgb: np.ndarray, like) -> None:
         """Encode H x W x 3 uint8 RGB ``rgb`` at the timestamp of input frame ``like``."""
-        frame = _av().VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format='rgb24')
+        frame = import_av().VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format='rgb24')
         if not self.lossless:
             frame = frame.reformat(
                 format=self.pix_fmt, dst_colorspace=self.first.colorspace, dst_color_range=self.first.color_range
@@ -286,7 +136,7 @@ def video_output(path: str | os.PathLike) -> Iterator[object]:
     Raises:
         UserError: when the file cannot be written (a full disk, a missing folder).
     """
-    av = _av()
+    av = import_av()
     path = os.fspath(path)
     extension = os.path.splitext(path)[1].lower()
     if extension not in OUTPUT_FORMATS:
@@ -297,13 +147,13 @@ def video_output(path: str | os.PathLike) -> Iterator[object]:
         try:
             out = av.open(tmp_path, 'w', format=OUTPUT_FORMATS[extension])
         except (av.FFmpegError, OSError) as err:
-            raise UserError(f'cannot write {path}: {_reason(err)}') from None
+            raise UserError(f'cannot write {path}: {ffmpeg_reason(err)}') from None
         out.metadata[MARK_TAG] = OUTPUT_MARK
         try:
             yield out
             out.close()  # writes the index
         except (av.FFmpegError, OSError) as err:
-            raise UserError(f'cannot write {path}: {_reason(err)}') from None
+            raise UserError(f'cannot write {path}: {ffmpeg_reason(err)}') from None
         finally:
             out.close()
         _fsync(tmp_path)
@@ -316,7 +166,7 @@ def video_output(path: str | os.PathLike) -> Iterator[object]:
 
 def is_own_video(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a video :func:`video_output` wrote (its container's tag says so)."""
-    av = _av()
+    av = import_av()
     try:
         with av.open(os.fspath(path), metadata_errors='ignore') as container:
             tags = {key.lower(): value for key, value in container.metadata.items()}

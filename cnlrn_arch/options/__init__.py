@@ -1,1 +1,2 @@
-"""Option files: read as plain data (:mod:`.option_file`), typed (:mod:`.schema`) and checked (:mod:`.check`)."""
+"""Option files checked (:mod:`.check`): read as plain data by :mod:`cnlrn_base.option_file`, typed by
+:mod:`cnlrn_base.option_schema`."""

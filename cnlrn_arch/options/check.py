@@ -1,6 +1,6 @@
 """Check options before BasicSR runs them, so mistakes read as one line.
 
-The options are an option file read as plain data (:mod:`.option_file`) with
+The options are an option file read as plain data (:mod:`cnlrn_base.option_file`) with
 basicsr's ``--force_yml`` overrides applied, so an override is checked like the
 file. BasicSR itself would fail later with a bare ``FileNotFoundError``, a YAML
 traceback or ``KeyError: "No object named ... found in 'arch' registry!"``.
@@ -9,11 +9,11 @@ traceback or ``KeyError: "No object named ... found in 'arch' registry!"``.
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
 
-from cnlrn_arch.options.option_file import apply_overrides, load_option_file
-from cnlrn_arch.options.schema import check_schema
 from cnlrn_arch.options.vgg_weights import missing_vgg19_message, vgg19_weights
 from cnlrn_arch.runtime.speed import parse_speed
 from cnlrn_base.errors import UserError
+from cnlrn_base.option_file import apply_overrides, load_option_file
+from cnlrn_base.option_schema import check_schema
 from cnlrn_base.project import SCALE
 
 

@@ -10,7 +10,6 @@ plugin's networks, data sets, losses and models are available. Ctrl-C during
 a training ends in one line naming the last complete checkpoint on disk.
 """
 
-import argparse
 import importlib
 import os
 import shlex
@@ -18,7 +17,8 @@ import sys
 import tempfile
 from importlib.metadata import entry_points
 
-from cnlrn_base.errors import UserError, user_message
+from cnlrn_base.errors import UserError, exit_on_user_error
+from cnlrn_base.pipeline_arguments import pipeline_parser
 
 PLUGIN_GROUP = 'basicsr.plugins'
 OWN_PLUGIN = 'cnlrn_arch'
@@ -56,11 +56,11 @@ def run_pipeline(phase, argv, prog):
     from basicsr.train import train_pipeline
 
     from cnlrn_arch.options.check import check_options
-    from cnlrn_arch.options.option_file import write_option_file
     from cnlrn_arch.training import basicsr_overrides
     from cnlrn_arch.training.resume import read_training_state, what_training_left
+    from cnlrn_base.option_file import write_option_file
 
-    args = _pipeline_parser(prog).parse_args(argv)
+    args = pipeline_parser(prog).parse_args(argv)
     is_train = phase == 'train'
     opt = check_options(args.opt, is_train, overrides=args.force_yml or ())
     resume_state = None
@@ -97,20 +97,6 @@ def run_pipeline(phase, argv, prog):
             sys.argv = our_argv
 
 
-def _pipeline_parser(prog):
-    """The arguments of basicsr 1.4.2's parse_options, read here first (it keeps no parser to reuse)."""
-    parser = argparse.ArgumentParser(prog=prog)
-    parser.add_argument('-opt', type=str, required=True, help='Path to option YAML file.')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none', help='job launcher')
-    parser.add_argument('--auto_resume', action='store_true')
-    parser.add_argument('--debug', action='store_true')
-    parser.add_argument('--local_rank', type=int, default=0)
-    parser.add_argument(
-        '--force_yml', nargs='+', default=None, help='Force to update yml files. Examples: train:ema_decay=0.999'
-    )
-    return parser
-
-
 def _passed_on(args):
     """basicsr's arguments besides -opt: all but ``--force_yml``, which is applied already."""
     flags = ['--auto_resume'] * args.auto_resume + ['--debug'] * args.debug
@@ -132,10 +118,8 @@ def _make_output_folder(folder):
 def run_entry_point(phase, argv, prog):
     """Run a pipeline; user errors become one line on stderr and exit code 2, Ctrl-C one line and exit code 130."""
     try:
-        run_pipeline(phase, argv, prog)
-    except UserError as err:
-        print(f'{prog}: error: {user_message(err)}', file=sys.stderr)
-        sys.exit(2)
+        with exit_on_user_error(prog):
+            run_pipeline(phase, argv, prog)
     except KeyboardInterrupt as err:
         left = str(err) if isinstance(err, TrainingInterrupted) else ''
         print(f'{prog}: interrupted{left}', file=sys.stderr)

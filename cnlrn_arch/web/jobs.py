@@ -32,12 +32,11 @@ from torch import nn
 from cnlrn_arch.data_prep import demo_data
 from cnlrn_arch.data_prep.demo_clip import make_demo_clip
 from cnlrn_arch.inference.image_io import UserImage, output_type, read_image, scaled_size, write_png
-from cnlrn_arch.inference.inputs import is_image_name, is_video_name
 from cnlrn_arch.inference.network import LoadedNetwork, load_network
 from cnlrn_arch.inference.restore_video import frame_png, restore_video
 from cnlrn_arch.inference.settings import InferenceSettings, autocast_works
 from cnlrn_arch.inference.upscale import restore_image
-from cnlrn_arch.inference.video_io import FEATURE, frame_rgb, open_video, output_extension
+from cnlrn_arch.inference.video_io import frame_rgb, output_extension
 from cnlrn_base.errors import UserError, user_message
 from cnlrn_base.inference_defaults import (
     DEFAULT_EXT,
@@ -49,7 +48,9 @@ from cnlrn_base.inference_defaults import (
     DEFAULT_MAX_UPLOAD_MB,
     DEFAULT_SUFFIX,
 )
+from cnlrn_base.input_files import is_image_name, is_video_name
 from cnlrn_base.optional import import_optional
+from cnlrn_base.video_input import FEATURE, open_video
 
 # the autocast dtype of the page's half-precision option by device type: float16 where GPUs compute it fastest
 HALF_PRECISION = {'cuda': 'fp16', 'cpu': 'bf16'}

@@ -18,13 +18,7 @@ from torch import nn
 from cnlrn_base.atomic import atomic_torch_save, atomic_write
 from cnlrn_base.errors import UserError, first_line
 from cnlrn_base.optional import import_optional
-
-SAFETENSORS_SUFFIX = '.safetensors'
-# where a checkpoint (a key) or a .safetensors file (a metadata entry, as JSON) keeps the network's options
-NETWORK_OPT_KEY = 'network_g'
-
-# network options are a few hundred characters; more is not options (and JSON parsing costs memory)
-MAX_STORED_OPTIONS_CHARS = 1 << 16
+from cnlrn_base.stored_options import NETWORK_OPT_KEY, SAFETENSORS_SUFFIX, options_from_json
 
 
 class Weights(NamedTuple):
@@ -110,19 +104,7 @@ def _read_safetensors(path: str | os.PathLike) -> tuple[dict, dict | None]:
         raise UserError(f'{path}: not a readable safetensors file ({first_line(err)})') from None
     if not data:
         raise UserError(f'{path}: holds no tensors, not network weights')
-    network_opt = None
-    if NETWORK_OPT_KEY in metadata:
-        text = metadata[NETWORK_OPT_KEY]
-        if len(text) > MAX_STORED_OPTIONS_CHARS:
-            raise UserError(f'{path}: metadata {NETWORK_OPT_KEY!r} is over {MAX_STORED_OPTIONS_CHARS} characters')
-        try:
-            network_opt = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise UserError(f'{path}: metadata {NETWORK_OPT_KEY!r} is not JSON ({first_line(err)})') from None
-        except RecursionError:
-            raise UserError(f'{path}: metadata {NETWORK_OPT_KEY!r} is nested too deep to be options') from None
-        if not isinstance(network_opt, dict):
-            raise UserError(f'{path}: metadata {NETWORK_OPT_KEY!r} is not a mapping of options')
+    network_opt = options_from_json(metadata[NETWORK_OPT_KEY], path) if NETWORK_OPT_KEY in metadata else None
     return data, network_opt
 
 

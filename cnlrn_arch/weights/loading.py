@@ -10,11 +10,12 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
 from cnlrn_arch.options.check import check_buildable, check_registered
-from cnlrn_arch.options.option_file import load_option_file
-from cnlrn_arch.options.schema import check_schema
 from cnlrn_arch.weights.config_from_weights import describe_weights, network_options_from_weights
 from cnlrn_arch.weights.files import Weights, describe_mismatch, load_into, read_weights
 from cnlrn_base.errors import UserError
+from cnlrn_base.option_file import load_option_file
+from cnlrn_base.option_schema import check_schema
+from cnlrn_base.stored_options import stored_options_source
 
 
 def read_network_weights(
@@ -42,7 +43,7 @@ def read_network_weights(
     if network_opt is not None:
         return weights, network_opt
     if weights.network_opt is not None:
-        return weights, _checked(weights.network_opt, f'{weights_path} (its stored options)')
+        return weights, _checked(weights.network_opt, stored_options_source(weights_path))
     network_opt = network_options_from_weights(weights.state_dict)
     mismatch = network_opt and describe_mismatch(
         check_buildable(network_opt, weights_path).state_dict(), weights.state_dict

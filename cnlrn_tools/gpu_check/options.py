@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from cnlrn_arch.options.option_file import deep_update, load_option_file, write_option_file
+from cnlrn_base.option_file import deep_update, load_option_file, write_option_file
 from cnlrn_base.project import SCALE, option_path
 
 # PairedBlurSRDataset's dataroot_<key> -> the tiny data's folder of those frames

@@ -23,8 +23,8 @@ from basicsr.data.data_sampler import EnlargedSampler
 from basicsr.models import build_model
 
 from cnlrn_arch.data_prep.tiny_reds import make_tiny_reds
-from cnlrn_arch.options.option_file import deep_update
 from cnlrn_arch.runtime.speed import AMP_DTYPES
+from cnlrn_base.option_file import deep_update
 from cnlrn_base.project import SCALE
 from cnlrn_tools.gpu_check.findings import Findings, rounded
 from cnlrn_tools.gpu_check.options import project_options

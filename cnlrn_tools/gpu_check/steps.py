@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from basicsr.metrics import calculate_psnr
 
-from cnlrn_arch.options.option_file import deep_update
+from cnlrn_base.option_file import deep_update
 from cnlrn_base.project import DEMO_CHECKPOINT
 from cnlrn_tools.gpu_check.modes import TINY_CNLRN, TINY_PREDEBLUR
 from cnlrn_tools.gpu_check.options import DATASET_ROOTS, derive_option_file, training_changes

@@ -4,15 +4,13 @@ Each case runs in a fresh interpreter, so that no import of another case or of t
 """
 
 import importlib
-import subprocess
-import sys
 
 import pytest
 
 from cnlrn_base.command_defaults import QUALITY_VARIANTS
 from cnlrn_cli.arguments import description, plain_text
 from cnlrn_cli.main import COMMANDS
-from tests.helpers import ENV
+from tests.helpers import run_main_afresh
 
 # a usage error of each subcommand, and what its one line names
 USAGE_ERRORS = {
@@ -37,15 +35,6 @@ HELP_MODULES = (
     'cnlrn_tools.quality.quality_bench',
     'cnlrn_tools.gpu_check.gpu_check',
 )
-CALL_MAIN = """
-import sys
-from cnlrn_cli.main import main
-try:
-    status = main(sys.argv[1:])
-except SystemExit as exit_:
-    status = exit_.code
-print('exit status', status, '| torch imported:', 'torch' in sys.modules)
-"""
 
 
 def test_every_subcommand_has_a_usage_error_here():
@@ -56,9 +45,7 @@ def test_every_subcommand_has_a_usage_error_here():
 @pytest.mark.parametrize('command', list(COMMANDS))
 def test_answers_without_importing_torch(command, case, tmp_path):
     args, named = (['--help'], None) if case == 'help' else USAGE_ERRORS[command]
-    result = subprocess.run(
-        [sys.executable, '-c', CALL_MAIN, command, *args], cwd=tmp_path, capture_output=True, text=True, env=ENV
-    )
+    result = run_main_afresh('cnlrn_cli.main', command, *args, cwd=tmp_path)
     last = result.stdout.strip().splitlines()[-1]
     if case == 'help':
         assert result.stdout.startswith(f'usage: cnlrn {command} '), result.stdout + result.stderr

@@ -115,7 +115,7 @@ def test_shipped_option_files_pass_the_checks(path, tmp_path, monkeypatch):
     from basicsr.utils.options import ordered_yaml
 
     from cnlrn_arch.options.check import check_options
-    from cnlrn_arch.options.option_file import write_option_file
+    from cnlrn_base.option_file import write_option_file
 
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)  # the REDS files ask for a GPU
     monkeypatch.setenv('TORCH_HOME', str(tmp_path))  # the GAN files' perceptual loss asks for VGG19's weights

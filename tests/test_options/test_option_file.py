@@ -4,8 +4,8 @@ import pytest
 import yaml
 from basicsr.utils.options import ordered_yaml
 
-from cnlrn_arch.options.option_file import apply_overrides, load_option_file, write_option_file
 from cnlrn_base.errors import UserError
+from cnlrn_base.option_file import apply_overrides, load_option_file, write_option_file
 
 # tags that construct Python objects (or bytes, sets): each with the tag as the message shows it
 OBJECT_TAGS = [

@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from cnlrn_arch.archs.cnlrn_arch import CNLRN
-from cnlrn_arch.weights.files import MAX_STORED_OPTIONS_CHARS, NETWORK_OPT_KEY, write_checkpoint, write_safetensors
+from cnlrn_arch.weights.files import write_checkpoint, write_safetensors
 from cnlrn_arch.weights.loading import build_loaded
 from cnlrn_base.errors import UserError
+from cnlrn_base.stored_options import MAX_STORED_OPTIONS_CHARS, NETWORK_OPT_KEY
 from tests.helpers import TINY_CNLRN, TINY_CNLRN_ARGS
 
 

@@ -11,6 +11,7 @@ What a file may claim is bounded before anything is built: its size, its
 nesting depth, and the number of values it holds once YAML's aliases are
 expanded (aliases of aliases, "billion laughs", would otherwise make a few
 hundred bytes into a structure that every later walk over the options expands).
+Torch-free, so that ``basicsr train|test`` bounds its option file before torch is imported.
 """
 
 from typing import Any

@@ -1,7 +1,7 @@
 """What ``cnlrn infer`` takes as input: image and video files, named by extension, found from its arguments.
 
-Both the image path (:mod:`.image_io`) and the video path (:mod:`.video_io`) read their kinds here,
-so neither imports the other.
+Both the image path (:mod:`cnlrn_arch.inference.image_io`) and the video path read their kinds here, so
+neither imports the other; torch-free, so that ``cnlrn infer`` reads its videos before the network is loaded.
 """
 
 from __future__ import annotations

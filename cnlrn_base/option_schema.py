@@ -4,6 +4,7 @@ basicsr takes them as they come: ``total_iter: -1`` ends training at once and
 saves the untrained network, ``batch_size_per_gpu: [2]`` or ``lr: 1e-4`` (text
 to YAML 1.1) fail deep inside torch with a traceback. :data:`SCHEMA` says what
 each may hold; :func:`check_schema` turns a value outside that into one line.
+Torch-free, so that the options stored in a weights file are checked before torch is imported.
 """
 
 import math
