@@ -25,6 +25,8 @@ def model(tmp_path_factory):
     net = tiny_net()
     torch.save({'params': net.state_dict()}, root / 'w.pth')
     (root / 'tiny.yml').write_text(yaml.safe_dump({'network_g': TINY_CNLRN}))
+    # prepared as cnlrn infer runs it (channels-last on the CPU), so its outputs are the command's to the bit
+    net = InferenceSettings().prepare(net)
     return dict(net=net, args=['--weights', root / 'w.pth', '--opt', root / 'tiny.yml', '--device', 'cpu'])
 
 
