@@ -115,7 +115,7 @@ def add_arguments(parser):
     parser.add_argument(
         '--channels-last',
         action='store_true',
-        help='keep the weights and activations in NHWC memory order (often faster on GPUs)',
+        help='NHWC weights and activations on a GPU too (often faster there; the CPU always runs NHWC)',
     )
     parser.add_argument(
         '--tf32',
