@@ -14,6 +14,7 @@ hundred bytes into a structure that every later walk over the options expands).
 Torch-free, so that ``basicsr train|test`` bounds its option file before torch is imported.
 """
 
+import sys
 from typing import Any
 
 import yaml
@@ -62,10 +63,19 @@ class PlainLoader(yaml.SafeLoader):
                 )
         return super().construct_mapping(node, deep)
 
+    def construct_yaml_int(self, node):
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:  # !!int on other text, or more digits than int() converts: no traceback
+            raise ConstructorError(
+                None, None, f'not an integer of at most {sys.get_int_max_str_digits()} digits', node.start_mark
+            ) from None
+
 
 PlainLoader.yaml_constructors = {
     YAML_TAG_PREFIX + tag: SafeConstructor.yaml_constructors[YAML_TAG_PREFIX + tag] for tag in PLAIN_TAGS
 }
+PlainLoader.yaml_constructors[YAML_TAG_PREFIX + 'int'] = PlainLoader.construct_yaml_int
 PlainLoader.yaml_constructors[YAML_TAG_PREFIX + 'timestamp'] = SafeConstructor.construct_yaml_str
 PlainLoader.yaml_constructors[None] = PlainLoader.refuse_tag
 

@@ -8,6 +8,7 @@ Torch-free, so that the options stored in a weights file are checked before torc
 """
 
 import math
+import sys
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
@@ -35,7 +36,8 @@ class Number:
             return self.nullable
         if isinstance(value, bool) or not isinstance(value, int if self.exact else (int, float)):
             return False
-        if not math.isfinite(value) or (self.integer and value != int(value)):
+        # an int is finite, and math.isfinite cannot take one past float's range
+        if (isinstance(value, float) and not math.isfinite(value)) or (self.integer and value != int(value)):
             return False
         above = value > self.low if self.low_open else value >= self.low
         below = value < self.high if self.high_open else value <= self.high
@@ -191,7 +193,10 @@ def _shown(value):
         mantissa, exponent = value.lower().split('e', 1)
         dotted = f'{mantissa}{"" if "." in mantissa else ".0"}e{exponent}'
         return f'{value!r} (text: YAML 1.1 reads a number without a dot as text; write {dotted} or !!float {value})'
-    return repr(value)
+    try:
+        return repr(value)
+    except ValueError:  # an integer (YAML's 0x..., a pickle's) of more digits than repr writes
+        return f'an integer of more than {sys.get_int_max_str_digits()} digits'
 
 
 def check_schema(opt, source):

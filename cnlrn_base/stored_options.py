@@ -50,7 +50,7 @@ def options_from_json(text: str, path: str | os.PathLike) -> dict[str, Any]:
 
     Raises:
         UserError: naming the file, for text over MAX_STORED_OPTIONS_CHARS, not JSON, nested too deep
-            to parse, or not a mapping.
+            to parse, holding an integer too long to convert, or not a mapping.
     """
     if len(text) > MAX_STORED_OPTIONS_CHARS:
         raise UserError(f'{path}: metadata {NETWORK_OPT_KEY!r} is over {MAX_STORED_OPTIONS_CHARS} characters')
@@ -60,6 +60,8 @@ def options_from_json(text: str, path: str | os.PathLike) -> dict[str, Any]:
         raise UserError(f'{path}: metadata {NETWORK_OPT_KEY!r} is not JSON ({first_line(err)})') from None
     except RecursionError:
         raise UserError(f'{path}: metadata {NETWORK_OPT_KEY!r} is nested too deep to be options') from None
+    except ValueError:  # an integer of more digits than int() converts (sys.get_int_max_str_digits())
+        raise UserError(f'{path}: metadata {NETWORK_OPT_KEY!r} holds an integer too long to be an option') from None
     if not isinstance(network_opt, dict):
         raise UserError(f'{path}: metadata {NETWORK_OPT_KEY!r} is not a mapping of options')
     return network_opt

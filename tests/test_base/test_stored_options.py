@@ -103,3 +103,15 @@ def test_the_option_file_given_decides_which_options_are_checked(state, tmp_path
         check_network_options(tmp_path / 'huge.pth')
     with pytest.raises(UserError, match=rf'huge\.yml: {message}'):
         check_network_options(tmp_path / 'tiny.pth', tmp_path / 'huge.yml')
+
+
+def test_stored_options_with_an_integer_too_long_to_convert_are_one_line(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / 'long.safetensors'
+    save_file({'w': torch.zeros(1)}, str(path), metadata={'network_g': '{"n_feats": 1' + '0' * 5000 + '}'})
+    message = "long.safetensors: metadata 'network_g' holds an integer too long to be an option"
+    with pytest.raises(UserError, match=message):
+        check_network_options(path)  # cnlrn infer, before torch is imported
+    with pytest.raises(UserError, match=message):
+        read_weights(path)  # the library

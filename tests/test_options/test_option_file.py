@@ -168,3 +168,9 @@ def test_a_file_over_the_size_limit_is_refused_unparsed(tmp_path):
     path = write(tmp_path, 'a: 1\n' + '#' * (1 << 20) + '\n')
     with pytest.raises(UserError, match=r'o\.yml: over 1 MB, not an option file'):
         load_option_file(path)
+
+
+@pytest.mark.parametrize('value', ['!!int abc', '1' + '0' * 5000])
+def test_an_integer_that_int_cannot_read_is_one_line(tmp_path, value):
+    with pytest.raises(UserError, match=r'o\.yml:2:12: not an integer of at most \d+ digits$'):
+        load_option_file(write(tmp_path, f'network_g:\n  n_feats: {value}\n'))

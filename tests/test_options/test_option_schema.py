@@ -4,6 +4,7 @@ import pytest
 
 from cnlrn_arch.options.check import check_options
 from cnlrn_base.errors import UserError
+from cnlrn_base.option_schema import check_schema
 from tests.helpers import TINY_CNLRN, derive_options
 
 BASE = dict(num_gpu=0, network_g=TINY_CNLRN, path=dict(pretrain_network_deblur=None))
@@ -152,3 +153,15 @@ def test_wrong_type_at_any_level_is_one_line(tmp_path, changes, message):
 )
 def test_accepted_values(tmp_path, changes):
     checked(tmp_path, changes)
+
+
+@pytest.mark.parametrize(
+    'value, shown',
+    [(10**400, str(10**400)), (1 << 20_000, r'an integer of more than \d+ digits')],
+    ids=['past-float', 'past-repr'],  # pytest's own ids would repr the values
+)
+def test_an_integer_past_float_or_repr_is_one_line(value, shown):
+    """As YAML's 0x... or a checkpoint's pickle give them: past float's range, or past what repr writes."""
+    message = rf'w\.pth \(its stored options\): network_g:n_feats must be an integer in \[1, 256\], got {shown}$'
+    with pytest.raises(UserError, match=message):
+        check_schema({'network_g': {'n_feats': value}}, 'w.pth (its stored options)')
