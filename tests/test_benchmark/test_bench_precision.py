@@ -101,6 +101,15 @@ def test_a_lower_precision_is_never_held_below_the_float32_peak():
     assert gemm_peak.peak_of(rows, 'bf16')['library'] == 'numpy'
 
 
+def test_peaks_measured_twice_keep_each_gemm_s_best_rate():
+    def rows(*rates):
+        return [dict(library='torch', shape=shape, precision='fp32', gflops=r) for shape, r in zip('ab', rates)]
+
+    best = gemm_peak.best_of(rows(100.0, 250.0), rows(180.0, 120.0))
+    assert [r['gflops'] for r in best] == [180.0, 250.0]
+    assert gemm_peak.peak_of(best, 'fp32')['shape'] == 'b'
+
+
 @pytest.mark.parametrize('capability, native', [((7, 5), False), ((8, 0), True), ((9, 0), True)])
 def test_bf16_counts_as_native_from_compute_capability_8(monkeypatch, capability, native):
     # is_bf16_supported() also says yes where bf16 is emulated: it must not decide
