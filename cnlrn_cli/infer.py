@@ -3,6 +3,7 @@
 import os
 import sys
 
+from cnlrn_base.inference_choices import check_choices
 from cnlrn_base.inference_defaults import (
     AUTOCAST_PRECISIONS,
     BACKENDS,
@@ -190,6 +191,7 @@ def weights_line(weights):
 
 
 def run(args):
+    check_choices(args.tile, args.tile_pad, args.precision, args.channels_last, args.compile, args.backend)
     # what the inputs claim is bounded before torch is imported, whose import alone takes most of a gigabyte
     if args.backend == 'torch':
         check_network_options(args.weights, args.opt)

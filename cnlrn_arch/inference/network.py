@@ -14,11 +14,12 @@ import torch
 from torch import nn
 
 from cnlrn_arch.inference.onnx_backend import OnnxNetwork
-from cnlrn_arch.inference.settings import BACKEND_PRECISIONS, InferenceSettings
+from cnlrn_arch.inference.settings import InferenceSettings
 from cnlrn_arch.inference.tiling import output_scale
 from cnlrn_arch.weights.files import hash_tensors, plain_data
 from cnlrn_arch.weights.loading import build_loaded
 from cnlrn_base.errors import UserError
+from cnlrn_base.inference_choices import BACKEND_PRECISIONS
 from cnlrn_base.project import SCALE
 
 # LR side of the input that measures a network's scale, rounded up to the multiple it pads to (a forward pass

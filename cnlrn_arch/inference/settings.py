@@ -24,10 +24,8 @@ from cnlrn_arch.runtime.speed import (
     to_memory_format,
 )
 from cnlrn_base.errors import UserError
-from cnlrn_base.inference_defaults import AUTOCAST_PRECISIONS, DEFAULT_TILE_PAD
-
-# the precisions each backend can autocast to; onnxruntime runs the exported graph in float32
-BACKEND_PRECISIONS = {'torch': AUTOCAST_PRECISIONS, 'onnxruntime': ()}
+from cnlrn_base.inference_choices import check_choices
+from cnlrn_base.inference_defaults import DEFAULT_TILE_PAD
 
 
 def resolve_device(name: str) -> torch.device:
@@ -92,13 +90,7 @@ class InferenceSettings:
                 for onnxruntime, a device that is not there, an autocast the device cannot do, or
                 a torch.compile backend that does not exist.
         """
-        if tile_pad is not None and tile is None:
-            raise UserError('--tile-pad needs --tile')
-        if backend != 'torch':
-            torch_only = [f'--{precision}'] * (precision not in (None, *BACKEND_PRECISIONS[backend]))
-            torch_only += ['--channels-last'] * channels_last + ['--compile'] * bool(compile_backend)
-            if torch_only:
-                raise UserError(f'{" ".join(torch_only)}: PyTorch options, not for --backend {backend} (float32)')
+        check_choices(tile, tile_pad, precision, channels_last, compile_backend, backend)
         resolved = resolve_device(device)
         check_autocast(resolved.type, AMP_DTYPES.get(precision), f'--{precision}')
         compile_args({'backend': compile_backend} if compile_backend else None, '--compile')
