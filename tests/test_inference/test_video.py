@@ -379,6 +379,19 @@ def test_every_decoded_frame_is_checked_against_max_pixels_before_the_network_se
     assert '--tile' not in stderr  # tiles would restore it anyway
 
 
+def test_a_video_after_one_that_is_restored_is_checked_frame_by_frame_as_it_is_restored(model, tmp_path, capsys):
+    """cnlrn infer's pre-check stops at the first video it would restore; the restoring loop checks the rest."""
+    clips = tmp_path / 'clips'
+    clips.mkdir()
+    (clips / 'a_steady.mkv').write_bytes(raw_h264([(16, 12), (16, 12)]))
+    (clips / 'b_grows.mkv').write_bytes(raw_h264([(16, 12), (32, 24), (16, 12)]))
+    argv = ['-i', clips, '-o', tmp_path / 'out', '--weights', model['weights'], '--opt', model['opt']]
+    assert infer(*argv, '--max-pixels', 16 * 12) == 1
+    stderr = capsys.readouterr().err
+    assert f'skipped {clips / "b_grows.mkv"}: frame 1 is 32x24, 768 pixels, over the limit of 192' in stderr
+    assert sorted(os.listdir(tmp_path / 'out')) == ['a_steady_cnlrn.mp4']
+
+
 def test_max_frames_counts_the_decoded_frames_and_the_announced_count_is_not_trusted(clip, tmp_path):
     assert restore(Nearest(), clip, tmp_path / 'at.mp4', progress=False, max_frames=FRAMES) == FRAMES
     counted = InterruptAfter(Nearest())
