@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from basicsr.utils.registry import ARCH_REGISTRY
 
 import cnlrn_arch  # noqa: F401  registers the networks
-from cnlrn_arch.archs import arch_util
+from cnlrn_arch.archs import arch_util, nonlocal_attention
 from cnlrn_arch.archs.cnlrn_arch import CNLRN
 from cnlrn_arch.archs.deblur_arch import CNLRNPreDeblur
 from cnlrn_arch.archs.nonlocal_attention import PatchMultiHeadAttention
@@ -168,3 +168,38 @@ def test_attention_gradients(attn_impl):
     attention = PatchMultiHeadAttention(8, (2, 4), attn_impl).double()
     x = torch.rand(1, 8, 4, 4, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(attention, (x,))
+
+
+@pytest.mark.parametrize('tokens', [1, 255, 256, 600])
+def test_blocked_attention_matches_the_fused_kernel(tokens):
+    """Exact in float64 for token counts around the block size (256); within bf16 rounding in bf16, under autocast."""
+    torch.manual_seed(0)
+    q, k, v = torch.randn(3, 2, 1, tokens, 32, dtype=torch.float64)
+    fused = F.scaled_dot_product_attention(q, k, v)
+    assert torch.allclose(nonlocal_attention.blocked_attention(q, k, v), fused, atol=1e-12)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        blocked = nonlocal_attention.blocked_attention(q.bfloat16(), k.bfloat16(), v.bfloat16())
+    assert blocked.dtype == torch.bfloat16
+    assert (blocked.double() - fused).abs().max().item() < 0.03
+
+
+def test_bf16_cpu_inference_takes_the_blocked_kernel_and_everything_else_the_fused_one():
+    bf16 = torch.zeros(1, 1, 4, 8, dtype=torch.bfloat16)
+    with torch.inference_mode():
+        assert nonlocal_attention.attention_kernel('sdpa', bf16) is nonlocal_attention.blocked_attention
+        assert nonlocal_attention.attention_kernel('sdpa', bf16.float()) is F.scaled_dot_product_attention
+        assert nonlocal_attention.attention_kernel('naive', bf16) is nonlocal_attention.naive_attention
+    # training keeps the fused kernel, whose backward holds no score matrix
+    assert nonlocal_attention.attention_kernel('sdpa', bf16.requires_grad_()) is F.scaled_dot_product_attention
+
+
+def test_bf16_network_output_stays_close_to_float32():
+    """The whole tiny network under bf16 autocast, blocked attention included, against float32."""
+    torch.manual_seed(0)
+    net = CNLRN(**TINY_CNLRN_ARGS).eval()
+    x = torch.rand(1, 3, 16, 16)
+    with torch.inference_mode():
+        float32 = net(x)
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            bf16 = net(x).float()
+    assert (bf16 - float32).abs().mean().item() < 0.01
