@@ -17,12 +17,15 @@ Memory and copies, which bound the frame size on CPU:
   430, so inference runs :func:`blocked_attention`, 256 queries against all
   keys at a time, which measured 1.35-1.8x the fused kernel's rate on an
   AVX512-BF16 CPU while holding one block's scores (256 x N) at a time;
-* heads run one after another: a head's 1x1 Q/K/V embeddings are matrix
-  products over the channel vectors of a channels-last map, cut into
-  pixel-major tokens (pixel, channel) by one copy each, and its output is
-  folded straight into the channels-last output map. Only one head's Q/K/V
-  exist at a time. The release orders a token's features (channel, pixel);
-  attention is invariant to that order, so its weights give the same result.
+* heads run one after another on large maps, so only one head's Q/K/V
+  exist at a time, and together in one kernel call on small maps (up to
+  HEAD_BATCH_TOKENS tokens), where one head's work left cores idle. The 1x1
+  Q/K/V embeddings are matrix products over the channel vectors of a
+  channels-last map, cut into pixel-major tokens (pixel, channel) by one
+  copy, band by band at inference, and the output is folded straight into
+  the channels-last output map. The release orders a token's features
+  (channel, pixel); attention is invariant to that order, so its weights
+  give the same result.
 """
 
 from __future__ import annotations
@@ -41,19 +44,56 @@ ATTN_IMPLS = ('sdpa', 'naive')
 FEED_FORWARD_HALO = 3
 # queries per block of blocked_attention: the best measured from 900 to 14,400 tokens
 QUERY_BLOCK = 256
+# values per band of embed_tokens: a band's Q/K/V product (3 MB in float32) stays under the 4 MB from which
+# glibc maps every block afresh (cnlrn_arch/runtime/cpu_allocator.py), so bands are recycled from the heap
+TOKEN_BAND_VALUES = 3 << 18
+# heads of equal patch size attend in one call up to this many tokens each: the fused kernel splits its work
+# by head and by 256 queries, and one head of 900 or 3,600 tokens left 2 cores 10-16% idle; their Q/K/V
+# (50 MB at most for 4 heads of 64 channels) then exist together
+HEAD_BATCH_TOKENS = 4096
 
 
-def image_to_tokens(image: torch.Tensor, patch: int, parts: int) -> torch.Tensor:
-    """(B, H, W, parts*c) -> (parts, B, 1, N, patch*patch*c) pixel-major patch tokens, N = HW/patch^2, in one copy.
+def image_to_tokens(image: torch.Tensor, patch: int, parts: int, heads: int = 1) -> torch.Tensor:
+    """(B, H, W, parts*heads*c) -> (parts, B, heads, N, patch*patch*c) pixel-major patch tokens, in one copy.
+
+    N = HW/patch^2.
 
     Args:
-        image (torch.Tensor): (B, H, W, parts*c); H and W multiples of ``patch``.
+        image (torch.Tensor): (B, H, W, parts*heads*c); H and W multiples of ``patch``.
         patch (int): side of the square, non-overlapping patches.
-        parts (int): equal channel groups, each tokenized on its own (the query, key and value of a head).
+        parts (int): equal channel groups, each tokenized on its own (the query, key and value).
+        heads (int): equal channel groups within each part, one per head.
     """
     b, h, w, channels = image.shape
-    grid = image.view(b, h // patch, patch, w // patch, patch, parts, channels // parts)
-    return grid.permute(5, 0, 1, 3, 2, 4, 6).reshape(parts, b, 1, (h // patch) * (w // patch), -1)
+    grid = image.view(b, h // patch, patch, w // patch, patch, parts, heads, channels // (parts * heads))
+    return grid.permute(5, 0, 6, 1, 3, 2, 4, 7).reshape(parts, b, heads, (h // patch) * (w // patch), -1)
+
+
+def embed_tokens(
+    pixels: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, patch: int, heads: int = 1
+) -> torch.Tensor:
+    """:func:`image_to_tokens` of ``F.linear(pixels, weight, bias)`` with three parts, computed in bands of rows.
+
+    Only one band's product exists at a time, so at a REDS frame's 2x stage
+    the tokens no longer sit beside the whole product (44 MB per head).
+
+    Args:
+        pixels (torch.Tensor): (B, H, W, C); H and W multiples of ``patch``.
+        weight (torch.Tensor): (3*heads*c, C), the query, key and value embeddings stacked.
+        bias (torch.Tensor): (3*heads*c,).
+        patch (int): as in :func:`image_to_tokens`.
+        heads (int): as in :func:`image_to_tokens`.
+    """
+    b, h, w, _ = pixels.shape
+    c = weight.shape[0] // (3 * heads)
+    tokens = pixels.new_empty(3, b, heads, (h // patch) * (w // patch), patch * patch * c)
+    # the tokens as a grid laid out like the product: (B, H/patch, patch, W/patch, patch, 3, heads, c)
+    grid = tokens.view(3, b, heads, h // patch, w // patch, patch, patch, c).permute(1, 3, 5, 4, 6, 0, 2, 7)
+    rows = max(1, TOKEN_BAND_VALUES // (weight.shape[0] * w * patch)) * patch
+    for top in range(0, h, rows):
+        band = F.linear(pixels[:, top : top + rows], weight, bias)
+        grid[:, top // patch : (top + rows) // patch].copy_(band.view(b, -1, patch, w // patch, patch, 3, heads, c))
+    return tokens
 
 
 def fold_tokens_into(image: torch.Tensor, tokens: torch.Tensor, patch: int) -> None:
@@ -136,25 +176,44 @@ class PatchMultiHeadAttention(nn.Module):
     def embeddings(self) -> tuple[nn.Conv2d, nn.Conv2d, nn.Conv2d]:
         return self.query_embedding, self.key_embedding, self.value_embedding
 
+    def head_groups(self, height: int, width: int) -> list[tuple[int, int, int]]:
+        """(first head, heads, patch size) of each call of the attention kernel for a map of ``height`` x ``width``.
+
+        Heads of one patch size are batched up to HEAD_BATCH_TOKENS tokens each; an
+        exported graph, which serves every size, keeps one head per call.
+        """
+        patch = self.patch_sizes[0]
+        heads = len(self.patch_sizes)
+        if not exporting() and set(self.patch_sizes) == {patch} and height * width <= HEAD_BATCH_TOKENS * patch**2:
+            return [(0, heads, patch)]
+        return [(head, 1, patch) for head, patch in enumerate(self.patch_sizes)]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, channels, height, width = x.shape
         pixels = x.permute(0, 2, 3, 1)  # (B, H, W, C): a view of a channels-last map
         # an exported graph cannot write into views of one output map: it concatenates the heads instead
         exported = exporting()
+        recording = records_graph(pixels)
         heads = []
         out = None if exported else x.new_empty(b, height, width, channels)
-        for head, patch in enumerate(self.patch_sizes):
-            head_slice = slice(head * self.head_channels, (head + 1) * self.head_channels)
-            # the head's query, key and value embeddings as one product (a wider GEMM) and one token copy
-            weight = torch.cat([embedding.weight[head_slice] for embedding in self.embeddings]).flatten(1)
-            bias = torch.cat([embedding.bias[head_slice] for embedding in self.embeddings])
-            query, key, value = image_to_tokens(F.linear(pixels, weight, bias), patch, parts=3)
+        for first, count, patch in self.head_groups(height, width):
+            group = slice(first * self.head_channels, (first + count) * self.head_channels)
+            # the heads' query, key and value embeddings as one product (a wider GEMM) tokenized by one copy
+            weight = torch.cat([embedding.weight[group] for embedding in self.embeddings]).flatten(1)
+            bias = torch.cat([embedding.bias[group] for embedding in self.embeddings])
+            if recording:
+                query, key, value = image_to_tokens(F.linear(pixels, weight, bias), patch, parts=3, heads=count)
+            else:
+                query, key, value = embed_tokens(pixels, weight, bias, patch, heads=count)
             attended = attention_kernel(self.attn_impl, query)(query, key, value)
             del query, key, value
-            if exported:
-                heads.append(tokens_to_image(attended, (b, height, width, self.head_channels), patch))
-            else:
-                fold_tokens_into(out[..., head_slice], attended, patch)
+            for head in range(count):
+                tokens = attended[:, head : head + 1]
+                if exported:
+                    heads.append(tokens_to_image(tokens, (b, height, width, self.head_channels), patch))
+                else:
+                    head_slice = slice((first + head) * self.head_channels, (first + head + 1) * self.head_channels)
+                    fold_tokens_into(out[..., head_slice], tokens, patch)
             del attended
         if exported:
             out = torch.cat(heads, dim=-1)

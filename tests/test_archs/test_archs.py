@@ -170,6 +170,46 @@ def test_attention_gradients(attn_impl):
     assert torch.autograd.gradcheck(attention, (x,))
 
 
+@pytest.mark.parametrize('heads', [1, 4])
+def test_embedding_in_bands_equals_one_product_cut_into_tokens(monkeypatch, heads):
+    """Bands of one patch row (and a last, partial band) give the tokens of the whole product."""
+    monkeypatch.setattr(nonlocal_attention, 'TOKEN_BAND_VALUES', 1)
+    torch.manual_seed(0)
+    pixels = torch.randn(2, 12, 8, 16, dtype=torch.float64)
+    weight, bias = torch.randn(3 * heads * 3, 16, dtype=torch.float64), torch.randn(3 * heads * 3, dtype=torch.float64)
+    whole = nonlocal_attention.image_to_tokens(F.linear(pixels, weight, bias), 2, parts=3, heads=heads)
+    banded = nonlocal_attention.embed_tokens(pixels, weight, bias, 2, heads=heads)
+    assert banded.shape == whole.shape == (3, 2, heads, 24, 2 * 2 * 3)
+    assert torch.allclose(banded, whole, atol=1e-12)  # the same products; a GEMM may order its sums by size
+
+
+def test_heads_of_one_patch_size_attend_together_on_small_maps_only(monkeypatch):
+    attention = PatchMultiHeadAttention(16, (2, 2, 2, 2))
+    assert attention.head_groups(8, 12) == [(0, 4, 2)]
+    width_at_limit = nonlocal_attention.HEAD_BATCH_TOKENS * 2  # one row of 2x2 patches
+    assert attention.head_groups(2, width_at_limit) == [(0, 4, 2)]
+    assert attention.head_groups(2, width_at_limit + 2) == [(0, 1, 2), (1, 1, 2), (2, 1, 2), (3, 1, 2)]
+    assert PatchMultiHeadAttention(16, (2, 4)).head_groups(8, 12) == [(0, 1, 2), (1, 1, 4)]
+    # an exported graph serves every size: one head per call, whatever the size it was traced at
+    monkeypatch.setattr(nonlocal_attention, 'exporting', lambda: True)
+    assert attention.head_groups(8, 12) == [(0, 1, 2), (1, 1, 2), (2, 1, 2), (3, 1, 2)]
+
+
+@pytest.mark.parametrize('grad', [False, True])
+def test_heads_attending_together_give_what_they_give_one_at_a_time(monkeypatch, grad):
+    torch.manual_seed(0)
+    attention = PatchMultiHeadAttention(16, (2, 2, 2, 2)).double()
+    x = torch.rand(2, 16, 8, 12, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    with torch.set_grad_enabled(grad):
+        together = attention(x.requires_grad_(grad))
+        monkeypatch.setattr(nonlocal_attention, 'HEAD_BATCH_TOKENS', 0)
+        one_at_a_time = attention(x)
+    assert torch.allclose(together, one_at_a_time, atol=1e-12)
+    if grad:
+        monkeypatch.undo()
+        assert torch.autograd.gradcheck(attention, (x[:1, :, :4, :4].detach().requires_grad_(),))
+
+
 @pytest.mark.parametrize('tokens', [1, 255, 256, 600])
 def test_blocked_attention_matches_the_fused_kernel(tokens):
     """Exact in float64 for token counts around the block size (256); within bf16 rounding in bf16, under autocast."""
