@@ -179,14 +179,15 @@ class PatchMultiHeadAttention(nn.Module):
     def head_groups(self, height: int, width: int) -> list[tuple[int, int, int]]:
         """(first head, heads, patch size) of each call of the attention kernel for a map of ``height`` x ``width``.
 
-        Heads of one patch size are batched up to HEAD_BATCH_TOKENS tokens each; an
-        exported graph, which serves every size, keeps one head per call.
+        Heads of one patch size are batched up to HEAD_BATCH_TOKENS tokens each. An
+        exported graph, which serves every size, keeps one head per call, and so does
+        the naive attention, whose score matrices would otherwise exist for all heads.
         """
         patch = self.patch_sizes[0]
-        heads = len(self.patch_sizes)
-        if not exporting() and set(self.patch_sizes) == {patch} and height * width <= HEAD_BATCH_TOKENS * patch**2:
-            return [(0, heads, patch)]
-        return [(head, 1, patch) for head, patch in enumerate(self.patch_sizes)]
+        batched = set(self.patch_sizes) == {patch} and height * width <= HEAD_BATCH_TOKENS * patch**2
+        if batched and self.attn_impl != 'naive' and not exporting():
+            return [(0, len(self.patch_sizes), patch)]
+        return [(head, 1, size) for head, size in enumerate(self.patch_sizes)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, channels, height, width = x.shape

@@ -190,6 +190,7 @@ def test_heads_of_one_patch_size_attend_together_on_small_maps_only(monkeypatch)
     assert attention.head_groups(2, width_at_limit) == [(0, 4, 2)]
     assert attention.head_groups(2, width_at_limit + 2) == [(0, 1, 2), (1, 1, 2), (2, 1, 2), (3, 1, 2)]
     assert PatchMultiHeadAttention(16, (2, 4)).head_groups(8, 12) == [(0, 1, 2), (1, 1, 4)]
+    assert PatchMultiHeadAttention(16, (2, 2), 'naive').head_groups(8, 12) == [(0, 1, 2), (1, 1, 2)]
     # an exported graph serves every size: one head per call, whatever the size it was traced at
     monkeypatch.setattr(nonlocal_attention, 'exporting', lambda: True)
     assert attention.head_groups(8, 12) == [(0, 1, 2), (1, 1, 2), (2, 1, 2), (3, 1, 2)]
