@@ -121,22 +121,27 @@ def naive_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor)
 
 
 def blocked_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-    """softmax(Q K^T / sqrt(d)) V, :data:`QUERY_BLOCK` queries at a time.
+    """softmax(Q K^T / sqrt(d)) V, one head of one image and :data:`QUERY_BLOCK` queries at a time.
 
     For bfloat16 inference on the CPU (see the module's docstring): the
     scores and probabilities stay bfloat16, as the fused kernel's do, and
-    the softmax accumulates in float32 inside the kernel. Under autograd it
-    would keep every block for backward, so training runs the fused kernel.
+    the softmax accumulates in float32 inside the kernel. A block's scores
+    are QUERY_BLOCK x N whatever the number of heads, so they stay small
+    enough to be recycled from the heap. Under autograd it would keep every
+    block for backward, so training runs the fused kernel.
     """
     out = torch.empty_like(query)
-    key_t = key.transpose(-2, -1).contiguous()  # once, not at every block's product
-    query = query * (1 / math.sqrt(query.shape[-1]))  # on N x d values rather than on every N x N score
+    # the leading (batch, head) dimensions as one
+    queries, keys, values, outs = (t.flatten(0, -3) for t in (query, key, value, out))
     # autocast would run the softmax, and so the next product's input, in float32
     with torch.autocast(query.device.type, enabled=False):
-        for start in range(0, query.shape[-2], QUERY_BLOCK):
-            rows = slice(start, start + QUERY_BLOCK)
-            probabilities = torch.matmul(query[..., rows, :], key_t).softmax(dim=-1)
-            out[..., rows, :] = torch.matmul(probabilities, value)
+        for head_query, head_key, head_value, head_out in zip(queries, keys, values, outs):
+            key_t = head_key.transpose(-2, -1).contiguous()  # once, not at every block's product
+            head_query = head_query * (1 / math.sqrt(query.shape[-1]))  # on N x d values, not on every N x N score
+            for start in range(0, query.shape[-2], QUERY_BLOCK):
+                rows = slice(start, start + QUERY_BLOCK)
+                probabilities = torch.matmul(head_query[rows], key_t).softmax(dim=-1)
+                head_out[rows] = torch.matmul(probabilities, head_value)
     return out
 
 
