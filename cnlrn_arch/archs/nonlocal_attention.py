@@ -131,13 +131,14 @@ def blocked_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tenso
     block for backward, so training runs the fused kernel.
     """
     out = torch.empty_like(query)
+    scale = 1 / math.sqrt(query.shape[-1])
     # the leading (batch, head) dimensions as one
     queries, keys, values, outs = (t.flatten(0, -3) for t in (query, key, value, out))
     # autocast would run the softmax, and so the next product's input, in float32
     with torch.autocast(query.device.type, enabled=False):
         for head_query, head_key, head_value, head_out in zip(queries, keys, values, outs):
             key_t = head_key.transpose(-2, -1).contiguous()  # once, not at every block's product
-            head_query = head_query * (1 / math.sqrt(query.shape[-1]))  # on N x d values, not on every N x N score
+            head_query = head_query * scale  # on N x d values rather than on every N x N score
             for start in range(0, query.shape[-2], QUERY_BLOCK):
                 rows = slice(start, start + QUERY_BLOCK)
                 probabilities = torch.matmul(head_query[rows], key_t).softmax(dim=-1)
